@@ -1,0 +1,108 @@
+# hx.reliability: two commands for users (`make run`, `make test`), the rest for contributors.
+#
+# Everything a target needs is installed by the target itself (apt packages, rustup
+# targets, a pinned Python venv), so both commands work on a fresh Debian 12 machine.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+VENV215     ?= .venvs/ansible-2.15
+COLLECTIONS ?= .cache/collections
+STAMPS      := .cache/stamps
+PY          := $(VENV)/bin/python
+# The modules, one binary each (see rust/reliability-modules/src/bin/).
+MODULES     := reliability_facts
+ARCHES      := x86_64 aarch64
+TRIPLE_x86_64  := x86_64-unknown-linux-musl
+TRIPLE_aarch64 := aarch64-unknown-linux-musl
+# No cross gcc: rust-lld links static aarch64 binaries on its own.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER := rust-lld
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help run test setup build collection install cargo-test lint docs sanity integration molecule bench clean
+
+help:
+	@echo "make run    build, install the collection, print this host's health summary"
+	@echo "make test   every test: cargo, lint, docs, sanity, integration (localhost + systemd hosts), molecule"
+	@echo "make bench  benchmarks under bench/ (slow; figures go in the README)"
+
+## ---- the two commands -------------------------------------------------------------
+
+run: install
+	ansible-playbook playbooks/health_summary.yml
+
+test: install
+	$(MAKE) cargo-test lint docs sanity integration molecule
+	@echo "make test: all suites passed"
+
+## ---- set-up --------------------------------------------------------------------------
+
+setup: $(STAMPS)/apt $(STAMPS)/rustup $(STAMPS)/venv $(STAMPS)/venv215
+
+$(STAMPS)/apt: tools/apt-packages.txt
+	tools/setup-host apt tools/apt-packages.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/rustup:
+	tools/setup-host rustup $(foreach a,$(ARCHES),$(TRIPLE_$(a)))
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/venv: requirements/dev.txt requirements/dev.lock.txt
+	tools/setup-host venv $(VENV) requirements/dev.txt requirements/dev.lock.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/venv215: requirements/ansible-2.15.txt
+	tools/setup-host venv $(VENV215) requirements/ansible-2.15.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+## ---- build ---------------------------------------------------------------------------
+
+# Static musl binaries for every architecture, placed beside their sidecar docs as
+# <module>_<arch>; the action plugin of each module picks one from the target's uname.
+build: $(STAMPS)/rustup
+	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules --target $(TRIPLE_$(a)) &&) true
+	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) plugins/modules/$(m)_$(a) &&)) true
+
+collection: build $(STAMPS)/venv
+	mkdir -p build
+	rm -f build/hx-reliability-*.tar.gz
+	ansible-galaxy collection build --force --output-path build .
+
+install: collection
+	rm -rf $(COLLECTIONS)/ansible_collections/hx/reliability
+	ansible-galaxy collection install --force -p $(COLLECTIONS) build/hx-reliability-*.tar.gz
+
+## ---- test suites ---------------------------------------------------------------------
+
+cargo-test: $(STAMPS)/rustup
+	cargo test --workspace --locked
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo fmt --all --check
+
+lint: $(STAMPS)/venv
+	ansible-lint --profile production
+	yamllint -s .
+	tools/check-static $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
+
+docs: install
+	$(foreach m,$(MODULES),ansible-doc hx.reliability.$(m) > /dev/null &&) true
+
+sanity: install
+	VENV=$(CURDIR)/$(VENV) tests/sanity/run-sanity $(CURDIR)
+
+integration: install $(STAMPS)/venv215
+	tests/integration/run $(CURDIR)
+
+molecule: install
+	tests/hosts/testhosts rootfs
+	cd extensions && molecule test --all
+
+bench: install
+	bench/run
+
+clean:
+	cargo clean
+	rm -rf build .cache/collections $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))

@@ -1,0 +1,400 @@
+//! The Ansible binary-module protocol, and the only crate that knows it.
+//!
+//! Ansible copies a binary module to the target unchanged and runs it as
+//! `AnsiballZ_<name> <dir>/args`, where the args file holds one JSON object: the task's
+//! arguments plus internal `_ansible_*` keys. The module must print exactly one JSON object
+//! on stdout. Everything about that contract lives here:
+//!
+//! - reading the args (from the file named by `argv[1]`, or stdin when there is no
+//!   argument), splitting off the `_ansible_*` keys into [`Internal`];
+//! - validating the arguments against the module's [`Spec`] (rules in `reliability-core`);
+//! - printing one result object, with `invocation.module_args` masked and every `no_log`
+//!   value scrubbed from the whole result;
+//! - turning a panic into `failed: true` with a message instead of a raw rc 101.
+//!
+//! Architecture invariant: nothing else in the workspace writes to stdout in a module run;
+//! logs go to stderr through [`Module::log`].
+
+use reliability_core::spec::{Env, Spec, NO_LOG_PLACEHOLDER};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+/// The `_ansible_*` keys a module cares about. Others are accepted and ignored.
+#[derive(Clone, Debug, Default)]
+pub struct Internal {
+    pub check_mode: bool,
+    pub diff: bool,
+    pub no_log: bool,
+    pub verbosity: u64,
+    pub version: Option<String>,
+    pub module_name: Option<String>,
+    /// Per-task temporary directory; `None` when becoming an unprivileged user.
+    pub tmpdir: Option<String>,
+    /// As configured, tilde not expanded.
+    pub remote_tmp: Option<String>,
+}
+
+impl Internal {
+    fn from_args(args: &mut Map<String, Value>) -> Internal {
+        let keys: Vec<String> = args.keys().filter(|k| k.starts_with("_ansible_")).cloned().collect();
+        let mut internal = Internal::default();
+        for key in keys {
+            let Some(value) = args.remove(&key) else { continue };
+            let flag = || reliability_core::spec::to_bool(&value).unwrap_or(false);
+            let text = || value.as_str().map(String::from);
+            match key.as_str() {
+                "_ansible_check_mode" => internal.check_mode = flag(),
+                "_ansible_diff" => internal.diff = flag(),
+                "_ansible_no_log" => internal.no_log = flag(),
+                "_ansible_verbosity" => internal.verbosity = value.as_u64().unwrap_or(0),
+                "_ansible_version" => internal.version = text(),
+                "_ansible_module_name" => internal.module_name = text(),
+                "_ansible_tmpdir" => internal.tmpdir = text(),
+                "_ansible_remote_tmp" => internal.remote_tmp = text(),
+                _ => {}
+            }
+        }
+        internal
+    }
+}
+
+/// What a module's body works with: validated parameters and the task's internal settings.
+pub struct Module {
+    pub name: &'static str,
+    pub params: Map<String, Value>,
+    pub internal: Internal,
+    warnings: Vec<String>,
+    deprecations: Vec<Value>,
+}
+
+impl Module {
+    pub fn check_mode(&self) -> bool {
+        self.internal.check_mode
+    }
+    pub fn diff_mode(&self) -> bool {
+        self.internal.diff
+    }
+
+    /// A `warnings` entry of the result, shown by Ansible after the task.
+    pub fn warn(&mut self, msg: impl Into<String>) {
+        self.warnings.push(msg.into());
+    }
+
+    pub fn deprecate(&mut self, msg: impl Into<String>, version: &str) {
+        self.deprecations.push(serde_json::json!({"msg": msg.into(), "version": version}));
+    }
+
+    /// A diagnostic line on stderr, shown with `-vvv`; never on stdout.
+    pub fn log(&self, msg: &str) {
+        let _ = writeln!(std::io::stderr(), "{}: {msg}", self.name);
+    }
+
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(Value::as_str)
+    }
+    pub fn bool(&self, name: &str) -> bool {
+        self.params.get(name).and_then(Value::as_bool).unwrap_or(false)
+    }
+    pub fn int(&self, name: &str) -> Option<i64> {
+        self.params.get(name).and_then(Value::as_i64)
+    }
+    pub fn float(&self, name: &str) -> Option<f64> {
+        self.params.get(name).and_then(Value::as_f64)
+    }
+    pub fn list_of_str(&self, name: &str) -> Vec<String> {
+        match self.params.get(name) {
+            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The result object of a module run, built up by the body.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Response {
+    pub changed: bool,
+    pub msg: Option<String>,
+    pub fields: Map<String, Value>,
+}
+
+impl Response {
+    pub fn new() -> Response {
+        Response::default()
+    }
+    pub fn changed(mut self, changed: bool) -> Response {
+        self.changed = changed;
+        self
+    }
+    pub fn msg(mut self, msg: impl Into<String>) -> Response {
+        self.msg = Some(msg.into());
+        self
+    }
+    pub fn field(mut self, key: &str, value: impl Into<Value>) -> Response {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+    /// `ansible_facts`: merged into the host's facts by the controller.
+    pub fn facts(self, facts: Value) -> Response {
+        self.field("ansible_facts", facts)
+    }
+    /// A `diff` with `before` and `after` (strings or data), shown with `--diff`.
+    pub fn diff(self, before: impl Into<Value>, after: impl Into<Value>) -> Response {
+        self.field("diff", serde_json::json!({"before": before.into(), "after": after.into()}))
+    }
+}
+
+/// A module failure: `failed: true`, `msg`, and any fields that help explain it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub msg: String,
+    pub fields: Map<String, Value>,
+}
+
+impl Failure {
+    pub fn new(msg: impl Into<String>) -> Failure {
+        Failure { msg: msg.into(), fields: Map::new() }
+    }
+    pub fn field(mut self, key: &str, value: impl Into<Value>) -> Failure {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(err: E) -> Failure {
+        Failure::new(err.to_string())
+    }
+}
+
+/// Where the module reads its arguments from.
+pub enum Input {
+    /// The path in `argv[1]`, as Ansible runs binary modules.
+    File(String),
+    /// No argument: the same JSON object on stdin.
+    Stdin,
+}
+
+impl Input {
+    pub fn from_args() -> Input {
+        match std::env::args().nth(1) {
+            Some(path) => Input::File(path),
+            None => Input::Stdin,
+        }
+    }
+}
+
+/// Run a module: the whole `main` of every module binary.
+///
+/// ```ignore
+/// fn main() -> std::process::ExitCode {
+///     ansible_module::main("reliability_facts", reliability_modules::facts::spec(), reliability_modules::facts::run)
+/// }
+/// ```
+pub fn main(name: &'static str, spec: Spec, body: fn(&mut Module) -> Result<Response, Failure>) -> ExitCode {
+    let (result, ok) = execute(name, &spec, Input::from_args(), body);
+    let mut out = std::io::stdout().lock();
+    // If stdout is gone there is nobody to tell; the exit code still says it.
+    let _ = writeln!(out, "{result}");
+    let _ = out.flush();
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Everything `main` does except printing: returns the result object and whether it succeeded.
+pub fn execute(
+    name: &'static str,
+    spec: &Spec,
+    input: Input,
+    body: fn(&mut Module) -> Result<Response, Failure>,
+) -> (Value, bool) {
+    let panic_msg: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&panic_msg);
+    // Keep the default hook's stderr text out: Ansible would show it as module stderr
+    // next to our clean failure; the message goes into `msg` instead.
+    panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        if let Ok(mut s) = slot.lock() {
+            *s = Some(format!("{payload}{location}"));
+        }
+    }));
+
+    let mut secrets = BTreeSet::new();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_body(name, spec, input, body, &mut secrets)));
+    let _ = panic::take_hook();
+    let (mut result, ok) = match outcome {
+        Ok(r) => r,
+        Err(_) => {
+            let detail = panic_msg.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
+            let mut m = Map::new();
+            m.insert("failed".into(), true.into());
+            m.insert(
+                "msg".into(),
+                format!("internal error in module {name} (this is a bug, please report it): panic: {detail}").into(),
+            );
+            (m, false)
+        }
+    };
+    result.entry("changed").or_insert(false.into());
+    let mut value = Value::Object(result);
+    scrub(&mut value, &secrets);
+    (value, ok)
+}
+
+fn run_body(
+    name: &'static str,
+    spec: &Spec,
+    input: Input,
+    body: fn(&mut Module) -> Result<Response, Failure>,
+    secrets: &mut BTreeSet<String>,
+) -> (Map<String, Value>, bool) {
+    let mut args = match read_args(&input) {
+        Ok(args) => args,
+        Err(msg) => return (failed(msg, Map::new()), false),
+    };
+    let internal = Internal::from_args(&mut args);
+    let env = Env { home: std::env::var("HOME").ok() };
+    let params = match spec.validate(&args, &env) {
+        Ok(p) => p,
+        Err(e) => {
+            // Raw arguments may hold secrets under their declared name or an alias:
+            // collect what we can recognise before reporting.
+            secrets.extend(raw_secrets(spec, &args));
+            let mut m = failed(format!("invalid arguments for {name}: {e}"), Map::new());
+            m.insert("problems".into(), e.errors.iter().map(|p| Value::String(p.to_string())).collect());
+            return (m, false);
+        }
+    };
+    secrets.extend(spec.secrets(&params));
+    let invocation = serde_json::json!({"module_args": spec.mask_no_log(&params)});
+    let mut module = Module { name, params, internal, warnings: Vec::new(), deprecations: Vec::new() };
+    let (mut map, ok) = match body(&mut module) {
+        Ok(r) => {
+            let mut m = r.fields;
+            m.insert("changed".into(), r.changed.into());
+            if let Some(msg) = r.msg {
+                m.insert("msg".into(), msg.into());
+            }
+            (m, true)
+        }
+        Err(f) => (failed(f.msg, f.fields), false),
+    };
+    map.insert("invocation".into(), invocation);
+    if !module.warnings.is_empty() {
+        map.insert("warnings".into(), module.warnings.into_iter().map(Value::String).collect());
+    }
+    if !module.deprecations.is_empty() {
+        map.insert("deprecations".into(), Value::Array(module.deprecations));
+    }
+    (map, ok)
+}
+
+fn failed(msg: String, fields: Map<String, Value>) -> Map<String, Value> {
+    let mut m = fields;
+    m.insert("failed".into(), true.into());
+    m.insert("msg".into(), msg.into());
+    m
+}
+
+fn read_args(input: &Input) -> Result<Map<String, Value>, String> {
+    let (text, from) = match input {
+        Input::File(path) => match std::fs::read(path) {
+            Ok(bytes) => (bytes, format!("args file '{path}'")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!("args file '{path}' does not exist"));
+            }
+            Err(e) => return Err(format!("cannot read args file '{path}': {e}")),
+        },
+        Input::Stdin => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("cannot read arguments from stdin: {e}"))?;
+            (buf, "arguments on stdin".to_string())
+        }
+    };
+    let text = String::from_utf8(text).map_err(|e| format!("{from} is not UTF-8 text: {e}"))?;
+    if text.trim().is_empty() {
+        return Err(format!("{from} is empty; expected a JSON object"));
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(format!("{from} holds JSON {}, expected an object", json_kind(&other))),
+        Err(e) => Err(format!("{from} is not valid JSON: {e}")),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Best-effort secrets from arguments that failed validation: any value given under a
+/// `no_log` option name or alias, at any depth.
+fn raw_secrets(spec: &Spec, args: &Map<String, Value>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (key, value) in args {
+        let Some(opt) = spec.options.iter().find(|o| o.name == key || o.aliases.contains(&key.as_str())) else {
+            continue;
+        };
+        let mut one = Map::new();
+        one.insert(opt.name.to_string(), value.clone());
+        if opt.no_log {
+            let mut shaped = Spec::new(vec![opt.clone()]);
+            shaped.options[0].kind = reliability_core::spec::Kind::Raw;
+            out.extend(shaped.secrets(&one));
+        } else if let (Some(sub), Value::Array(items)) = (&opt.options, value) {
+            for item in items {
+                if let Value::Object(m) = item {
+                    out.extend(raw_secrets(sub, m));
+                }
+            }
+        } else if let (Some(sub), Value::Object(m)) = (&opt.options, value) {
+            out.extend(raw_secrets(sub, m));
+        }
+    }
+    out
+}
+
+/// Replace every secret inside any string of the result, as `AnsibleModule.remove_values` does.
+fn scrub(value: &mut Value, secrets: &BTreeSet<String>) {
+    if secrets.is_empty() {
+        return;
+    }
+    match value {
+        Value::String(s) => {
+            for secret in secrets {
+                if s.contains(secret.as_str()) {
+                    *s = s.replace(secret.as_str(), "********");
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secrets)),
+        Value::Object(map) => {
+            let keys: Vec<String> = map.keys().filter(|k| secrets.iter().any(|s| k.contains(s.as_str()))).cloned().collect();
+            for key in keys {
+                if let Some(v) = map.remove(&key) {
+                    map.insert(NO_LOG_PLACEHOLDER.to_string(), v);
+                }
+            }
+            map.values_mut().for_each(|v| scrub(v, secrets));
+        }
+        _ => {}
+    }
+}

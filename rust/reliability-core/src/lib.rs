@@ -1,0 +1,12 @@
+//! The pure core of hx.reliability.
+//!
+//! Decisions without I/O: how module options are declared, coerced and validated; how a
+//! measured value compares with warning/critical levels. Nothing here reads a file, the
+//! clock or the environment: callers pass what the core needs, so every rule is tested
+//! table-style with plain values.
+
+pub mod check;
+pub mod spec;
+pub mod subset;
+pub mod threshold;
+pub mod unit_name;

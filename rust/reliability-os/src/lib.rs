@@ -1,0 +1,12 @@
+//! The OS layer of hx.reliability.
+//!
+//! This is the only crate that touches the machine: `/proc`, `/sys`, `statvfs`, systemd,
+//! sockets and files. Everything it returns is plain data (structs that serialize to the
+//! JSON a module returns); every decision about that data (is it healthy? over a threshold?)
+//! is made by `reliability-core`, which never sees the machine.
+
+pub mod facts;
+pub mod http;
+pub mod net;
+pub mod procs;
+pub mod systemd;

@@ -1,0 +1,510 @@
+//! Processes from `/proc`.
+//!
+//! The process table is read directly from `/proc/PID/{stat,status,cmdline,exe,fd}`: a few
+//! small reads per process, no crate, and exactly the kernel's numbers. Processes come and go
+//! while the table is read; one that vanishes half-way is left out rather than reported half
+//! (or as an error), because it no longer exists.
+//!
+//! The parsers are pure functions over text so they are tested on captured samples. The one
+//! trap is `/proc/PID/stat`: its second field is the command name in parentheses, and that
+//! name may itself contain spaces and parentheses (`(a) b (c)`), so the fields after it are
+//! found from the LAST `)`.
+//!
+//! CPU use is a rate, so it needs two samples: [`sample_cpu`] reads utime+stime twice and
+//! [`cpu_percent`] turns the difference into percent of one core, as `top` shows it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// One process, as `/proc` describes it at the moment it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    /// The kernel's command name (`comm`, at most 15 bytes), e.g. `sshd`.
+    pub name: String,
+    /// The executable; `None` for kernel threads or when not readable (another user's
+    /// process without root). Ends in ` (deleted)` when the file was replaced since start.
+    pub exe: Option<String>,
+    /// The arguments, `argv[0]` first; empty for kernel threads and zombies.
+    pub cmdline: Vec<String>,
+    /// Real user id.
+    pub uid: u32,
+    /// Effective user id (the one permission checks use).
+    pub euid: u32,
+    /// Name of the effective user from `/etc/passwd`, as `ps` and `top` show it.
+    pub user: Option<String>,
+    /// `R` running, `S` sleeping, `D` disk sleep, `Z` zombie, `T` stopped, `I` idle, ...
+    pub state: char,
+    pub rss_bytes: u64,
+    /// Virtual memory size in bytes.
+    pub vsize: u64,
+    pub threads: u32,
+    /// When the process started, in clock ticks since boot (see [`clock_ticks_per_second`]).
+    pub start_time_ticks: u64,
+    /// CPU time in user mode, clock ticks.
+    pub utime_ticks: u64,
+    /// CPU time in kernel mode, clock ticks.
+    pub stime_ticks: u64,
+    /// Entries in `/proc/PID/fd`; `None` when that is not readable.
+    pub open_fds: Option<u32>,
+}
+
+/// The fields of `/proc/PID/stat` that [`ProcInfo`] uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: u32,
+    pub comm: String,
+    pub state: char,
+    pub ppid: u32,
+    pub utime: u64,
+    pub stime: u64,
+    pub num_threads: u32,
+    pub start_time: u64,
+    pub vsize: u64,
+    pub rss_pages: u64,
+}
+
+/// The fields of `/proc/PID/status` that [`ProcInfo`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Thread group id: equal to the pid for a process, different for one of its threads.
+    pub tgid: u32,
+    pub uid: u32,
+    pub euid: u32,
+    pub state: char,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("pidfile {path} does not exist")]
+    PidfileMissing { path: PathBuf },
+    #[error("cannot read pidfile {path}: {source}")]
+    PidfileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("'{content}' in {path} is not a pid")]
+    NotAPid { path: PathBuf, content: String },
+    #[error("pid {pid} from {path} is not running")]
+    PidNotRunning { pid: u32, path: PathBuf },
+    #[error("no process with pid {pid}")]
+    NoSuchProcess { pid: u32 },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse {path}: '{content}'")]
+    Unparsable { path: PathBuf, content: String },
+}
+
+/// Every process on the host, ordered by pid. Processes that end while being read are
+/// left out.
+pub fn list_processes() -> Vec<ProcInfo> {
+    let users = read_users();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut procs: Vec<ProcInfo> = dir
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| read_process_with(pid, &users).ok())
+        .collect();
+    procs.sort_by_key(|p| p.pid);
+    procs
+}
+
+/// One process by pid.
+pub fn read_process(pid: u32) -> Result<ProcInfo, ProcError> {
+    read_process_with(pid, &read_users())
+}
+
+fn read_process_with(pid: u32, users: &HashMap<u32, String>) -> Result<ProcInfo, ProcError> {
+    let dir = PathBuf::from(format!("/proc/{pid}"));
+    let stat = read_stat(pid)?;
+    let status_path = dir.join("status");
+    let status_text = read_proc_file(pid, &status_path)?;
+    let status = parse_status(&status_text).ok_or_else(|| unparsable(&status_path, &status_text))?;
+    let cmdline = fs::read(dir.join("cmdline"))
+        .map(|bytes| parse_cmdline(&bytes))
+        .unwrap_or_default();
+    let exe = fs::read_link(dir.join("exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    let open_fds = fs::read_dir(dir.join("fd"))
+        .ok()
+        .map(|d| u32::try_from(d.count()).unwrap_or(u32::MAX));
+    Ok(ProcInfo {
+        pid,
+        ppid: stat.ppid,
+        name: stat.comm,
+        exe,
+        cmdline,
+        uid: status.uid,
+        euid: status.euid,
+        user: users.get(&status.euid).cloned(),
+        state: stat.state,
+        rss_bytes: stat.rss_pages.saturating_mul(page_size()),
+        vsize: stat.vsize,
+        threads: stat.num_threads,
+        start_time_ticks: stat.start_time,
+        utime_ticks: stat.utime,
+        stime_ticks: stat.stime,
+        open_fds,
+    })
+}
+
+fn read_stat(pid: u32) -> Result<Stat, ProcError> {
+    let path = PathBuf::from(format!("/proc/{pid}/stat"));
+    let text = read_proc_file(pid, &path)?;
+    parse_stat(&text).ok_or_else(|| unparsable(&path, &text))
+}
+
+/// Read a file under `/proc/PID`; "gone" (ENOENT, ESRCH) means the process ended.
+fn read_proc_file(pid: u32, path: &Path) -> Result<String, ProcError> {
+    fs::read_to_string(path).map_err(|source| {
+        if source.kind() == ErrorKind::NotFound || source.raw_os_error() == Some(libc::ESRCH) {
+            ProcError::NoSuchProcess { pid }
+        } else {
+            ProcError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })
+}
+
+fn unparsable(path: &Path, content: &str) -> ProcError {
+    ProcError::Unparsable {
+        path: path.to_owned(),
+        content: shorten(content),
+    }
+}
+
+/// The pid in a pidfile. Errors say which of the three usual things is wrong: no file, not a
+/// number, or no such process (a stale pidfile).
+pub fn read_pidfile(path: impl AsRef<Path>) -> Result<u32, ProcError> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).map_err(|source| match source.kind() {
+        ErrorKind::NotFound => ProcError::PidfileMissing {
+            path: path.to_owned(),
+        },
+        _ => ProcError::PidfileUnreadable {
+            path: path.to_owned(),
+            source,
+        },
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let pid = parse_pid(&text).ok_or_else(|| ProcError::NotAPid {
+        path: path.to_owned(),
+        content: shorten(text.lines().next().unwrap_or("").trim()),
+    })?;
+    if !pid_running(pid) {
+        return Err(ProcError::PidNotRunning {
+            pid,
+            path: path.to_owned(),
+        });
+    }
+    Ok(pid)
+}
+
+/// The pid on the first line of a pidfile (some, like PostgreSQL's, carry more lines).
+pub fn parse_pid(text: &str) -> Option<u32> {
+    let first = text.lines().next()?.trim();
+    if !first.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    first.parse().ok().filter(|&pid| pid > 0)
+}
+
+/// True when `pid` is a live process: not a zombie, and not merely one thread of another
+/// process (`/proc/TID` exists for threads too).
+pub fn pid_running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|text| parse_status(&text))
+        .is_some_and(|s| s.tgid == pid && !matches!(s.state, 'Z' | 'X' | 'x'))
+}
+
+/// CPU use of each process over `interval`, in percent of one core (a process with two busy
+/// threads shows 200), as `top` shows it. Processes that end during the interval, or whose
+/// pid was reused by a new process, are left out.
+pub fn sample_cpu(pids: &[u32], interval: Duration) -> HashMap<u32, f64> {
+    let sample = |pids: &[u32]| -> HashMap<u32, (u64, u64)> {
+        pids.iter()
+            .filter_map(|&pid| {
+                let s = read_stat(pid).ok()?;
+                Some((pid, (s.start_time, s.utime.saturating_add(s.stime))))
+            })
+            .collect()
+    };
+    let before = sample(pids);
+    let t0 = Instant::now();
+    thread::sleep(interval);
+    let after = sample(pids);
+    let elapsed = t0.elapsed();
+    let hz = clock_ticks_per_second();
+    before
+        .into_iter()
+        .filter_map(|(pid, (start, ticks_before))| {
+            let &(start_after, ticks_after) = after.get(&pid)?;
+            (start == start_after).then(|| {
+                let nsec = |ticks| ticks_to_nsec(ticks, hz);
+                (pid, cpu_percent(nsec(ticks_before), nsec(ticks_after), elapsed))
+            })
+        })
+        .collect()
+}
+
+/// CPU time used between two readings of a cumulative counter, in percent of one core over
+/// `elapsed`. A counter that went backwards (the process or unit was restarted) counts as 0.
+pub fn cpu_percent(nsec_before: u64, nsec_after: u64, elapsed: Duration) -> f64 {
+    let elapsed = elapsed.as_nanos();
+    if elapsed == 0 {
+        return 0.0;
+    }
+    nsec_after.saturating_sub(nsec_before) as f64 / elapsed as f64 * 100.0
+}
+
+/// Clock ticks (jiffies as user space sees them) to nanoseconds.
+pub fn ticks_to_nsec(ticks: u64, ticks_per_second: u64) -> u64 {
+    let nsec = u128::from(ticks) * 1_000_000_000 / u128::from(ticks_per_second.max(1));
+    u64::try_from(nsec).unwrap_or(u64::MAX)
+}
+
+/// `sysconf(_SC_CLK_TCK)`: the unit of the tick counts in `/proc/PID/stat`; 100 if unknown.
+pub fn clock_ticks_per_second() -> u64 {
+    sysconf_or(nix::unistd::SysconfVar::CLK_TCK, 100)
+}
+
+fn page_size() -> u64 {
+    sysconf_or(nix::unistd::SysconfVar::PAGE_SIZE, 4096)
+}
+
+fn sysconf_or(var: nix::unistd::SysconfVar, default: u64) -> u64 {
+    match nix::unistd::sysconf(var) {
+        Ok(Some(v)) if v > 0 => u64::try_from(v).unwrap_or(default),
+        _ => default,
+    }
+}
+
+/// Parse `/proc/PID/stat`. The command name is everything between the first `(` and the
+/// LAST `)`, because it may contain both.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    if close < open {
+        return None;
+    }
+    let pid = text[..open].trim().parse().ok()?;
+    let comm = text[open + 1..close].to_owned();
+    // Field 3 (state) is rest[0]; field N of proc_pid_stat(5) is rest[N - 3].
+    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    let field = |n: usize| rest.get(n - 3).copied();
+    let num = |n: usize| field(n)?.parse::<u64>().ok();
+    let mut state_chars = field(3)?.chars();
+    let state = state_chars.next()?;
+    Some(Stat {
+        pid,
+        comm,
+        state,
+        ppid: field(4)?.parse().ok()?,
+        utime: num(14)?,
+        stime: num(15)?,
+        num_threads: field(20)?.parse().ok()?,
+        start_time: num(22)?,
+        vsize: num(23)?,
+        rss_pages: num(24)?,
+    })
+}
+
+/// Parse the `Tgid:`, `Uid:` and `State:` lines of `/proc/PID/status`.
+pub fn parse_status(text: &str) -> Option<Status> {
+    let (mut tgid, mut uids, mut state) = (None, None, None);
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        match key {
+            "Tgid" => tgid = value.trim().parse().ok(),
+            // Real, effective, saved, filesystem.
+            "Uid" => {
+                let mut ids = value.split_whitespace().map(str::parse::<u32>);
+                if let (Some(Ok(uid)), Some(Ok(euid))) = (ids.next(), ids.next()) {
+                    uids = Some((uid, euid));
+                }
+            }
+            "State" => state = value.trim().chars().next(),
+            _ => {}
+        }
+    }
+    let (uid, euid) = uids?;
+    Some(Status {
+        tgid: tgid?,
+        uid,
+        euid,
+        state: state?,
+    })
+}
+
+/// Split `/proc/PID/cmdline` (NUL-separated, NUL-terminated) into arguments. A process that
+/// rewrote its title (`setproctitle`) may leave one argument with spaces; it is kept as is.
+pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
+}
+
+/// uid -> user name from `/etc/passwd` text. The first entry for a uid wins, as with
+/// `getpwuid(3)`; comments, NIS `+`/`-` lines and malformed lines are skipped.
+pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
+    let mut users = HashMap::new();
+    for line in text.lines() {
+        if line.starts_with(['#', '+', '-']) {
+            continue;
+        }
+        let mut fields = line.split(':');
+        let (Some(name), Some(_password), Some(uid)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if let (false, Ok(uid)) = (name.is_empty(), uid.parse::<u32>()) {
+            users.entry(uid).or_insert_with(|| name.to_owned());
+        }
+    }
+    users
+}
+
+/// Users from `/etc/passwd` only: a static musl binary has no NSS, so users that exist only
+/// in LDAP or systemd-userdb (e.g. `DynamicUser=`) have no name here.
+fn read_users() -> HashMap<u32, String> {
+    fs::read_to_string("/etc/passwd")
+        .map(|text| parse_passwd(&text))
+        .unwrap_or_default()
+}
+
+/// A value short enough for an error message.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Captured from a copy of /bin/sleep named `a) b (c` (comm with spaces and parentheses).
+    const STAT_TRICKY: &str = "28018 (a) b (c) S 28017 28014 9161 0 -1 4194304 130 0 0 0 0 0 0 0 \
+        20 0 1 0 135073 2990080 380 18446744073709551615 94890818916352 94890818934281 \
+        140737013789472 0 0 0 0 6 0 1 0 0 17 0 0 0 0 0 0 94890818948368 94890818949632 \
+        94891475718144 140737013795551 140737013795573 140737013795573 140737013796843 0\n";
+
+    #[test]
+    fn stat_comm_is_read_to_the_last_parenthesis() {
+        let s = parse_stat(STAT_TRICKY);
+        assert_eq!(
+            s,
+            Some(Stat {
+                pid: 28018,
+                comm: "a) b (c".into(),
+                state: 'S',
+                ppid: 28017,
+                utime: 0,
+                stime: 0,
+                num_threads: 1,
+                start_time: 135073,
+                vsize: 2990080,
+                rss_pages: 380,
+            })
+        );
+    }
+
+    #[test]
+    fn stat_that_is_cut_short_is_rejected() {
+        assert_eq!(parse_stat("12 (x) S 1 2 3"), None);
+        assert_eq!(parse_stat(""), None);
+        assert_eq!(parse_stat("12 )x( S"), None);
+    }
+
+    #[test]
+    fn status_gives_real_and_effective_uid() {
+        let text = "Name:\tpasswd\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t77\nNgid:\t0\n\
+                    Pid:\t77\nPPid:\t1\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(
+            parse_status(text),
+            Some(Status {
+                tgid: 77,
+                uid: 1000,
+                euid: 0,
+                state: 'S'
+            })
+        );
+        assert_eq!(parse_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn passwd_first_entry_wins_and_junk_is_skipped() {
+        let text = "root:x:0:0:root:/root:/bin/bash\n# comment\n+nis::::::\n\
+                    toor:x:0:0::/root:/bin/sh\nbroken\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n\
+                    bad:x:notanumber:0::/:/bin/sh\n";
+        let users = parse_passwd(text);
+        assert_eq!(users.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(users.get(&33).map(String::as_str), Some("www-data"));
+        assert_eq!(users.len(), 2);
+    }
+
+    #[test]
+    fn cmdline_splits_on_nul() {
+        assert_eq!(parse_cmdline(b"sleep\01000\0"), ["sleep", "1000"]);
+        assert_eq!(parse_cmdline(b"nginx: worker process"), ["nginx: worker process"]);
+        assert_eq!(parse_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
+        assert!(parse_cmdline(b"").is_empty());
+    }
+
+    #[test]
+    fn pid_text() {
+        let check = |text: &str, want: Option<u32>| assert_eq!(parse_pid(text), want, "{text:?}");
+        check("1234\n", Some(1234));
+        check("  1234  \n", Some(1234));
+        check("1234\n/var/lib/postgresql\n", Some(1234));
+        check("abc", None);
+        check("12a", None);
+        check("-5", None);
+        check("+5", None);
+        check("0", None);
+        check("", None);
+        check("99999999999", None);
+    }
+
+    #[test]
+    fn cpu_math() {
+        let second = Duration::from_secs(1);
+        assert_eq!(cpu_percent(0, 500_000_000, second), 50.0);
+        assert_eq!(cpu_percent(0, 2_000_000_000, second), 200.0);
+        assert_eq!(cpu_percent(5, 1, second), 0.0);
+        assert_eq!(cpu_percent(0, 1, Duration::ZERO), 0.0);
+        assert_eq!(ticks_to_nsec(250, 100), 2_500_000_000);
+        assert_eq!(ticks_to_nsec(u64::MAX, 1), u64::MAX);
+    }
+
+    #[test]
+    fn shorten_cuts_long_values() {
+        assert_eq!(shorten("abc"), "abc");
+        assert_eq!(shorten(&"x".repeat(100)).len(), 67);
+    }
+}
