@@ -44,28 +44,25 @@ class Ansible:
         return env
 
     def adhoc(self, pattern: str, module: str, args: str = "", *flags: str) -> dict:
-        """Run an ad-hoc module; returns {host: result} from the json callback."""
+        """Run an ad-hoc module; returns {host: result} as the module returned it."""
         cmd = [str(self.bin / "ansible"), "-i", str(self.inventory), pattern, "-m", module]
         if args:
             cmd += ["-a", args]
         cmd += list(flags)
-        proc = subprocess.run(
-            cmd,
-            cwd=REPO,
-            env=self.env(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json"),
-            capture_output=True,
-            text=True,
-            timeout=300,
+        env = self.env(
+            ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
+            ANSIBLE_STDOUT_CALLBACK="hx_results",
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         )
-        try:
-            doc = json.loads(proc.stdout)
-        except json.JSONDecodeError as exc:
-            raise AssertionError(f"ansible printed no JSON (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
-        return {host: res for play in doc["plays"] for task in play["tasks"] for host, res in task["hosts"].items()}
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith('{"results"')]
+        if not lines:
+            raise AssertionError(f"no results from {' '.join(cmd)} (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return {r["host"]: r["result"] for r in json.loads(lines[-1])["results"]}
 
     def playbook(self, playbook: str, *flags: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(self.bin / "ansible-playbook"), "-i", str(self.inventory), str(REPO / playbook), *flags]
-        proc = subprocess.run(cmd, cwd=REPO, env=self.env(), capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(cmd, cwd=REPO, env=self.env(), capture_output=True, text=True, timeout=900, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
         return proc

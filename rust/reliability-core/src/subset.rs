@@ -126,17 +126,23 @@ impl Subset {
     }
 
     fn union(self, other: Subset) -> Subset {
-        Subset { bits: self.bits | other.bits }
+        Subset {
+            bits: self.bits | other.bits,
+        }
     }
 
     fn minus(self, other: Subset) -> Subset {
-        Subset { bits: self.bits & !other.bits }
+        Subset {
+            bits: self.bits & !other.bits,
+        }
     }
 }
 
 impl FromIterator<Group> for Subset {
     fn from_iter<I: IntoIterator<Item = Group>>(iter: I) -> Subset {
-        Subset { bits: iter.into_iter().fold(0, |bits, g| bits | g.bit()) }
+        Subset {
+            bits: iter.into_iter().fold(0, |bits, g| bits | g.bit()),
+        }
     }
 }
 
@@ -155,7 +161,11 @@ impl fmt::Display for SubsetError {
         if let Some(s) = &self.suggestion {
             write!(f, "; did you mean '{s}'?")?;
         }
-        write!(f, " (valid subsets: {}; prefix one with '!' to exclude it)", valid_names().join(", "))
+        write!(
+            f,
+            " (valid subsets: {}; prefix one with '!' to exclude it)",
+            valid_names().join(", ")
+        )
     }
 }
 
@@ -196,32 +206,29 @@ pub fn parse(items: &[String]) -> Result<Subset, SubsetError> {
 }
 
 fn valid_names() -> Vec<&'static str> {
-    ["all", "min"].into_iter().chain(Group::ALL.into_iter().map(Group::name)).collect()
+    ["all", "min"]
+        .into_iter()
+        .chain(Group::ALL.into_iter().map(Group::name))
+        .collect()
 }
 
 fn unknown(item: &str, negated: bool, name: &str) -> SubsetError {
     let suggestion = valid_names()
         .into_iter()
-        .map(|n| (edit_distance(name, n), n))
+        .map(|n| (crate::spec::edit_distance(name, n), n))
         .filter(|(d, n)| *d > 0 && *d <= 2.max(n.len() / 3))
         .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| if negated { format!("!{n}") } else { n.to_string() });
-    SubsetError { item: item.to_string(), suggestion }
-}
-
-/// Levenshtein distance, for "did you mean" suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+        .map(|(_, n)| {
+            if negated {
+                format!("!{n}")
+            } else {
+                n.to_string()
+            }
+        });
+    SubsetError {
+        item: item.to_string(),
+        suggestion,
     }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -232,14 +239,19 @@ mod tests {
     fn check(input: &[&str], expected: &str) {
         let items: Vec<String> = input.iter().map(|s| s.to_string()).collect();
         let got = match parse(&items) {
-            Ok(subset) => subset.groups().map(Group::name).collect::<Vec<_>>().join(" "),
+            Ok(subset) => subset
+                .groups()
+                .map(Group::name)
+                .collect::<Vec<_>>()
+                .join(" "),
             Err(e) => e.to_string(),
         };
         assert_eq!(got, expected, "gather_subset {input:?}");
     }
 
     const EVERY: &str = "cpu load memory mounts network uptime kernel systemd";
-    const VALID: &str = "(valid subsets: all, min, cpu, load, memory, mounts, network, uptime, kernel, \
+    const VALID: &str =
+        "(valid subsets: all, min, cpu, load, memory, mounts, network, uptime, kernel, \
                          systemd; prefix one with '!' to exclude it)";
 
     #[test]
@@ -265,9 +277,18 @@ mod tests {
 
     #[test]
     fn exclusions() {
-        check(&["all", "!mounts"], "cpu load memory network uptime kernel systemd");
-        check(&["all", "!mounts", "!network"], "cpu load memory uptime kernel systemd");
-        check(&["all", "!systemd"], "cpu load memory mounts network uptime kernel");
+        check(
+            &["all", "!mounts"],
+            "cpu load memory network uptime kernel systemd",
+        );
+        check(
+            &["all", "!mounts", "!network"],
+            "cpu load memory uptime kernel systemd",
+        );
+        check(
+            &["all", "!systemd"],
+            "cpu load memory mounts network uptime kernel",
+        );
         // As in Ansible, exclusions alone start from `min`, not from `all`.
         check(&["!mounts"], "uptime kernel systemd");
         check(&["!systemd"], "uptime kernel");
@@ -283,9 +304,18 @@ mod tests {
 
     #[test]
     fn unknown_names_are_errors_with_a_suggestion() {
-        check(&["memroy"], &format!("unknown subset 'memroy'; did you mean 'memory'? {VALID}"));
-        check(&["all", "!mount"], &format!("unknown subset '!mount'; did you mean '!mounts'? {VALID}"));
-        check(&["Network"], &format!("unknown subset 'Network'; did you mean 'network'? {VALID}"));
+        check(
+            &["memroy"],
+            &format!("unknown subset 'memroy'; did you mean 'memory'? {VALID}"),
+        );
+        check(
+            &["all", "!mount"],
+            &format!("unknown subset '!mount'; did you mean '!mounts'? {VALID}"),
+        );
+        check(
+            &["Network"],
+            &format!("unknown subset 'Network'; did you mean 'network'? {VALID}"),
+        );
         check(&["hardware"], &format!("unknown subset 'hardware' {VALID}"));
         check(&[""], &format!("unknown subset '' {VALID}"));
         check(&["!"], &format!("unknown subset '!' {VALID}"));
@@ -298,6 +328,9 @@ mod tests {
         assert!(Subset::empty().is_empty());
         assert_eq!(Group::from_name("cpu"), Some(Group::Cpu));
         assert_eq!(Group::from_name("all"), None);
-        assert_eq!(serde_json::to_string(&Group::Systemd).ok().as_deref(), Some("\"systemd\""));
+        assert_eq!(
+            serde_json::to_string(&Group::Systemd).ok().as_deref(),
+            Some("\"systemd\"")
+        );
     }
 }

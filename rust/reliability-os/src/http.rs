@@ -1,1 +1,523 @@
-//! HTTP and HTTPS probes (being written).
+//! HTTP and HTTPS probes.
+//!
+//! `health_check` asks "what does this URL answer, how fast, and when does its certificate
+//! expire?". [`probe_http`] sends one GET or HEAD and returns what it saw as plain data
+//! ([`HttpProbe`]): the status, the time to the response headers and to the end of the
+//! body, the start of the body, and the server certificate's subject, issuer and validity.
+//! Judging any of it (is 500 a failure? are 5 days left too few?) is `reliability-core`'s
+//! business. Nothing here panics; every failure is an `error` string naming what failed.
+//!
+//! HTTP/1.1 is spoken by `ureq`; TLS is `rustls` with the `ring` provider, wired in through
+//! ureq's connector chain ([`TlsConnector`]) rather than ureq's built-in TLS, for two
+//! reasons: the probe must see the peer's certificate, which ureq does not expose, and it
+//! keeps Mozilla's bundled roots out of the binary: trust comes from the host's own CA
+//! bundle ([`SYSTEM_CA_BUNDLES`]), as it does for curl and the host's package manager, plus
+//! the request's `ca_file`. The verifier ([`RecordingVerifier`]) records the leaf
+//! certificate before it delegates to webpki, so an expired or untrusted certificate is
+//! still reported, next to the error; with `validate_certs: false` it records and accepts.
+//!
+//! One timeout bounds everything: resolving, connecting, the TLS handshake, and reading
+//! the response. Redirects are followed only when asked (up to [`MAX_REDIRECTS`]).
+//! Connections go straight to the server: proxy environment variables are ignored, since
+//! a probe measures the service, not a proxy.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    time::Duration as UreqDuration, Buffers, ConnectionDetails, Connector, Either, LazyBuffers,
+    NextTimeout, TcpConnector, Transport, TransportAdapter,
+};
+use x509_cert::der::Decode;
+
+/// Where distributions keep their bundle of trusted CA certificates, in the order tried
+/// (Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine). `SSL_CERT_FILE` goes before them all.
+pub const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// Redirects followed when `follow_redirects` is set.
+pub const MAX_REDIRECTS: u32 = 10;
+
+/// The request methods a probe may use: neither changes anything on the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+}
+
+/// One HTTP(S) probe to make. [`HttpRequest::new`] gives the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    pub method: HttpMethod,
+    /// Bounds the whole exchange: resolve, connect, handshake, headers and body.
+    pub timeout: Duration,
+    /// Extra request headers, sent as given.
+    pub headers: Vec<(String, String)>,
+    /// A PEM file of CA certificates trusted in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Verify the server's certificate chain and name. When false, the certificate is still
+    /// reported in [`HttpProbe::tls`].
+    pub validate_certs: bool,
+    pub follow_redirects: bool,
+    /// At most this much of the body is read and returned; 0 reads none of it.
+    pub max_body_bytes: usize,
+}
+
+impl HttpRequest {
+    /// A GET of `url` with a 10 s timeout, certificates verified, no redirects followed,
+    /// and up to 64 KiB of the body returned.
+    pub fn new(url: impl Into<String>) -> Self {
+        HttpRequest {
+            url: url.into(),
+            method: HttpMethod::Get,
+            timeout: Duration::from_secs(10),
+            headers: Vec::new(),
+            ca_file: None,
+            validate_certs: true,
+            follow_redirects: false,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// What one probe saw. `error` is `None` exactly when a response was read in full (up to
+/// `max_body_bytes`); a response with status 500 is no error here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpProbe {
+    /// The status of the (last, when redirects are followed) response.
+    pub status: Option<u16>,
+    /// Time from the start to the complete response headers.
+    pub latency: Option<Duration>,
+    /// Time from the start until the body was read, or the probe gave up.
+    pub total_time: Duration,
+    /// The body's first `max_body_bytes`, as UTF-8 (invalid sequences replaced); `None` for
+    /// HEAD, with `max_body_bytes` 0, or when no response came.
+    pub body: Option<String>,
+    /// The body was longer than `max_body_bytes`.
+    pub body_truncated: bool,
+    /// The server certificate, for `https` URLs that got as far as a certificate.
+    pub tls: Option<TlsInfo>,
+    pub error: Option<String>,
+}
+
+/// The server's (leaf) certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The subject as an RFC 4514 string, e.g. `CN=example.org`.
+    pub subject: String,
+    pub issuer: String,
+    /// Start of validity, in seconds since the Unix epoch.
+    pub not_before_unix: i64,
+    /// End of validity, in seconds since the Unix epoch.
+    pub not_after_unix: i64,
+}
+
+/// Makes the request and reports what came back. Never panics; failures are in `error`.
+pub fn probe_http(request: &HttpRequest) -> HttpProbe {
+    let started = Instant::now();
+    let mut probe = HttpProbe::default();
+    let seen = Arc::new(Mutex::new(None));
+    if let Err(error) = exchange(request, &seen, started, &mut probe) {
+        probe.error = Some(error);
+    }
+    probe.total_time = started.elapsed();
+    let leaf = seen.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(der) = leaf {
+        match tls_info(&der) {
+            Ok(info) => probe.tls = Some(info),
+            Err(e) if probe.error.is_none() => {
+                probe.error = Some(format!("cannot read the server's certificate: {e}"));
+            }
+            Err(_) => {}
+        }
+    }
+    probe
+}
+
+/// The leaf certificate of the last TLS handshake, in DER.
+type SeenCert = Arc<Mutex<Option<CertificateDer<'static>>>>;
+
+fn exchange(
+    request: &HttpRequest,
+    seen: &SeenCert,
+    started: Instant,
+    probe: &mut HttpProbe,
+) -> Result<(), String> {
+    let url = request.url.as_str();
+    let host = check_url(url)?;
+    let tls = tls_config(request, seen)?;
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(request.timeout))
+        .timeout_connect(Some(request.timeout))
+        .max_redirects(if request.follow_redirects {
+            MAX_REDIRECTS
+        } else {
+            0
+        })
+        .proxy(None)
+        .user_agent(concat!("hx.reliability/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let deadline = started + request.timeout;
+    let connector = ().chain(TcpConnector::default()).chain(TlsConnector {
+        config: tls,
+        deadline,
+    });
+    let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
+    let mut builder = match request.method {
+        HttpMethod::Get => agent.get(url),
+        HttpMethod::Head => agent.head(url),
+    };
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let mut response = builder.call().map_err(|e| describe(&e, request, &host))?;
+    probe.latency = Some(started.elapsed());
+    probe.status = Some(response.status().as_u16());
+    if request.method == HttpMethod::Head || request.max_body_bytes == 0 {
+        return Ok(());
+    }
+    let limit = u64::try_from(request.max_body_bytes).unwrap_or(u64::MAX);
+    let mut body = Vec::new();
+    let read = response
+        .body_mut()
+        .as_reader()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut body);
+    probe.body_truncated = body.len() > request.max_body_bytes;
+    body.truncate(request.max_body_bytes);
+    probe.body = Some(String::from_utf8_lossy(&body).into_owned());
+    read.map(drop).map_err(|e| {
+        let reason = describe(&ureq::Error::from(e), request, &host);
+        format!("reading the body: {reason}")
+    })
+}
+
+/// The URL's host, or why the URL cannot be probed.
+fn check_url(url: &str) -> Result<String, String> {
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL '{url}': {e}"))?;
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
+        _ => {
+            return Err(format!(
+                "invalid URL '{url}': the scheme must be http or https"
+            ))
+        }
+    }
+    match uri.host() {
+        Some(host) if !host.is_empty() => Ok(host.to_owned()),
+        _ => Err(format!("invalid URL '{url}': no host")),
+    }
+}
+
+/// An operator's reading of a ureq error.
+fn describe(error: &ureq::Error, request: &HttpRequest, host: &str) -> String {
+    use std::io::ErrorKind;
+    match error {
+        ureq::Error::Timeout(_) => format!("timed out after {:?}", request.timeout),
+        ureq::Error::HostNotFound => format!("cannot resolve '{host}'"),
+        ureq::Error::TooManyRedirects => format!("more than {MAX_REDIRECTS} redirects"),
+        ureq::Error::BadUri(reason) => format!("invalid URL '{}': {reason}", request.url),
+        ureq::Error::Http(e) => format!("invalid request: {e}"),
+        ureq::Error::Io(e) => {
+            let tls = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+            match (tls, e.kind()) {
+                (Some(tls), _) => format!("TLS handshake with '{host}' failed: {tls}"),
+                (None, ErrorKind::ConnectionRefused) => "connection refused".into(),
+                (None, ErrorKind::ConnectionReset) => "connection reset".into(),
+                (None, ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+                    format!("timed out after {:?}", request.timeout)
+                }
+                (None, ErrorKind::UnexpectedEof) => "the server closed the connection".into(),
+                (None, _) => e.to_string(),
+            }
+        }
+        ureq::Error::Other(e) => e.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn tls_info(der: &[u8]) -> Result<TlsInfo, String> {
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let tbs = cert.tbs_certificate();
+    let unix = |t: x509_cert::time::Time| {
+        i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+    };
+    Ok(TlsInfo {
+        subject: tbs.subject().to_string(),
+        issuer: tbs.issuer().to_string(),
+        not_before_unix: unix(tbs.validity().not_before),
+        not_after_unix: unix(tbs.validity().not_after),
+    })
+}
+
+// ---- trust --------------------------------------------------------------------------------
+
+fn tls_config(request: &HttpRequest, seen: &SeenCert) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = if request.validate_certs {
+        let roots = Arc::new(trusted_roots(request.ca_file.as_deref())?);
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
+            .build()
+            .map_err(|e| format!("cannot verify certificates: {e}"))?;
+        Some(verifier)
+    } else {
+        None
+    };
+    let verifier = RecordingVerifier {
+        webpki,
+        provider: Arc::clone(&provider),
+        seen: Arc::clone(seen),
+    };
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The system's CA bundle (the first of `$SSL_CERT_FILE`, [`SYSTEM_CA_BUNDLES`] that can
+/// be read) and the certificates of `ca_file`. A `ca_file` that cannot be read, or holds no
+/// certificate, is an error; so is ending up with no root at all.
+fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let candidates = from_env
+        .into_iter()
+        .chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
+    for bundle in candidates {
+        if let Ok(certs) = read_pem_certs(&bundle) {
+            roots.add_parsable_certificates(certs);
+            break;
+        }
+    }
+    if let Some(path) = ca_file {
+        let shown = path.display();
+        let certs =
+            read_pem_certs(path).map_err(|e| format!("cannot read ca_file '{shown}': {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("ca_file '{shown}' holds no PEM certificate"));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file '{shown}': unusable certificate: {e}"))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "no trusted CA certificate: none found in {} and no ca_file given",
+            SYSTEM_CA_BUNDLES.join(", ")
+        ));
+    }
+    Ok(roots)
+}
+
+fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| e.to_string())
+}
+
+/// Records the server's leaf certificate, then verifies it with webpki, or, when
+/// `validate_certs` is off, accepts it. Handshake signatures are checked either way: they
+/// prove the server holds the certificate's key.
+#[derive(Debug)]
+struct RecordingVerifier {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    seen: SeenCert,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(end_entity.clone().into_owned());
+        match &self.webpki {
+            Some(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            None => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+// ---- TLS in ureq's connector chain ----------------------------------------------------------
+
+/// Wraps the TCP transport of `https` URLs in rustls with our [`ClientConfig`]; plain
+/// `http` passes through. Modelled on ureq's own `RustlsConnector`, which cannot take a
+/// custom verifier. (ureq's transport API is outside its semver promise: ureq is pinned to
+/// a minor version in Cargo.toml.)
+#[derive(Debug)]
+struct TlsConnector {
+    config: Arc<ClientConfig>,
+    /// The handshake gets what is left of the request's timeout.
+    deadline: Instant,
+}
+
+impl<In: Transport> Connector<In> for TlsConnector {
+    type Out = Either<In, TlsTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(Either::A(transport)));
+        }
+        let host = details.uri.host().unwrap_or_default();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(bare.to_owned())
+            .map_err(|e| ureq::Error::BadUri(format!("'{host}' cannot name a TLS server: {e}")))?;
+        let mut conn = ClientConnection::new(Arc::clone(&self.config), name)
+            .map_err(|e| ureq::Error::Other(Box::new(e)))?;
+        let inner: Box<dyn Transport> = Box::new(transport);
+        let mut sock = TransportAdapter::new(inner, Arc::clone(&details.current_time));
+        sock.set_timeout(NextTimeout {
+            after: UreqDuration::Exact(self.deadline.saturating_duration_since(Instant::now())),
+            reason: ureq::Timeout::Connect,
+            ..NextTimeout::default()
+        });
+        conn.complete_io(&mut sock)?;
+        let buffers = LazyBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
+        Ok(Some(Either::B(TlsTransport {
+            buffers,
+            stream: StreamOwned { conn, sock },
+        })))
+    }
+}
+
+struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl std::fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTransport").finish_non_exhaustive()
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        use std::io::Write;
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_that_cannot_be_probed_are_named_in_the_error() {
+        let check =
+            |url: &str, expected: &str| assert_eq!(check_url(url), Err(expected.to_string()));
+        check(
+            "ftp://example.org/",
+            "invalid URL 'ftp://example.org/': the scheme must be http or https",
+        );
+        check(
+            "/just/a/path",
+            "invalid URL '/just/a/path': the scheme must be http or https",
+        );
+        check("http://", "invalid URL 'http://': empty string");
+        assert_eq!(check_url("HTTPS://[::1]:8443/x"), Ok("[::1]".into()));
+    }
+}

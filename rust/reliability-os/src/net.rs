@@ -93,7 +93,10 @@ pub fn probe_tcp(targets: &[TcpTarget]) -> Vec<TcpProbe> {
         match resolution {
             Ok(Resolved { addrs, took }) => queue.push_back(Pending {
                 index,
-                addrs: addrs.into_iter().map(|ip| SocketAddr::new(ip, target.port)).collect(),
+                addrs: addrs
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, target.port))
+                    .collect(),
                 budget: target.timeout.saturating_sub(took),
             }),
             Err(error) => probes[index].error = Some(error),
@@ -132,12 +135,16 @@ fn resolve_all(targets: &[TcpTarget]) -> Vec<Result<Resolved, String>> {
         .iter()
         .map(|target| {
             if let Some(ip) = parse_ip_literal(&target.host) {
-                return Ok(Resolved { addrs: vec![ip], took: Duration::ZERO });
+                return Ok(Resolved {
+                    addrs: vec![ip],
+                    took: Duration::ZERO,
+                });
             }
             match answers.get(target.host.as_str()) {
-                Some((Ok(addrs), took)) if *took <= target.timeout => {
-                    Ok(Resolved { addrs: addrs.clone(), took: *took })
-                }
+                Some((Ok(addrs), took)) if *took <= target.timeout => Ok(Resolved {
+                    addrs: addrs.clone(),
+                    took: *took,
+                }),
                 Some((Err(error), took)) if *took <= target.timeout => {
                     Err(format!("cannot resolve '{}': {error}", target.host))
                 }
@@ -177,10 +184,18 @@ fn resolve_names<'a>(
     let (sender, receiver) = mpsc::channel();
     let mut spawned = 0;
     for _ in 0..names.len().min(MAX_RESOLVERS) {
-        let (shared, next, stop, sender) =
-            (Arc::clone(&shared), Arc::clone(&next), Arc::clone(&stop), sender.clone());
+        let (shared, next, stop, sender) = (
+            Arc::clone(&shared),
+            Arc::clone(&next),
+            Arc::clone(&stop),
+            sender.clone(),
+        );
         let worker = move || resolver_loop(&shared, &next, &stop, &sender, started);
-        if std::thread::Builder::new().name("tcp-resolve".into()).spawn(worker).is_ok() {
+        if std::thread::Builder::new()
+            .name("tcp-resolve".into())
+            .spawn(worker)
+            .is_ok()
+        {
             spawned += 1;
         }
     }
@@ -255,7 +270,9 @@ fn connect_window(wanted: usize) -> usize {
         }
     }
     let room = soft.saturating_sub(in_use + FD_RESERVE);
-    usize::try_from(room).unwrap_or(usize::MAX).clamp(1, wanted.max(1))
+    usize::try_from(room)
+        .unwrap_or(usize::MAX)
+        .clamp(1, wanted.max(1))
 }
 
 /// File descriptors open in this process now (a guess when `/proc` is not mounted).
@@ -300,17 +317,41 @@ fn connect_all(
 ) {
     let mut in_flight: Vec<InFlight> = Vec::with_capacity(window.min(queue.len()));
     loop {
-        while in_flight.len() < window {
-            let Some(p) = queue.pop_front() else { break };
-            let deadline = Instant::now() + p.budget;
-            let timeout = targets[p.index].timeout;
-            try_from(p.index, p.addrs, 0, (deadline, timeout), probes, &mut in_flight);
+        // One connect is started per turn, and while more remain to be started the turn
+        // only looks (poll with a zero timeout): a loopback handshake takes tens of
+        // microseconds, and starting hundreds before looking would add that to its latency.
+        if in_flight.len() < window {
+            if let Some(p) = queue.pop_front() {
+                let deadline = Instant::now() + p.budget;
+                let timeout = targets[p.index].timeout;
+                try_from(
+                    p.index,
+                    p.addrs,
+                    0,
+                    (deadline, timeout),
+                    probes,
+                    &mut in_flight,
+                );
+            }
         }
         if in_flight.is_empty() {
-            return;
+            if queue.is_empty() {
+                return;
+            }
+            continue;
         }
-        let soonest = in_flight.iter().map(|f| f.deadline).min().unwrap_or_else(Instant::now);
-        let ready = match wait_writable(&in_flight, soonest) {
+        let more_to_start = !queue.is_empty() && in_flight.len() < window;
+        let soonest = in_flight
+            .iter()
+            .map(|f| f.deadline)
+            .min()
+            .unwrap_or_else(Instant::now);
+        let until = if more_to_start {
+            Instant::now()
+        } else {
+            soonest
+        };
+        let ready = match wait_writable(&in_flight, until) {
             Ok(ready) => ready,
             Err(Errno::EINTR) => continue,
             Err(errno) => {
@@ -344,7 +385,14 @@ fn connect_all(
                         if f.tried + 1 < f.addrs.len() && now < f.deadline {
                             let timeout = targets[f.index].timeout;
                             let limits = (f.deadline, timeout);
-                            try_from(f.index, f.addrs, f.tried + 1, limits, probes, &mut in_flight);
+                            try_from(
+                                f.index,
+                                f.addrs,
+                                f.tried + 1,
+                                limits,
+                                probes,
+                                &mut in_flight,
+                            );
                         } else {
                             probes[f.index].address = f.addrs.get(f.tried).copied();
                             probes[f.index].error = Some(error);
@@ -381,7 +429,14 @@ fn try_from(
         }
         match start_connect(*addr) {
             Started::InProgress(socket, started) => {
-                in_flight.push(InFlight { index, addrs, tried, socket, started, deadline });
+                in_flight.push(InFlight {
+                    index,
+                    addrs,
+                    tried,
+                    socket,
+                    started,
+                    deadline,
+                });
                 return;
             }
             Started::Connected(latency) => {
@@ -416,15 +471,20 @@ fn start_connect(addr: SocketAddr) -> Started {
 
 /// Polls every in-flight socket for writability until `deadline`; `true` where done.
 fn wait_writable(in_flight: &[InFlight], deadline: Instant) -> Result<Vec<bool>, Errno> {
-    let mut fds: Vec<PollFd<'_>> =
-        in_flight.iter().map(|f| PollFd::new(f.socket.as_fd(), PollFlags::POLLOUT)).collect();
+    let mut fds: Vec<PollFd<'_>> = in_flight
+        .iter()
+        .map(|f| PollFd::new(f.socket.as_fd(), PollFlags::POLLOUT))
+        .collect();
     // Round up, so that a deadline 0.3 ms away does not turn into a busy loop.
     let wait = deadline.saturating_duration_since(Instant::now());
     let millis = wait.as_micros().div_ceil(1000);
     let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
     poll(&mut fds, timeout)?;
     let done = PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP;
-    Ok(fds.iter().map(|fd| fd.revents().is_some_and(|r| r.intersects(done))).collect())
+    Ok(fds
+        .iter()
+        .map(|fd| fd.revents().is_some_and(|r| r.intersects(done)))
+        .collect())
 }
 
 /// The words an operator expects for the common failures, the C library's otherwise.
@@ -447,7 +507,10 @@ mod tests {
     #[test]
     fn ip_literals_need_no_lookup() {
         let v6: IpAddr = "::1".parse().unwrap();
-        assert_eq!(parse_ip_literal("127.0.0.1"), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            parse_ip_literal("127.0.0.1"),
+            Some("127.0.0.1".parse().unwrap())
+        );
         assert_eq!(parse_ip_literal("::1"), Some(v6));
         assert_eq!(parse_ip_literal("[::1]"), Some(v6));
         assert_eq!(parse_ip_literal("[127.0.0.1]"), None);

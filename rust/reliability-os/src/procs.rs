@@ -131,7 +131,8 @@ fn read_process_with(pid: u32, users: &HashMap<u32, String>) -> Result<ProcInfo,
     let stat = read_stat(pid)?;
     let status_path = dir.join("status");
     let status_text = read_proc_file(pid, &status_path)?;
-    let status = parse_status(&status_text).ok_or_else(|| unparsable(&status_path, &status_text))?;
+    let status =
+        parse_status(&status_text).ok_or_else(|| unparsable(&status_path, &status_text))?;
     let cmdline = fs::read(dir.join("cmdline"))
         .map(|bytes| parse_cmdline(&bytes))
         .unwrap_or_default();
@@ -257,7 +258,10 @@ pub fn sample_cpu(pids: &[u32], interval: Duration) -> HashMap<u32, f64> {
             let &(start_after, ticks_after) = after.get(&pid)?;
             (start == start_after).then(|| {
                 let nsec = |ticks| ticks_to_nsec(ticks, hz);
-                (pid, cpu_percent(nsec(ticks_before), nsec(ticks_after), elapsed))
+                (
+                    pid,
+                    cpu_percent(nsec(ticks_before), nsec(ticks_after), elapsed),
+                )
             })
         })
         .collect()
@@ -376,7 +380,8 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
             continue;
         }
         let mut fields = line.split(':');
-        let (Some(name), Some(_password), Some(uid)) = (fields.next(), fields.next(), fields.next())
+        let (Some(name), Some(_password), Some(uid)) =
+            (fields.next(), fields.next(), fields.next())
         else {
             continue;
         };
@@ -470,8 +475,11 @@ mod tests {
 
     #[test]
     fn cmdline_splits_on_nul() {
-        assert_eq!(parse_cmdline(b"sleep\01000\0"), ["sleep", "1000"]);
-        assert_eq!(parse_cmdline(b"nginx: worker process"), ["nginx: worker process"]);
+        assert_eq!(parse_cmdline(b"sleep\x001000\0"), ["sleep", "1000"]);
+        assert_eq!(
+            parse_cmdline(b"nginx: worker process"),
+            ["nginx: worker process"]
+        );
         assert_eq!(parse_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
         assert!(parse_cmdline(b"").is_empty());
     }

@@ -172,7 +172,8 @@ pub enum SystemdError {
         exit_code: Option<i32>,
         stderr: String,
     },
-    #[error("'systemctl show' described {got} units for {wanted} names; output: {stdout:?}")]
+    /// `stdout` is kept for debugging but left out of the message: it can be long.
+    #[error("'systemctl show' described {got} units for {wanted} names")]
     Mismatch {
         wanted: usize,
         got: usize,
@@ -232,7 +233,8 @@ pub fn show_units(names: &[String]) -> Result<Vec<UnitProps>, SystemdError> {
 
 /// CPU use of each unit's cgroup over `interval`, in percent of one core (200 = two cores
 /// busy), keyed by the requested name. `None` when systemd has no CPU figure for the unit
-/// (CPU accounting off, unit not running) in either sample.
+/// (CPU accounting off, unit not running) in either sample; 0 when the unit restarted in
+/// between (its counter starts again).
 pub fn sample_cpu_rates(
     names: &[String],
     interval: Duration,
@@ -614,7 +616,10 @@ mod tests {
     fn captured_missing_and_masked_units() {
         let missing = fixture("missing");
         assert!(!missing.exists() && !missing.is_masked() && !missing.is_active());
-        assert_eq!((missing.fragment_path, missing.state_change_timestamp), (None, None));
+        assert_eq!(
+            (missing.fragment_path, missing.state_change_timestamp),
+            (None, None)
+        );
         let masked = fixture("masked");
         assert!(masked.exists() && masked.is_masked() && !masked.is_active());
         assert_eq!(masked.requires, Vec::<String>::new());
@@ -624,7 +629,10 @@ mod tests {
     #[test]
     fn captured_multi_unit_output_keeps_argument_order() {
         let units = parse_show(include_str!("../tests/fixtures/systemd/many.txt"));
-        let got: Vec<_> = units.iter().map(|u| format!("{} {}", u.id, u.load_state)).collect();
+        let got: Vec<_> = units
+            .iter()
+            .map(|u| format!("{} {}", u.id, u.load_state))
+            .collect();
         assert_eq!(
             got,
             [
@@ -646,7 +654,12 @@ mod tests {
              NRestarts=12\nExecMainStatus=-1\n",
         )[0];
         assert_eq!(
-            (u.memory_current, u.cpu_usage_nsec, u.tasks_current, u.n_restarts),
+            (
+                u.memory_current,
+                u.cpu_usage_nsec,
+                u.tasks_current,
+                u.n_restarts
+            ),
             (Some(1519616), Some(21930000), Some(1), Some(12))
         );
         assert_eq!(u.exec_main_status, Some(-1));
@@ -698,12 +711,16 @@ mod tests {
             exit_code: Some(1),
             stdout: String::new(),
             // Captured on this build machine, whose PID 1 is not systemd.
-            stderr: "System has not been booted with systemd as init system (PID 1). Can't operate.\n\
+            stderr:
+                "System has not been booted with systemd as init system (PID 1). Can't operate.\n\
                      Failed to connect to bus: Host is down\n"
-                .into(),
+                    .into(),
             duration_ms: 1,
         };
-        assert!(matches!(classify(out), Err(SystemdError::NotRunning { .. })));
+        assert!(matches!(
+            classify(out),
+            Err(SystemdError::NotRunning { .. })
+        ));
     }
 
     #[test]
@@ -748,7 +765,8 @@ mod tests {
         let out = run_with_timeout(Path::new("/bin/sh"), &args, Duration::from_secs(10));
         let out = out.map_err(|e| e.to_string());
         assert_eq!(
-            out.as_ref().map(|o| (o.exit_code, o.stdout.as_str(), o.stderr.as_str())),
+            out.as_ref()
+                .map(|o| (o.exit_code, o.stdout.as_str(), o.stderr.as_str())),
             Ok((Some(4), "out\n", "err\n"))
         );
     }

@@ -4,6 +4,9 @@
 //!
 //! Every address used is loopback, either the host's or that of a private namespace.
 
+// The helpers too: a test that cannot set itself up should fail loudly.
+#![allow(clippy::unwrap_used)]
+
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::socket::{
     bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
@@ -16,7 +19,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 fn target(host: &str, port: u16, timeout: Duration) -> TcpTarget {
-    TcpTarget { host: host.into(), port, timeout }
+    TcpTarget {
+        host: host.into(),
+        port,
+        timeout,
+    }
 }
 
 /// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
@@ -30,7 +37,10 @@ fn assert_open(probe: &TcpProbe, address: SocketAddr) {
     assert_eq!(probe.error, None);
     assert_eq!(probe.address, Some(address));
     let latency = probe.latency.unwrap();
-    assert!(latency < Duration::from_millis(500), "loopback connect took {latency:?}");
+    assert!(
+        latency < Duration::from_millis(500),
+        "loopback connect took {latency:?}"
+    );
 }
 
 #[test]
@@ -50,7 +60,9 @@ fn open_ports_on_loopback_answer_over_ipv4_and_ipv6() {
             targets.push(target("::1", port, Duration::from_secs(2)));
             targets.push(target("[::1]", port, Duration::from_secs(2)));
         }
-        Err(e) => eprintln!("SKIPPED the IPv6 part: cannot listen on [::1] ({e}); ::1 is not configured"),
+        Err(e) => {
+            eprintln!("SKIPPED the IPv6 part: cannot listen on [::1] ({e}); ::1 is not configured")
+        }
     }
     let probes = probe_tcp(&targets);
     assert_eq!(probes.len(), targets.len());
@@ -87,7 +99,10 @@ fn closed_port_is_refused_at_once() {
 fn no_targets_no_probes_and_an_empty_name_is_an_error() {
     assert_eq!(probe_tcp(&[]), vec![]);
     let probes = probe_tcp(&[target("", 80, Duration::from_secs(1))]);
-    assert_eq!(probes[0].error.as_deref(), Some("cannot resolve '': empty host name"));
+    assert_eq!(
+        probes[0].error.as_deref(),
+        Some("cannot resolve '': empty host name")
+    );
     assert_eq!(probes[0].address, None);
     assert!(!probes[0].open);
 }
@@ -99,8 +114,18 @@ fn no_targets_no_probes_and_an_empty_name_is_an_error() {
 /// may lack).
 #[test]
 fn a_listener_with_a_full_queue_answers_late_and_the_latency_shows_it() {
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 0),
+    )
+    .unwrap();
     // A backlog of 0 holds one finished handshake; the next SYN is dropped.
     listen(&fd, Backlog::new(0).unwrap()).unwrap();
     let listener = TcpListener::from(fd);
@@ -138,7 +163,10 @@ fn more_targets_than_file_descriptors_are_probed_in_a_sliding_window() {
     let out = Command::new("prlimit")
         .arg("--nofile=160:160")
         .arg(exe)
-        .args(["--exact", "more_targets_than_file_descriptors_are_probed_in_a_sliding_window"])
+        .args([
+            "--exact",
+            "more_targets_than_file_descriptors_are_probed_in_a_sliding_window",
+        ])
         .args(["--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
         .output()
@@ -146,7 +174,10 @@ fn more_targets_than_file_descriptors_are_probed_in_a_sliding_window() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "child ran no test:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 passed"),
+        "child ran no test:\n{stdout}\n{stderr}"
+    );
 }
 
 fn fd_limited_child() {
@@ -158,11 +189,16 @@ fn fd_limited_child() {
             drop(stream);
         }
     });
-    let targets: Vec<TcpTarget> =
-        (0..600).map(|_| target("127.0.0.1", port, Duration::from_secs(5))).collect();
+    let targets: Vec<TcpTarget> = (0..600)
+        .map(|_| target("127.0.0.1", port, Duration::from_secs(5)))
+        .collect();
     let probes = probe_tcp(&targets);
     let open = probes.iter().filter(|p| p.open).count();
-    let errors: Vec<_> = probes.iter().filter_map(|p| p.error.as_deref()).take(3).collect();
+    let errors: Vec<_> = probes
+        .iter()
+        .filter_map(|p| p.error.as_deref())
+        .take(3)
+        .collect();
     assert_eq!(open, 600, "first errors: {errors:?}");
 }
 
@@ -207,7 +243,10 @@ fn run(cmd: &mut Command, stdin: Option<&str>) -> Result<(), String> {
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(())
 }
@@ -233,7 +272,9 @@ fn a_port_that_never_answers_times_out_after_its_timeout() {
         let probes = probe_tcp(&[target("127.0.0.1", DROPPED, Duration::from_secs(1))]);
         (probes, started.elapsed())
     });
-    let Some((probes, elapsed)) = outcome else { return };
+    let Some((probes, elapsed)) = outcome else {
+        return;
+    };
     let expected = TcpProbe {
         host: "127.0.0.1".into(),
         port: DROPPED,
@@ -243,7 +284,10 @@ fn a_port_that_never_answers_times_out_after_its_timeout() {
         error: Some("timed out after 1s".into()),
     };
     assert_eq!(probes, vec![expected]);
-    assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
 }
 
 #[test]
@@ -266,8 +310,13 @@ fn two_hundred_probes_half_of_them_unanswered_take_one_timeout_not_a_hundred() {
         let probes = probe_tcp(&targets);
         (probes, started.elapsed(), open_port)
     });
-    let Some((probes, elapsed, open_port)) = outcome else { return };
-    assert!(elapsed < Duration::from_secs(5), "200 probes took {elapsed:?}");
+    let Some((probes, elapsed, open_port)) = outcome else {
+        return;
+    };
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "200 probes took {elapsed:?}"
+    );
     assert_eq!(probes.len(), 200);
     for (i, probe) in probes.iter().enumerate() {
         if i % 2 == 0 {
@@ -290,6 +339,9 @@ fn a_name_that_does_not_resolve_is_reported_with_the_name() {
         return;
     };
     let error = probes[0].error.clone().unwrap();
-    assert!(error.starts_with("cannot resolve 'no-such-host.invalid': "), "{error}");
+    assert!(
+        error.starts_with("cannot resolve 'no-such-host.invalid': "),
+        "{error}"
+    );
     assert_eq!(probes[0].address, None);
 }

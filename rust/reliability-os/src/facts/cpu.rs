@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// The `cpu` group.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cpu {
-    /// Logical CPUs online (the `cpuN` lines of `/proc/stat`).
+    /// Logical CPUs online (the `cpuN` lines of `/proc/stat`): the host's, whatever CPU
+    /// limit a container is under.
     pub count: u32,
     /// Processor model as `/proc/cpuinfo` names it (`model name`, or the architecture's
     /// equivalent); null when the kernel reports none, as on most ARM64 hosts.
@@ -57,9 +58,18 @@ pub struct CpuUsage {
 
 impl CpuTimes {
     fn total(&self) -> u64 {
-        [self.user, self.nice, self.system, self.idle, self.iowait, self.irq, self.softirq, self.steal]
-            .iter()
-            .fold(0u64, |sum, t| sum.saturating_add(*t))
+        [
+            self.user,
+            self.nice,
+            self.system,
+            self.idle,
+            self.iowait,
+            self.irq,
+            self.softirq,
+            self.steal,
+        ]
+        .iter()
+        .fold(0u64, |sum, t| sum.saturating_add(*t))
     }
 
     /// Utilisation from `earlier` to `self`; `None` if no tick passed in between.
@@ -77,7 +87,10 @@ impl CpuTimes {
             steal: self.steal.saturating_sub(earlier.steal),
         };
         let total = delta.total() as f64;
-        let busy = delta.total().saturating_sub(delta.idle).saturating_sub(delta.iowait) as f64;
+        let busy = delta
+            .total()
+            .saturating_sub(delta.idle)
+            .saturating_sub(delta.iowait) as f64;
         Some(CpuUsage {
             usage_percent: percent(busy, total)?,
             iowait_percent: percent(delta.iowait as f64, total)?,
@@ -121,7 +134,11 @@ pub fn parse_proc_stat(text: &str) -> Result<ProcStat, String> {
                     });
                 }
             }
-            Some(name) if name.strip_prefix("cpu").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) => {
+            Some(name)
+                if name
+                    .strip_prefix("cpu")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+            {
                 cpus += 1;
             }
             Some("btime") => btime = fields.next().and_then(|f| f.parse().ok()),
@@ -137,8 +154,11 @@ pub fn parse_proc_stat(text: &str) -> Result<ProcStat, String> {
 /// (MIPS), `cpu` (POWER), `uarch` (RISC-V).
 pub fn parse_cpu_model(text: &str) -> Option<String> {
     const KEYS: [&str; 5] = ["model name", "Processor", "cpu model", "cpu", "uarch"];
-    let pairs: Vec<(&str, &str)> =
-        text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim(), v.trim())).collect();
+    let pairs: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
     KEYS.iter()
         .find_map(|key| pairs.iter().find(|(k, v)| k == key && !v.is_empty()))
         .map(|(_, v)| v.to_string())
@@ -165,7 +185,9 @@ pub(super) fn gather(
         return Ok(cpu);
     }
     std::thread::sleep(sample.saturating_sub(started.elapsed()));
-    let second = host.read("/proc/stat").and_then(|text| parse_proc_stat(&text));
+    let second = host
+        .read("/proc/stat")
+        .and_then(|text| parse_proc_stat(&text));
     cpu.sample_seconds = Some(round2(started.elapsed().as_secs_f64()));
     if let Some(usage) = second.ok().and_then(|s| s.cpu.usage_since(&first.cpu)) {
         cpu.usage_percent = Some(usage.usage_percent);
@@ -211,7 +233,11 @@ softirq 203875 0 28145 4 10077 40302 0 43 65027 0 60277
 ";
 
     fn check_stat(text: &str, expected: Result<ProcStat, &str>) {
-        assert_eq!(parse_proc_stat(text), expected.map_err(str::to_string), "{text}");
+        assert_eq!(
+            parse_proc_stat(text),
+            expected.map_err(str::to_string),
+            "{text}"
+        );
     }
 
     #[test]
@@ -236,9 +262,22 @@ softirq 203875 0 28145 4 10077 40302 0 43 65027 0 60277
         // Kernels before 2.6.11 have no steal, before 2.5.41 no iowait.
         check_stat(
             "cpu 1 2 3 4\ncpu0 1 2 3 4\n",
-            Ok(ProcStat { cpu: CpuTimes { user: 1, nice: 2, system: 3, idle: 4, ..CpuTimes::default() }, cpus: 1, btime: None }),
+            Ok(ProcStat {
+                cpu: CpuTimes {
+                    user: 1,
+                    nice: 2,
+                    system: 3,
+                    idle: 4,
+                    ..CpuTimes::default()
+                },
+                cpus: 1,
+                btime: None,
+            }),
         );
-        check_stat("cpu0 1 2 3 4\nbtime 5\n", Err("/proc/stat: no aggregate 'cpu' line"));
+        check_stat(
+            "cpu0 1 2 3 4\nbtime 5\n",
+            Err("/proc/stat: no aggregate 'cpu' line"),
+        );
         check_stat("cpu 1 2 3\n", Err("/proc/stat: no aggregate 'cpu' line"));
         check_stat("", Err("/proc/stat: no aggregate 'cpu' line"));
     }
@@ -254,33 +293,55 @@ softirq 203875 0 28145 4 10077 40302 0 43 65027 0 60277
             softirq: t[6],
             steal: t[7],
         };
-        let got = times(later).usage_since(&times(earlier)).map(|u| (u.usage_percent, u.iowait_percent, u.steal_percent));
+        let got = times(later)
+            .usage_since(&times(earlier))
+            .map(|u| (u.usage_percent, u.iowait_percent, u.steal_percent));
         assert_eq!(got, expected, "{earlier:?} -> {later:?}");
     }
 
     #[test]
     fn usage() {
-        check_usage([0; 8], [25, 0, 25, 40, 10, 0, 0, 0], Some((50.0, 10.0, 0.0)));
-        check_usage([100, 0, 100, 100, 0, 0, 0, 0], [130, 0, 100, 160, 0, 0, 0, 10], Some((40.0, 0.0, 10.0)));
+        check_usage(
+            [0; 8],
+            [25, 0, 25, 40, 10, 0, 0, 0],
+            Some((50.0, 10.0, 0.0)),
+        );
+        check_usage(
+            [100, 0, 100, 100, 0, 0, 0, 0],
+            [130, 0, 100, 160, 0, 0, 0, 10],
+            Some((40.0, 0.0, 10.0)),
+        );
         // Nothing passed: no answer rather than NaN.
         check_usage([5; 8], [5; 8], None);
         // iowait stepped back: clamped, not wrapped.
-        check_usage([0, 0, 0, 0, 10, 0, 0, 0], [1, 0, 0, 2, 5, 0, 0, 0], Some((33.33, 0.0, 0.0)));
+        check_usage(
+            [0, 0, 0, 0, 10, 0, 0, 0],
+            [1, 0, 0, 2, 5, 0, 0, 0],
+            Some((33.33, 0.0, 0.0)),
+        );
     }
 
     #[test]
     fn cpu_model() {
-        let check = |text: &str, expected: Option<&str>| assert_eq!(parse_cpu_model(text).as_deref(), expected, "{text}");
+        let check = |text: &str, expected: Option<&str>| {
+            assert_eq!(parse_cpu_model(text).as_deref(), expected, "{text}")
+        };
         // Captured on the development VM (first lines of the first block).
         check(
             "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nstepping\t: 1\n",
             Some("AMD EPYC"),
         );
-        check("Processor\t: ARMv7 Processor rev 4 (v7l)\nprocessor\t: 0\nBogoMIPS\t: 38.40\n", Some("ARMv7 Processor rev 4 (v7l)"));
+        check(
+            "Processor\t: ARMv7 Processor rev 4 (v7l)\nprocessor\t: 0\nBogoMIPS\t: 38.40\n",
+            Some("ARMv7 Processor rev 4 (v7l)"),
+        );
         check("processor\t: 0\ncpu\t\t: POWER9 (architected), altivec supported\nclock\t\t: 2200.000000MHz\n", Some("POWER9 (architected), altivec supported"));
         check("processor\t: 0\nhart\t\t: 1\nisa\t\t: rv64imafdc\nmmu\t\t: sv39\nuarch\t\t: sifive,u74-mc\n", Some("sifive,u74-mc"));
         // ARM64: no model at all.
-        check("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n", None);
+        check(
+            "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n",
+            None,
+        );
         check("", None);
     }
 }

@@ -34,7 +34,9 @@ pub struct OsRelease {
 pub fn parse_os_release(text: &str) -> OsRelease {
     let mut os = OsRelease::default();
     for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let slot = match key.trim() {
             "PRETTY_NAME" => &mut os.pretty_name,
             "ID" => &mut os.id,
@@ -51,7 +53,9 @@ fn unquote(value: &str) -> String {
     if let Some(inner) = value.strip_prefix('\'') {
         return inner.split('\'').next().unwrap_or_default().to_string();
     }
-    let Some(inner) = value.strip_prefix('"') else { return value.to_string() };
+    let Some(inner) = value.strip_prefix('"') else {
+        return value.to_string();
+    };
     let mut out = String::new();
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -67,7 +71,10 @@ fn unquote(value: &str) -> String {
 pub(super) fn gather(host: &Host) -> Result<Kernel, String> {
     let uts = nix::sys::utsname::uname().map_err(|e| format!("uname: {e}"))?;
     let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
-    let os = ["/etc/os-release", "/usr/lib/os-release"].into_iter().find_map(|p| host.read(p).ok()).map(|t| parse_os_release(&t));
+    let os = ["/etc/os-release", "/usr/lib/os-release"]
+        .into_iter()
+        .find_map(|p| host.read(p).ok())
+        .map(|t| parse_os_release(&t));
     Ok(Kernel {
         release: text(uts.release()),
         version: text(uts.version()),
@@ -83,7 +90,15 @@ mod tests {
 
     fn check(text: &str, expected: [Option<&str>; 3]) {
         let os = parse_os_release(text);
-        assert_eq!([os.pretty_name.as_deref(), os.id.as_deref(), os.version_id.as_deref()], expected, "{text}");
+        assert_eq!(
+            [
+                os.pretty_name.as_deref(),
+                os.id.as_deref(),
+                os.version_id.as_deref()
+            ],
+            expected,
+            "{text}"
+        );
     }
 
     #[test]
@@ -98,10 +113,17 @@ VERSION_CODENAME=bookworm
 ID=debian
 HOME_URL="https://www.debian.org/"
 "#,
-            [Some("Debian GNU/Linux 12 (bookworm)"), Some("debian"), Some("12")],
+            [
+                Some("Debian GNU/Linux 12 (bookworm)"),
+                Some("debian"),
+                Some("12"),
+            ],
         );
         // Rolling release: no VERSION_ID.
-        check("NAME=\"Arch Linux\"\nPRETTY_NAME=\"Arch Linux\"\nID=arch\nBUILD_ID=rolling\n", [Some("Arch Linux"), Some("arch"), None]);
+        check(
+            "NAME=\"Arch Linux\"\nPRETTY_NAME=\"Arch Linux\"\nID=arch\nBUILD_ID=rolling\n",
+            [Some("Arch Linux"), Some("arch"), None],
+        );
         // Single quotes, escapes, comments, blank lines.
         check(
             "# comment\n\nPRETTY_NAME='My OS 1'\nID=\"my\\\"os\"\nVERSION_ID=1.2 \n",

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 /// The `memory` group. Every amount is in bytes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Memory {
-    /// Usable RAM (`MemTotal`).
+    /// Usable RAM (`MemTotal`): the host's, whatever memory limit a container is under.
     pub total: u64,
     /// RAM not used for anything (`MemFree`).
     pub free: u64,
@@ -46,14 +46,23 @@ pub fn parse_meminfo(text: &str) -> Result<Memory, String> {
             Some((key.trim(), n.saturating_mul(scale)))
         })
         .collect();
-    let required = |key: &str| values.get(key).copied().ok_or_else(|| format!("/proc/meminfo: no '{key}' line"));
+    let required = |key: &str| {
+        values
+            .get(key)
+            .copied()
+            .ok_or_else(|| format!("/proc/meminfo: no '{key}' line"))
+    };
     let optional = |key: &str| values.get(key).copied().unwrap_or(0);
 
     let total = required("MemTotal")?;
     let free = required("MemFree")?;
     let buffers = optional("Buffers");
     let cached = optional("Cached").saturating_add(optional("SReclaimable"));
-    let available = values.get("MemAvailable").copied().unwrap_or_else(|| free.saturating_add(buffers).saturating_add(cached)).min(total);
+    let available = values
+        .get("MemAvailable")
+        .copied()
+        .unwrap_or_else(|| free.saturating_add(buffers).saturating_add(cached))
+        .min(total);
     let used = total.saturating_sub(available);
     let swap_total = optional("SwapTotal");
     let swap_free = optional("SwapFree").min(swap_total);
@@ -130,7 +139,10 @@ Hugepagesize:       2048 kB
             r#"{"total":1024000,"free":102400,"available":409600,"used":614400,"used_percent":60.0,"buffers":51200,"cached":256000,"shared":0,"swap_total":409600,"swap_free":307200,"swap_used":102400,"swap_used_percent":25.0}"#,
         );
         check("MemFree: 1 kB\n", "/proc/meminfo: no 'MemTotal' line");
-        check("MemTotal: x kB\nMemFree: 1 kB\n", "/proc/meminfo: no 'MemTotal' line");
+        check(
+            "MemTotal: x kB\nMemFree: 1 kB\n",
+            "/proc/meminfo: no 'MemTotal' line",
+        );
         check("", "/proc/meminfo: no 'MemTotal' line");
     }
 }

@@ -28,7 +28,10 @@ pub use cpu::{parse_cpu_model, parse_proc_stat, Cpu, CpuTimes, CpuUsage, ProcSta
 pub use kernel::{parse_os_release, Kernel, OsRelease};
 pub use load::{parse_loadavg, Load};
 pub use memory::{parse_meminfo, Memory};
-pub use mounts::{parse_mountinfo, select_mounts, DiskUsage, Mount, MountEntry, Mounts, PSEUDO_FILESYSTEMS, STATVFS_TIMEOUT};
+pub use mounts::{
+    parse_mountinfo, select_mounts, DiskUsage, Mount, MountEntry, Mounts, PSEUDO_FILESYSTEMS,
+    STATVFS_TIMEOUT,
+};
 pub use network::{parse_net_dev, Address, Interface, Network};
 pub use systemd::{parse_systemctl_version, Systemd};
 pub use uptime::{parse_uptime, Uptime};
@@ -127,12 +130,17 @@ fn gather_at(host: &Host, subset: &Subset, cpu_sample: Duration) -> Facts {
     let want = |g: Group| subset.contains(g);
     // CPU count, load per core and boot time all come from /proc/stat: read it once. For
     // the CPU group this is also the first reading of the usage sample.
-    let stat = (want(Group::Cpu) || want(Group::Load) || want(Group::Uptime))
-        .then(|| host.read("/proc/stat").and_then(|text| parse_proc_stat(&text)));
+    let stat = (want(Group::Cpu) || want(Group::Load) || want(Group::Uptime)).then(|| {
+        host.read("/proc/stat")
+            .and_then(|text| parse_proc_stat(&text))
+    });
     let sample_started = Instant::now();
     let stat = stat.as_ref();
 
-    let mut facts = Facts { gather_subset: subset.groups().collect(), ..Facts::default() };
+    let mut facts = Facts {
+        gather_subset: subset.groups().collect(),
+        ..Facts::default()
+    };
     if want(Group::Load) {
         facts.load = Some(load::gather(host, stat).into());
     }
@@ -168,7 +176,9 @@ struct Host {
 
 impl Host {
     fn live() -> Host {
-        Host { root: PathBuf::from("/") }
+        Host {
+            root: PathBuf::from("/"),
+        }
     }
 
     /// `path` (absolute, as the kernel documents it) under the root.
@@ -208,14 +218,17 @@ mod tests {
 
     fn fake_host() -> (tempfile::TempDir, Host) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let host = Host { root: dir.path().to_path_buf() };
+        let host = Host {
+            root: dir.path().to_path_buf(),
+        };
         (dir, host)
     }
 
     fn write(host: &Host, path: &str, text: &str) {
         let path = host.path(path);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+            fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
         }
         fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
@@ -226,14 +239,36 @@ mod tests {
         let facts = gather_at(&host, &Subset::all(), Duration::from_millis(10));
         let json = serde_json::to_value(&facts).unwrap_or_default();
         for (group, error) in [
-            ("cpu", "cannot read /proc/stat: No such file or directory (os error 2)"),
-            ("load", "cannot read /proc/loadavg: No such file or directory (os error 2)"),
-            ("memory", "cannot read /proc/meminfo: No such file or directory (os error 2)"),
-            ("mounts", "cannot read /proc/self/mountinfo: No such file or directory (os error 2)"),
-            ("network", "cannot read /proc/net/dev: No such file or directory (os error 2)"),
-            ("uptime", "cannot read /proc/uptime: No such file or directory (os error 2)"),
+            (
+                "cpu",
+                "cannot read /proc/stat: No such file or directory (os error 2)",
+            ),
+            (
+                "load",
+                "cannot read /proc/loadavg: No such file or directory (os error 2)",
+            ),
+            (
+                "memory",
+                "cannot read /proc/meminfo: No such file or directory (os error 2)",
+            ),
+            (
+                "mounts",
+                "cannot read /proc/self/mountinfo: No such file or directory (os error 2)",
+            ),
+            (
+                "network",
+                "cannot read /proc/net/dev: No such file or directory (os error 2)",
+            ),
+            (
+                "uptime",
+                "cannot read /proc/uptime: No such file or directory (os error 2)",
+            ),
         ] {
-            assert_eq!(json[group], serde_json::json!({ "error": error }), "{group}");
+            assert_eq!(
+                json[group],
+                serde_json::json!({ "error": error }),
+                "{group}"
+            );
         }
         // uname(2) needs no file; systemd is simply not running in an empty tree.
         assert!(facts.kernel.as_ref().and_then(Gathered::ok).is_some());
@@ -244,10 +279,18 @@ mod tests {
     #[test]
     fn groups_not_asked_for_are_absent() {
         let (_dir, host) = fake_host();
-        let subset = reliability_core::subset::parse(&["!all".to_string(), "!min".to_string(), "memory".to_string()])
-            .unwrap_or_else(|e| panic!("{e}"));
-        let json = serde_json::to_value(gather_at(&host, &subset, Duration::ZERO)).unwrap_or_default();
-        let keys: Vec<&str> = json.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        let subset = reliability_core::subset::parse(&[
+            "!all".to_string(),
+            "!min".to_string(),
+            "memory".to_string(),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let json =
+            serde_json::to_value(gather_at(&host, &subset, Duration::ZERO)).unwrap_or_default();
+        let keys: Vec<&str> = json
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
         assert_eq!(keys, ["gather_subset", "memory"]);
         assert_eq!(json["gather_subset"], serde_json::json!(["memory"]));
     }
@@ -255,21 +298,42 @@ mod tests {
     #[test]
     fn a_fake_proc_is_read_through_the_parsers() {
         let (_dir, host) = fake_host();
-        write(&host, "/proc/stat", "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 10 0 10 80 0 0 0 0 0 0\nbtime 1700000000\n");
+        write(
+            &host,
+            "/proc/stat",
+            "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 10 0 10 80 0 0 0 0 0 0\nbtime 1700000000\n",
+        );
         write(&host, "/proc/loadavg", "0.50 0.25 0.10 2/100 1234\n");
         write(&host, "/proc/uptime", "100.25 150.00\n");
-        write(&host, "/proc/net/dev", &format!("{}  test0: 1 2 3 4 0 0 0 0 5 6 7 8 0 0 0 0\n", network::tests::NET_DEV_HEADER));
+        write(
+            &host,
+            "/proc/net/dev",
+            &format!(
+                "{}  test0: 1 2 3 4 0 0 0 0 5 6 7 8 0 0 0 0\n",
+                network::tests::NET_DEV_HEADER
+            ),
+        );
         write(&host, "/sys/class/net/test0/mtu", "9000\n");
-        write(&host, "/proc/self/mountinfo", "30 1 0:99 / /nonexistent/reliability\\040test rw - ext4 /dev/fake rw\n");
+        write(
+            &host,
+            "/proc/self/mountinfo",
+            "30 1 0:99 / /nonexistent/reliability\\040test rw - ext4 /dev/fake rw\n",
+        );
         let facts = gather_at(&host, &Subset::all(), Duration::ZERO);
         let json = serde_json::to_value(&facts).unwrap_or_default();
         assert_eq!(json["cpu"]["count"], 1);
         assert_eq!(json["cpu"]["usage_percent"], serde_json::Value::Null);
         assert_eq!(json["load"]["load1_per_core"], 0.5);
-        assert_eq!(json["uptime"], serde_json::json!({ "seconds": 100.25, "boot_time": 1_700_000_000 }));
+        assert_eq!(
+            json["uptime"],
+            serde_json::json!({ "seconds": 100.25, "boot_time": 1_700_000_000 })
+        );
         assert_eq!(json["network"]["interfaces"][0]["name"], "test0");
         assert_eq!(json["network"]["interfaces"][0]["mtu"], 9000);
-        assert_eq!(json["network"]["interfaces"][0]["operstate"], serde_json::Value::Null);
+        assert_eq!(
+            json["network"]["interfaces"][0]["operstate"],
+            serde_json::Value::Null
+        );
         // A statvfs failure stays on its own entry.
         let mount = &json["mounts"]["filesystems"][0];
         assert_eq!(mount["mount_point"], "/nonexistent/reliability test");
@@ -284,11 +348,24 @@ mod tests {
         let elapsed = started.elapsed();
         for group in Group::ALL {
             let json = serde_json::to_value(&facts).unwrap_or_default();
-            assert!(json[group.name()].get("error").is_none(), "{group}: {}", json[group.name()]);
+            assert!(
+                json[group.name()].get("error").is_none(),
+                "{group}: {}",
+                json[group.name()]
+            );
         }
-        let memory = facts.memory.as_ref().and_then(Gathered::ok).map(|m| m.total).unwrap_or(0);
+        let memory = facts
+            .memory
+            .as_ref()
+            .and_then(Gathered::ok)
+            .map(|m| m.total)
+            .unwrap_or(0);
         assert!(memory > 0);
-        let root = facts.mounts.as_ref().and_then(Gathered::ok).map(|m| m.filesystems.iter().any(|f| f.mount_point == "/"));
+        let root = facts
+            .mounts
+            .as_ref()
+            .and_then(Gathered::ok)
+            .map(|m| m.filesystems.iter().any(|f| f.mount_point == "/"));
         assert_eq!(root, Some(true));
         assert!(elapsed < Duration::from_secs(2), "gather took {elapsed:?}");
     }

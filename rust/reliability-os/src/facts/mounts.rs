@@ -152,7 +152,11 @@ fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     // Optional fields (`shared:1 master:2`) run from the 7th field to a lone `-`.
     let dash = fields.iter().skip(6).position(|f| *f == "-")? + 6;
     let (major, minor) = fields.get(2)?.split_once(':')?;
-    let text = |i: usize| fields.get(i).map(|f| String::from_utf8_lossy(&unescape(f)).into_owned());
+    let text = |i: usize| {
+        fields
+            .get(i)
+            .map(|f| String::from_utf8_lossy(&unescape(f)).into_owned())
+    };
     Some(MountEntry {
         mount_id: fields.first()?.parse().ok()?,
         parent_id: fields.get(1)?.parse().ok()?,
@@ -173,7 +177,9 @@ fn unescape(field: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match octal {
             Some(d) => {
                 let value = d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0'));
@@ -197,11 +203,17 @@ pub fn select_mounts(entries: &[MountEntry]) -> Vec<&MountEntry> {
     }
     let mut chosen: HashMap<(u32, u32, &str), usize> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
-        if visible.get(e.mount_point.as_path()) != Some(&i) || PSEUDO_FILESYSTEMS.contains(&e.fstype.as_str()) {
+        if visible.get(e.mount_point.as_path()) != Some(&i)
+            || PSEUDO_FILESYSTEMS.contains(&e.fstype.as_str())
+        {
             continue;
         }
         let subvolume = match e.fstype.as_str() {
-            "btrfs" => e.super_options.split(',').find(|o| o.starts_with("subvolid=")).unwrap_or(""),
+            "btrfs" => e
+                .super_options
+                .split(',')
+                .find(|o| o.starts_with("subvolid="))
+                .unwrap_or(""),
             _ => "",
         };
         let rank = |e: &MountEntry| (e.root.len(), e.mount_point.as_os_str().len());
@@ -244,7 +256,11 @@ impl DiskUsage {
             inodes_total: has_inodes.then_some(c.files),
             inodes_used: has_inodes.then_some(inodes_used),
             inodes_free: has_inodes.then_some(c.files_free),
-            inodes_used_percent: if has_inodes { df_percent(inodes_used, c.files_free) } else { None },
+            inodes_used_percent: if has_inodes {
+                df_percent(inodes_used, c.files_free)
+            } else {
+                None
+            },
         }
     }
 }
@@ -293,7 +309,12 @@ fn measure_all(
                 break;
             }
         };
-        if thread::Builder::new().name("statvfs".into()).stack_size(128 * 1024).spawn(worker).is_ok() {
+        if thread::Builder::new()
+            .name("statvfs".into())
+            .stack_size(128 * 1024)
+            .spawn(worker)
+            .is_ok()
+        {
             started += 1;
         }
     }
@@ -305,7 +326,10 @@ fn measure_all(
     let mut results: Vec<Option<Result<Counts, String>>> = vec![None; count];
     let mut done = 0;
     while done < count {
-        let Ok((i, result)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else { break };
+        let Ok((i, result)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        else {
+            break;
+        };
         if let Some(slot) = results.get_mut(i) {
             *slot = Some(result);
             done += 1;
@@ -313,8 +337,14 @@ fn measure_all(
     }
     // Whatever is left is not started any more.
     next.store(count, Ordering::Relaxed);
-    let late = format!("statvfs: no answer within {}s (hung network filesystem?)", timeout.as_secs_f64());
-    results.into_iter().map(|r| r.unwrap_or_else(|| Err(late.clone()))).collect()
+    let late = format!(
+        "statvfs: no answer within {}s (hung network filesystem?)",
+        timeout.as_secs_f64()
+    );
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(late.clone())))
+        .collect()
 }
 
 pub(super) fn gather(host: &Host) -> Result<Mounts, String> {
@@ -388,7 +418,15 @@ mod tests {
         let entries = parse_mountinfo(text);
         let got: Vec<String> = select_mounts(&entries)
             .iter()
-            .map(|e| format!("{} {} {} {}", e.mount_point.display(), e.fstype, e.source, e.root))
+            .map(|e| {
+                format!(
+                    "{} {} {} {}",
+                    e.mount_point.display(),
+                    e.fstype,
+                    e.source,
+                    e.root
+                )
+            })
             .collect();
         assert_eq!(got, expected);
     }
@@ -456,15 +494,28 @@ mod tests {
         assert_eq!(unescape(r"trailing\04"), b"trailing\\04");
         assert_eq!(unescape(r"\777"), b"?");
         // Not a mountinfo line: no separator, too few fields, bad numbers.
-        assert_eq!(parse_mountinfo("27 1 254:0 / / rw,relatime ext4 /dev/vda rw\n"), vec![]);
+        assert_eq!(
+            parse_mountinfo("27 1 254:0 / / rw,relatime ext4 /dev/vda rw\n"),
+            vec![]
+        );
         assert_eq!(parse_mountinfo("27 1 254:0 / / - ext4\n"), vec![]);
-        assert_eq!(parse_mountinfo("x 1 254:0 / / rw - ext4 /dev/vda rw\n"), vec![]);
+        assert_eq!(
+            parse_mountinfo("x 1 254:0 / / rw - ext4 /dev/vda rw\n"),
+            vec![]
+        );
         assert_eq!(parse_mountinfo(""), vec![]);
     }
 
     fn check_usage(counts: [u64; 6], expected: &str) {
         let [fragment_size, blocks, blocks_free, blocks_available, files, files_free] = counts;
-        let c = Counts { fragment_size, blocks, blocks_free, blocks_available, files, files_free };
+        let c = Counts {
+            fragment_size,
+            blocks,
+            blocks_free,
+            blocks_available,
+            files,
+            files_free,
+        };
         let got = serde_json::to_string(&DiskUsage::from_counts(&c)).unwrap_or_default();
         assert_eq!(got, expected, "{counts:?}");
     }
@@ -498,15 +549,24 @@ mod tests {
         if path.ends_with("hung") {
             thread::sleep(Duration::from_millis(500));
         }
-        Ok(Counts { blocks: path.as_os_str().len() as u64, ..Counts::default() })
+        Ok(Counts {
+            blocks: path.as_os_str().len() as u64,
+            ..Counts::default()
+        })
     }
 
     #[test]
     fn a_hung_mount_times_out_alone() {
-        let paths: Vec<PathBuf> = ["/a", "/nfs/hung", "/bb", "/ccc", "/dddd", "/eeeee"].iter().map(PathBuf::from).collect();
+        let paths: Vec<PathBuf> = ["/a", "/nfs/hung", "/bb", "/ccc", "/dddd", "/eeeee"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
         let started = Instant::now();
         let got: Vec<Result<u64, String>> =
-            measure_all(paths, slow_on_hung, 2, Duration::from_millis(100)).into_iter().map(|r| r.map(|c| c.blocks)).collect();
+            measure_all(paths, slow_on_hung, 2, Duration::from_millis(100))
+                .into_iter()
+                .map(|r| r.map(|c| c.blocks))
+                .collect();
         assert!(started.elapsed() < Duration::from_millis(400));
         let late = Err("statvfs: no answer within 0.1s (hung network filesystem?)".to_string());
         assert_eq!(got, [Ok(2), late, Ok(3), Ok(4), Ok(5), Ok(6)]);

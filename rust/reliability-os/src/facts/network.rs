@@ -65,7 +65,10 @@ pub fn parse_net_dev(text: &str) -> Vec<Interface> {
     text.lines()
         .filter_map(|line| {
             let (name, counters) = line.split_once(':')?;
-            let n: Vec<u64> = counters.split_ascii_whitespace().map(|f| f.parse().ok()).collect::<Option<_>>()?;
+            let n: Vec<u64> = counters
+                .split_ascii_whitespace()
+                .map(|f| f.parse().ok())
+                .collect::<Option<_>>()?;
             let at = |i: usize| n.get(i).copied();
             // Receive: bytes packets errs drop fifo frame compressed multicast; then
             // transmit: bytes packets errs drop fifo colls carrier compressed.
@@ -89,12 +92,16 @@ pub(super) fn gather(host: &Host) -> Result<Network, String> {
     let mut interfaces = parse_net_dev(&host.read("/proc/net/dev")?);
     let mut addresses = addresses();
     for interface in &mut interfaces {
-        let attribute = |name: &str| host.read_line(format!("/sys/class/net/{}/{name}", interface.name));
+        let attribute =
+            |name: &str| host.read_line(format!("/sys/class/net/{}/{name}", interface.name));
         interface.operstate = attribute("operstate");
         interface.mtu = attribute("mtu").and_then(|m| m.parse().ok());
         interface.mac = attribute("address");
         for (ip, prefix) in addresses.remove(&interface.name).unwrap_or_default() {
-            let address = Address { address: ip.to_string(), prefix };
+            let address = Address {
+                address: ip.to_string(),
+                prefix,
+            };
             match ip {
                 IpAddr::V4(_) => interface.ipv4.push(address),
                 IpAddr::V6(_) => interface.ipv6.push(address),
@@ -107,10 +114,19 @@ pub(super) fn gather(host: &Host) -> Result<Network, String> {
 /// Addresses by interface name; empty if `getifaddrs` fails (addresses are a bonus).
 fn addresses() -> HashMap<String, Vec<(IpAddr, u8)>> {
     let mut by_name: HashMap<String, Vec<(IpAddr, u8)>> = HashMap::new();
-    let Ok(list) = nix::ifaddrs::getifaddrs() else { return by_name };
+    let Ok(list) = nix::ifaddrs::getifaddrs() else {
+        return by_name;
+    };
     for entry in list {
-        let (Some(address), Some(netmask)) = (entry.address, entry.netmask) else { continue };
-        let pair = match (address.as_sockaddr_in(), netmask.as_sockaddr_in(), address.as_sockaddr_in6(), netmask.as_sockaddr_in6()) {
+        let (Some(address), Some(netmask)) = (entry.address, entry.netmask) else {
+            continue;
+        };
+        let pair = match (
+            address.as_sockaddr_in(),
+            netmask.as_sockaddr_in(),
+            address.as_sockaddr_in6(),
+            netmask.as_sockaddr_in6(),
+        ) {
             (Some(a), Some(m), _, _) => (IpAddr::V4(a.ip()), prefix_len(&m.ip().octets())),
             (_, _, Some(a), Some(m)) => (IpAddr::V6(a.ip()), prefix_len(&m.ip().octets())),
             _ => continue,
@@ -143,7 +159,15 @@ Inter-|   Receive                                                |  Transmit
             .map(|i| {
                 format!(
                     "{} {} {} {} {} {} {} {} {}",
-                    i.name, i.rx_bytes, i.rx_packets, i.rx_errors, i.rx_dropped, i.tx_bytes, i.tx_packets, i.tx_errors, i.tx_dropped
+                    i.name,
+                    i.rx_bytes,
+                    i.rx_packets,
+                    i.rx_errors,
+                    i.rx_dropped,
+                    i.tx_bytes,
+                    i.tx_packets,
+                    i.tx_errors,
+                    i.tx_dropped
                 )
             })
             .collect();

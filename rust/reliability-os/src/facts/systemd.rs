@@ -34,7 +34,10 @@ pub fn parse_systemctl_version(text: &str) -> Option<(u32, String)> {
     let line = text.lines().next()?;
     let rest = line.trim().strip_prefix("systemd ")?;
     let (number, full) = match rest.split_once(' ') {
-        Some((number, full)) => (number, full.trim().trim_start_matches('(').trim_end_matches(')')),
+        Some((number, full)) => (
+            number,
+            full.trim().trim_start_matches('(').trim_end_matches(')'),
+        ),
         None => (rest, rest),
     };
     let digits: String = number.chars().take_while(char::is_ascii_digit).collect();
@@ -53,11 +56,22 @@ pub(super) fn gather(host: &Host) -> Systemd {
         Some((number, full)) => (Some(number), Some(full)),
         None => (None, None),
     };
-    Systemd { running, pid1, pid1_is_systemd, version, version_full }
+    Systemd {
+        running,
+        pid1,
+        pid1_is_systemd,
+        version,
+        version_full,
+    }
 }
 
 fn systemctl_version() -> Option<(u32, String)> {
-    let output = Command::new("systemctl").arg("--version").stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    let output = Command::new("systemctl")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     if !output.status.success() {
         return None;
     }
@@ -71,10 +85,20 @@ mod tests {
     #[test]
     fn systemctl_version_line() {
         let check = |text: &str, expected: Option<(u32, &str)>| {
-            assert_eq!(parse_systemctl_version(text), expected.map(|(n, f)| (n, f.to_string())), "{text}");
+            assert_eq!(
+                parse_systemctl_version(text),
+                expected.map(|(n, f)| (n, f.to_string())),
+                "{text}"
+            );
         };
-        check("systemd 252 (252.22-1~deb12u1)\n+PAM +AUDIT +SELINUX +APPARMOR\n", Some((252, "252.22-1~deb12u1")));
-        check("systemd 255 (255.4-1ubuntu8.4)\n+PAM\n", Some((255, "255.4-1ubuntu8.4")));
+        check(
+            "systemd 252 (252.22-1~deb12u1)\n+PAM +AUDIT +SELINUX +APPARMOR\n",
+            Some((252, "252.22-1~deb12u1")),
+        );
+        check(
+            "systemd 255 (255.4-1ubuntu8.4)\n+PAM\n",
+            Some((255, "255.4-1ubuntu8.4")),
+        );
         check("systemd 219\n+PAM +AUDIT\n", Some((219, "219")));
         check("systemd 256~rc3 (256~rc3-1)\n", Some((256, "256~rc3-1")));
         check("System has not been booted with systemd\n", None);
