@@ -33,7 +33,7 @@ def test_adhoc_string_args_are_coerced(ansible: Ansible):
     "args, message",
     [
         ("gather_subset=bogus", "'bogus'"),
-        ("cpu_sample_interval=11", "cpu_sample_interval: 11.0 is out of range 0-10"),
+        ("cpu_sample_interval=11", "cpu_sample_interval: 11 is out of range 0-10"),
         ("cpu_sample_interval=fast", "cpu_sample_interval: 'fast' is not a valid float"),
         ("subset=memory gather_subset=load", "gather_subset: given twice"),
         ("nosuch=1", "unknown option 'nosuch'"),
@@ -71,3 +71,16 @@ def test_adhoc_on_host_without_python(testhosts):
     for host, r in res.items():
         assert r.get("failed") is not True, (host, r)
         assert r["ansible_facts"]["reliability"]["systemd"]["running"] is True
+
+
+def test_aarch64_binary_under_qemu(ansible: Ansible):
+    """The action plugin picks <module>_aarch64 for an aarch64 target; binfmt runs it under qemu-user."""
+    res = ansible.adhoc("localhost", MODULE, "gather_subset=kernel", "-e", "hx_reliability_architecture=aarch64")["localhost"]
+    assert res.get("failed") is not True, res
+    assert res["ansible_facts"]["reliability"]["kernel"]["machine"] == "aarch64"
+
+
+def test_unsupported_architecture_is_named(ansible: Ansible):
+    res = ansible.adhoc("localhost", MODULE, "", "-e", "hx_reliability_architecture=armv7l")["localhost"]
+    assert res["failed"] is True
+    assert "hx.reliability.reliability_facts has no binary for architecture 'armv7l'; supported: aarch64, x86_64" in res["msg"]

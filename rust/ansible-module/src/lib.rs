@@ -189,7 +189,7 @@ impl Input {
 
 /// Run a module: the whole `main` of every module binary.
 ///
-/// ```ignore
+/// ```text
 /// fn main() -> std::process::ExitCode {
 ///     ansible_module::main("reliability_facts", reliability_modules::facts::spec(), reliability_modules::facts::run)
 /// }

@@ -424,13 +424,8 @@ impl CheckResult {
             .to_string();
         let message = if value.is_finite() {
             let shown = unit.map_or_else(|| format_number(value), |u| u.show(value));
-            let crossed = match status {
-                Status::Critical => levels.critical.and_then(|r| r.violation(value)),
-                Status::Warning => levels.warning.and_then(|r| r.violation(value)),
-                _ => None,
-            };
-            match crossed {
-                Some(why) => format!("{name} is {shown} ({status}: {why})"),
+            match levels.explain(value) {
+                Some(why) => format!("{name} is {shown} ({why})"),
                 None => format!("{name} is {shown}"),
             }
         } else {

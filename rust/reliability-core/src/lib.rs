@@ -6,6 +6,7 @@
 //! table-style with plain values.
 
 pub mod check;
+pub mod size;
 pub mod spec;
 pub mod subset;
 pub mod threshold;

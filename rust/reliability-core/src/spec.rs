@@ -484,6 +484,8 @@ impl fmt::Display for Problem {
 fn show(value: &Value) -> String {
     match value {
         Value::String(s) => format!("'{s}'"),
+        // A float option given as `60` reads back as 60.0: say 60, as the user wrote it.
+        Value::Number(n) if n.is_f64() => n.as_f64().map(num).unwrap_or_else(|| n.to_string()),
         other => other.to_string(),
     }
 }

@@ -195,25 +195,25 @@ pub(crate) enum Violation {
     Inside(Range),
 }
 
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Violation {
+    /// The crossed bound in words, each number written by `show` (e.g. as a size).
+    pub(crate) fn describe(&self, show: impl Fn(f64) -> String) -> String {
         match *self {
-            Violation::Below(start) => write!(f, "below {}", format_number(start)),
-            Violation::Above(end) => write!(f, "above {}", format_number(end)),
+            Violation::Below(start) => format!("below {}", show(start)),
+            Violation::Above(end) => format!("above {}", show(end)),
             Violation::Inside(r) => match (r.start == f64::NEG_INFINITY, r.end == f64::INFINITY) {
-                (true, true) => f.write_str("any value"),
-                (true, false) => write!(f, "at most {}", format_number(r.end)),
-                (false, true) => write!(f, "at least {}", format_number(r.start)),
-                (false, false) => {
-                    write!(
-                        f,
-                        "between {} and {}",
-                        format_number(r.start),
-                        format_number(r.end)
-                    )
-                }
+                (true, true) => "any value".to_string(),
+                (true, false) => format!("at most {}", show(r.end)),
+                (false, true) => format!("at least {}", show(r.start)),
+                (false, false) => format!("between {} and {}", show(r.start), show(r.end)),
             },
         }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(format_number))
     }
 }
 
@@ -264,6 +264,23 @@ impl Levels {
         } else {
             Status::Ok
         }
+    }
+
+    /// Why `value` gets the status [`Levels::evaluate`] gives it, for messages:
+    /// `critical: above 90`, `warning: below 10`; `None` when it is ok or cannot be judged.
+    pub fn explain(&self, value: f64) -> Option<String> {
+        self.explain_with(value, format_number)
+    }
+
+    /// [`Levels::explain`] with the bound written by `show`: `critical: above 32 MiB`.
+    pub fn explain_with(&self, value: f64, show: impl Fn(f64) -> String) -> Option<String> {
+        let status = self.evaluate(value);
+        let crossed = match status {
+            Status::Critical => self.critical.and_then(|r| r.violation(value)),
+            Status::Warning => self.warning.and_then(|r| r.violation(value)),
+            _ => None,
+        };
+        crossed.map(|why| format!("{status}: {}", why.describe(show)))
     }
 }
 
@@ -341,7 +358,7 @@ fn part_prefix(part: Part) -> &'static str {
 /// (`10`, `0.5`, `-3.25`, `0.0000001`), and `0` for negative zero. Rust's shortest
 /// round-trip formatting already has that shape; non-finite values print as Rust does
 /// (`NaN`, `inf`) and callers keep them out of perfdata.
-pub(crate) fn format_number(n: f64) -> String {
+pub fn format_number(n: f64) -> String {
     if n == 0.0 {
         "0".to_string()
     } else {
@@ -698,6 +715,25 @@ mod tests {
                 "{range} {value}"
             );
         }
+    }
+
+    #[test]
+    fn explain_names_the_status_and_the_crossed_bound() {
+        let levels = Levels::parse(Some(&json!("20:")), Some(&json!("10:"))).expect("valid");
+        for (value, expected) in [
+            (50.0, None),
+            (15.0, Some("warning: below 20")),
+            (5.0, Some("critical: below 10")),
+            (f64::NAN, None),
+        ] {
+            assert_eq!(levels.explain(value).as_deref(), expected, "{value}");
+        }
+        let bytes = Levels::parse(Some(&json!("@1024:2048")), None).expect("valid");
+        let kib = |n: f64| format!("{} KiB", n / 1024.0);
+        assert_eq!(
+            bytes.explain_with(1500.0, kib).as_deref(),
+            Some("warning: between 1 KiB and 2 KiB")
+        );
     }
 
     #[test]

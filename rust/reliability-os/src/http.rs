@@ -29,12 +29,12 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
-    time::Duration as UreqDuration, Buffers, ConnectionDetails, Connector, Either, LazyBuffers,
-    NextTimeout, TcpConnector, Transport, TransportAdapter,
+    time::Duration as UreqDuration, time::Instant as UreqInstant, Buffers, ConnectionDetails,
+    Connector, Either, LazyBuffers, NextTimeout, TcpConnector, Transport, TransportAdapter,
 };
 use x509_cert::der::Decode;
 
@@ -46,6 +46,9 @@ pub const SYSTEM_CA_BUNDLES: &[&str] = &[
     "/etc/ssl/ca-bundle.pem",
     "/etc/ssl/cert.pem",
 ];
+
+/// Longer timeouts are cut to this.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Redirects followed when `follow_redirects` is set.
 pub const MAX_REDIRECTS: u32 = 10;
@@ -129,13 +132,20 @@ pub struct TlsInfo {
 
 /// Makes the request and reports what came back. Never panics; failures are in `error`.
 pub fn probe_http(request: &HttpRequest) -> HttpProbe {
-    let started = Instant::now();
     let mut probe = HttpProbe::default();
     let seen = Arc::new(Mutex::new(None));
-    if let Err(error) = exchange(request, &seen, started, &mut probe) {
-        probe.error = Some(error);
+    // The clock starts after the set-up (parsing the URL, loading CA certificates), so that
+    // the times measure the server.
+    match prepare(request, &seen) {
+        Ok((agent, host)) => {
+            let started = Instant::now();
+            if let Err(error) = exchange(&agent, request, &host, started, &mut probe) {
+                probe.error = Some(error);
+            }
+            probe.total_time = started.elapsed();
+        }
+        Err(error) => probe.error = Some(error),
     }
-    probe.total_time = started.elapsed();
     let leaf = seen.lock().unwrap_or_else(PoisonError::into_inner).take();
     if let Some(der) = leaf {
         match tls_info(&der) {
@@ -152,19 +162,30 @@ pub fn probe_http(request: &HttpRequest) -> HttpProbe {
 /// The leaf certificate of the last TLS handshake, in DER.
 type SeenCert = Arc<Mutex<Option<CertificateDer<'static>>>>;
 
-fn exchange(
-    request: &HttpRequest,
-    seen: &SeenCert,
-    started: Instant,
-    probe: &mut HttpProbe,
-) -> Result<(), String> {
-    let url = request.url.as_str();
-    let host = check_url(url)?;
-    let tls = tls_config(request, seen)?;
+/// An agent for this one request, and the URL's host.
+fn prepare(request: &HttpRequest, seen: &SeenCert) -> Result<(ureq::Agent, String), String> {
+    let host = check_url(&request.url)?;
+    let tls = TlsConnector {
+        ca_file: request.ca_file.clone(),
+        validate_certs: request.validate_certs,
+        seen: Arc::clone(seen),
+        config: OnceLock::new(),
+    };
+    // An https URL needs TLS: set it up now, off the clock. A plain http one needs it only
+    // if redirected to https, so a host without CA certificates can still probe http.
+    if request
+        .url
+        .get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https:"))
+    {
+        tls.config()?;
+    }
+    // ureq adds the timeout to the current time: keep it addable.
+    let timeout = request.timeout.min(LONGEST_TIMEOUT);
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(request.timeout))
-        .timeout_connect(Some(request.timeout))
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(timeout))
         .max_redirects(if request.follow_redirects {
             MAX_REDIRECTS
         } else {
@@ -173,12 +194,21 @@ fn exchange(
         .proxy(None)
         .user_agent(concat!("hx.reliability/", env!("CARGO_PKG_VERSION")))
         .build();
-    let deadline = started + request.timeout;
-    let connector = ().chain(TcpConnector::default()).chain(TlsConnector {
-        config: tls,
-        deadline,
-    });
-    let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
+    let connector = ().chain(TcpConnector::default()).chain(tls);
+    Ok((
+        ureq::Agent::with_parts(config, connector, DefaultResolver::default()),
+        host,
+    ))
+}
+
+fn exchange(
+    agent: &ureq::Agent,
+    request: &HttpRequest,
+    host: &str,
+    started: Instant,
+    probe: &mut HttpProbe,
+) -> Result<(), String> {
+    let url = request.url.as_str();
     let mut builder = match request.method {
         HttpMethod::Get => agent.get(url),
         HttpMethod::Head => agent.head(url),
@@ -186,7 +216,7 @@ fn exchange(
     for (name, value) in &request.headers {
         builder = builder.header(name, value);
     }
-    let mut response = builder.call().map_err(|e| describe(&e, request, &host))?;
+    let mut response = builder.call().map_err(|e| describe(&e, request, host))?;
     probe.latency = Some(started.elapsed());
     probe.status = Some(response.status().as_u16());
     if request.method == HttpMethod::Head || request.max_body_bytes == 0 {
@@ -203,7 +233,7 @@ fn exchange(
     body.truncate(request.max_body_bytes);
     probe.body = Some(String::from_utf8_lossy(&body).into_owned());
     read.map(drop).map_err(|e| {
-        let reason = describe(&ureq::Error::from(e), request, &host);
+        let reason = describe(&ureq::Error::from(e), request, host);
         format!("reading the body: {reason}")
     })
 }
@@ -236,6 +266,7 @@ fn describe(error: &ureq::Error, request: &HttpRequest, host: &str) -> String {
         ureq::Error::TooManyRedirects => format!("more than {MAX_REDIRECTS} redirects"),
         ureq::Error::BadUri(reason) => format!("invalid URL '{}': {reason}", request.url),
         ureq::Error::Http(e) => format!("invalid request: {e}"),
+        ureq::Error::Protocol(e) => format!("invalid HTTP response: {e}"),
         ureq::Error::Io(e) => {
             let tls = e
                 .get_ref()
@@ -263,19 +294,101 @@ fn tls_info(der: &[u8]) -> Result<TlsInfo, String> {
         i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
     };
     Ok(TlsInfo {
-        subject: tbs.subject().to_string(),
-        issuer: tbs.issuer().to_string(),
+        subject: rfc4514(tbs.subject()),
+        issuer: rfc4514(tbs.issuer()),
         not_before_unix: unix(tbs.validity().not_before),
         not_after_unix: unix(tbs.validity().not_after),
     })
 }
 
+/// Short names of the attributes that certificate names use, for [`rfc4514`]. x509-cert's
+/// own `Display` looks names up in const-oid's database of every OID it knows, which
+/// costs ~200 KB of binary; these few cover what servers' certificates carry.
+const ATTRIBUTE_NAMES: &[(&str, &str)] = &[
+    ("2.5.4.3", "CN"),
+    ("2.5.4.5", "serialNumber"),
+    ("2.5.4.6", "C"),
+    ("2.5.4.7", "L"),
+    ("2.5.4.8", "ST"),
+    ("2.5.4.9", "STREET"),
+    ("2.5.4.10", "O"),
+    ("2.5.4.11", "OU"),
+    ("0.9.2342.19200300.100.1.1", "UID"),
+    ("0.9.2342.19200300.100.1.25", "DC"),
+    ("1.2.840.113549.1.9.1", "emailAddress"),
+];
+
+/// A distinguished name as RFC 4514 writes it: last RDN first, `CN=example.org,O=Example`.
+/// An attribute of another type, or whose value is not a string, is `<oid>=#<hex DER>`.
+fn rfc4514(name: &x509_cert::name::Name) -> String {
+    use std::fmt::Write;
+    use x509_cert::der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
+    use x509_cert::der::{Encode, Tag, Tagged};
+    let mut out = String::new();
+    let rdns: Vec<_> = name.as_ref().iter().collect();
+    for (i, rdn) in rdns.into_iter().rev().enumerate() {
+        for (j, atv) in rdn.iter().enumerate() {
+            out.push_str(match (i, j) {
+                (0, 0) => "",
+                (_, 0) => ",",
+                _ => "+",
+            });
+            let value = &atv.value;
+            let text = match value.tag() {
+                Tag::Utf8String => Utf8StringRef::try_from(value).ok().map(|s| s.as_str()),
+                Tag::PrintableString => {
+                    PrintableStringRef::try_from(value).ok().map(|s| s.as_str())
+                }
+                Tag::Ia5String => Ia5StringRef::try_from(value).ok().map(|s| s.as_str()),
+                Tag::TeletexString => TeletexStringRef::try_from(value).ok().map(|s| s.as_str()),
+                _ => None,
+            };
+            let oid = atv.oid.to_string();
+            let key = ATTRIBUTE_NAMES.iter().find(|(dotted, _)| *dotted == oid);
+            match (key, text) {
+                (Some((_, key)), Some(text)) => {
+                    out.push_str(key);
+                    out.push('=');
+                    escape_rfc4514(text, &mut out);
+                }
+                _ => {
+                    let _ = write!(out, "{oid}=#");
+                    for byte in value.to_der().unwrap_or_default() {
+                        let _ = write!(out, "{byte:02x}");
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn escape_rfc4514(value: &str, out: &mut String) {
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\x00'..='\x1f' | '\x7f' => out.push_str(&format!("\\{:02x}", c as u8)),
+            _ => out.push(c),
+        }
+    }
+}
+
 // ---- trust --------------------------------------------------------------------------------
 
-fn tls_config(request: &HttpRequest, seen: &SeenCert) -> Result<Arc<ClientConfig>, String> {
+fn tls_config(
+    ca_file: Option<&Path>,
+    validate_certs: bool,
+    seen: &SeenCert,
+) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let webpki = if request.validate_certs {
-        let roots = Arc::new(trusted_roots(request.ca_file.as_deref())?);
+    let webpki = if validate_certs {
+        let roots = Arc::new(trusted_roots(ca_file)?);
         let verifier = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
             .build()
             .map_err(|e| format!("cannot verify certificates: {e}"))?;
@@ -416,9 +529,19 @@ impl ServerCertVerifier for RecordingVerifier {
 /// a minor version in Cargo.toml.)
 #[derive(Debug)]
 struct TlsConnector {
-    config: Arc<ClientConfig>,
-    /// The handshake gets what is left of the request's timeout.
-    deadline: Instant,
+    ca_file: Option<PathBuf>,
+    validate_certs: bool,
+    seen: SeenCert,
+    /// Built on first use, once per request.
+    config: OnceLock<Result<Arc<ClientConfig>, String>>,
+}
+
+impl TlsConnector {
+    fn config(&self) -> Result<Arc<ClientConfig>, String> {
+        self.config
+            .get_or_init(|| tls_config(self.ca_file.as_deref(), self.validate_certs, &self.seen))
+            .clone()
+    }
 }
 
 impl<In: Transport> Connector<In> for TlsConnector {
@@ -439,14 +562,23 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(bare.to_owned())
             .map_err(|e| ureq::Error::BadUri(format!("'{host}' cannot name a TLS server: {e}")))?;
-        let mut conn = ClientConnection::new(Arc::clone(&self.config), name)
-            .map_err(|e| ureq::Error::Other(Box::new(e)))?;
+        let config = self.config().map_err(|e| ureq::Error::Other(e.into()))?;
+        let mut conn =
+            ClientConnection::new(config, name).map_err(|e| ureq::Error::Other(Box::new(e)))?;
         let inner: Box<dyn Transport> = Box::new(transport);
         let mut sock = TransportAdapter::new(inner, Arc::clone(&details.current_time));
+        // The handshake gets what the TCP connect left of the connect (or global) timeout.
+        let spent = match details.now {
+            UreqInstant::Exact(then) => then.elapsed(),
+            _ => Duration::ZERO,
+        };
+        let after = match details.timeout.after {
+            UreqDuration::Exact(left) => UreqDuration::Exact(left.saturating_sub(spent)),
+            never => never,
+        };
         sock.set_timeout(NextTimeout {
-            after: UreqDuration::Exact(self.deadline.saturating_duration_since(Instant::now())),
-            reason: ureq::Timeout::Connect,
-            ..NextTimeout::default()
+            after,
+            ..details.timeout
         });
         conn.complete_io(&mut sock)?;
         let buffers = LazyBuffers::new(

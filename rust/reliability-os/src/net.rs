@@ -204,7 +204,10 @@ fn resolve_names<'a>(
         resolver_loop(&shared, &next, &stop, &sender, started);
     }
     drop(sender);
-    let give_up = started + patience.values().copied().max().unwrap_or(Duration::ZERO);
+    let give_up = after(
+        started,
+        patience.values().copied().max().unwrap_or(Duration::ZERO),
+    );
     while answers.len() < names.len() {
         let wait = give_up.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(wait) {
@@ -322,7 +325,7 @@ fn connect_all(
         // microseconds, and starting hundreds before looking would add that to its latency.
         if in_flight.len() < window {
             if let Some(p) = queue.pop_front() {
-                let deadline = Instant::now() + p.budget;
+                let deadline = after(Instant::now(), p.budget);
                 let timeout = targets[p.index].timeout;
                 try_from(
                     p.index,
@@ -485,6 +488,12 @@ fn wait_writable(in_flight: &[InFlight], deadline: Instant) -> Result<Vec<bool>,
         .iter()
         .map(|fd| fd.revents().is_some_and(|r| r.intersects(done)))
         .collect())
+}
+
+/// `start + timeout`, or a year from `start` for a timeout too large to add.
+fn after(start: Instant, timeout: Duration) -> Instant {
+    let year = Duration::from_secs(365 * 24 * 3600);
+    start.checked_add(timeout).unwrap_or(start + year)
 }
 
 /// The words an operator expects for the common failures, the C library's otherwise.

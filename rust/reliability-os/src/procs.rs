@@ -234,6 +234,69 @@ pub fn pid_running(pid: u32) -> bool {
         .is_some_and(|s| s.tgid == pid && !matches!(s.state, 'Z' | 'X' | 'x'))
 }
 
+/// Where the cgroup hierarchy that holds every process is mounted, in the order tried: the
+/// cgroup v2 tree of a hybrid host, systemd's own named v1 hierarchy, the unified v2 root.
+pub const CGROUP_ROOTS: &[&str] = &[
+    "/sys/fs/cgroup/unified",
+    "/sys/fs/cgroup/systemd",
+    "/sys/fs/cgroup",
+];
+
+/// The processes in cgroup `path` (as systemd's `ControlGroup=` names it, e.g.
+/// `/system.slice/nginx.service`), sub-cgroups included, ordered by pid. This is how a
+/// unit's usage is measured when systemd keeps no accounting (cgroup v1 hosts, containers):
+/// from the processes themselves.
+pub fn cgroup_pids(path: &str) -> Result<Vec<u32>, ProcError> {
+    let relative = path.trim_start_matches('/');
+    let mut last = None;
+    for root in CGROUP_ROOTS {
+        let dir = Path::new(root).join(relative);
+        if !dir.join("cgroup.procs").is_file() {
+            continue;
+        }
+        let mut pids = Vec::new();
+        match collect_cgroup_pids(&dir, &mut pids) {
+            Ok(()) => {
+                pids.sort_unstable();
+                pids.dedup();
+                return Ok(pids);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ProcError::Io {
+        path: PathBuf::from(path),
+        source: std::io::Error::new(
+            ErrorKind::NotFound,
+            format!("no cgroup.procs for it under {}", CGROUP_ROOTS.join(", ")),
+        ),
+    }))
+}
+
+fn collect_cgroup_pids(dir: &Path, pids: &mut Vec<u32>) -> Result<(), ProcError> {
+    let procs = dir.join("cgroup.procs");
+    let text = fs::read_to_string(&procs).map_err(|source| ProcError::Io {
+        path: procs.clone(),
+        source,
+    })?;
+    pids.extend(parse_cgroup_procs(&text));
+    // Sub-cgroups (a service's own delegated tree) belong to the unit too. A cgroup that
+    // disappears while being walked simply has no processes any more.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = collect_cgroup_pids(&entry.path(), pids);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The pids in a `cgroup.procs` file: one per line.
+pub fn parse_cgroup_procs(text: &str) -> Vec<u32> {
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
 /// CPU use of each process over `interval`, in percent of one core (a process with two busy
 /// threads shows 200), as `top` shows it. Processes that end during the interval, or whose
 /// pid was reused by a new process, are left out.
@@ -497,6 +560,28 @@ mod tests {
         check("0", None);
         check("", None);
         check("99999999999", None);
+    }
+
+    #[test]
+    fn cgroup_procs_lines() {
+        assert_eq!(parse_cgroup_procs("12\n345\n\n"), [12, 345]);
+        assert!(parse_cgroup_procs("").is_empty());
+    }
+
+    #[test]
+    fn the_root_cgroup_holds_this_process() {
+        // Sub-cgroups are walked, so the root lists every process of the host.
+        match cgroup_pids("/") {
+            Ok(pids) => assert!(pids.contains(&std::process::id()), "{pids:?}"),
+            Err(e) => assert!(CGROUP_ROOTS.iter().all(|r| !Path::new(r).join("cgroup.procs").is_file()), "{e}"),
+        }
+        let missing = cgroup_pids("/no/such.slice/x.service").map_err(|e| e.to_string());
+        assert_eq!(
+            missing,
+            Err("cannot read /no/such.slice/x.service: no cgroup.procs for it under \
+                 /sys/fs/cgroup/unified, /sys/fs/cgroup/systemd, /sys/fs/cgroup"
+                .to_string())
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub const SHOW_PROPERTIES: &[&str] = &[
     "StateChangeTimestampMonotonic",
     "Description",
     "FragmentPath",
+    "ControlGroup",
 ];
 
 /// The actions [`systemctl`] accepts. Anything else is refused before systemctl runs.
@@ -116,6 +117,10 @@ pub struct UnitProps {
     pub description: Option<String>,
     /// The unit file; `None` for not-found units, `/dev/null` for masked ones.
     pub fragment_path: Option<String>,
+    /// The unit's cgroup (`/system.slice/nginx.service`), relative to the cgroup root;
+    /// `None` when it has none (not running). [`crate::procs::cgroup_pids`] lists its
+    /// processes, which is how usage is measured where systemd has no accounting.
+    pub control_group: Option<String>,
 }
 
 impl UnitProps {
@@ -349,6 +354,7 @@ fn set_property(unit: &mut UnitProps, key: &str, value: &str) {
         }
         "Description" => unit.description = text_value(value),
         "FragmentPath" => unit.fragment_path = text_value(value),
+        "ControlGroup" => unit.control_group = text_value(value),
         _ => {}
     }
 }
@@ -608,6 +614,8 @@ mod tests {
                 state_change_timestamp_monotonic: Some(1457113668),
                 description: Some("reliability-os fixture: active service".into()),
                 fragment_path: Some("/etc/systemd/system/relos-active.service".into()),
+                // Not in the captured property list.
+                control_group: None,
             }
         );
     }
@@ -688,13 +696,18 @@ mod tests {
     fn blocks_keep_argument_order_and_values_keep_equals_signs() {
         let units = parse_show(
             "Id=b.service\nDescription=x=y z\nRequires=c.socket  d.target\n\n\
-             Id=a.service\nMemoryCurrent=4096\n",
+             Id=a.service\nMemoryCurrent=4096\nControlGroup=/system.slice/a.service\n",
         );
         let ids: Vec<_> = units.iter().map(|u| u.id.as_str()).collect();
         assert_eq!(ids, ["b.service", "a.service"]);
         assert_eq!(units[0].description.as_deref(), Some("x=y z"));
         assert_eq!(units[0].requires, ["c.socket", "d.target"]);
         assert_eq!(units[1].memory_current, Some(4096));
+        assert_eq!(
+            units[1].control_group.as_deref(),
+            Some("/system.slice/a.service")
+        );
+        assert_eq!(units[0].control_group, None);
     }
 
     #[test]

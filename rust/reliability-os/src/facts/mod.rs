@@ -29,7 +29,7 @@ pub use kernel::{parse_os_release, Kernel, OsRelease};
 pub use load::{parse_loadavg, Load};
 pub use memory::{parse_meminfo, Memory};
 pub use mounts::{
-    parse_mountinfo, select_mounts, DiskUsage, Mount, MountEntry, Mounts, PSEUDO_FILESYSTEMS,
+    disk_usage, parse_mountinfo, select_mounts, DiskUsage, Mount, MountEntry, Mounts, PSEUDO_FILESYSTEMS,
     STATVFS_TIMEOUT,
 };
 pub use network::{parse_net_dev, Address, Interface, Network};

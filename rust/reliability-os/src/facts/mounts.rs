@@ -347,6 +347,16 @@ fn measure_all(
         .collect()
 }
 
+/// Space and inodes of the filesystem holding each path, as `df PATH` reports them, in
+/// order. A path that does not exist is an error naming it; a filesystem that does not
+/// answer within [`STATVFS_TIMEOUT`] is an error too, and the others are unaffected.
+pub fn disk_usage(paths: &[PathBuf]) -> Vec<Result<DiskUsage, String>> {
+    measure_all(paths.to_vec(), statvfs, STATVFS_WORKERS, STATVFS_TIMEOUT)
+        .into_iter()
+        .map(|measured| measured.map(|c| DiskUsage::from_counts(&c)))
+        .collect()
+}
+
 pub(super) fn gather(host: &Host) -> Result<Mounts, String> {
     let entries = parse_mountinfo(&host.read("/proc/self/mountinfo")?);
     let selected = select_mounts(&entries);
@@ -570,5 +580,16 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(400));
         let late = Err("statvfs: no answer within 0.1s (hung network filesystem?)".to_string());
         assert_eq!(got, [Ok(2), late, Ok(3), Ok(4), Ok(5), Ok(6)]);
+    }
+
+    #[test]
+    fn disk_usage_of_paths_in_order() {
+        let got = disk_usage(&[PathBuf::from("/"), PathBuf::from("/nonexistent/x")]);
+        let root = got[0].as_ref().map(|u| u.used_percent.is_some());
+        assert_eq!(root, Ok(true));
+        assert_eq!(
+            got[1],
+            Err("statvfs: ENOENT: No such file or directory".to_string())
+        );
     }
 }

@@ -1,0 +1,542 @@
+//! `probe_http` against real servers on loopback, started by each test: plain HTTP with
+//! chosen statuses, bodies and delays, and HTTPS with certificates made at test time.
+
+// The helpers too: a test that cannot set itself up should fail loudly.
+#![allow(clippy::unwrap_used)]
+
+use rcgen::{CertificateParams, DnType, KeyPair};
+use reliability_os::http::{probe_http, HttpMethod, HttpProbe, HttpRequest};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What a test server does with one request: wait, then send these bytes.
+struct Reply {
+    delay: Duration,
+    bytes: Vec<u8>,
+}
+
+fn reply(status: &str, body: &str) -> Reply {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    Reply {
+        delay: Duration::ZERO,
+        bytes: [head.as_bytes(), body.as_bytes()].concat(),
+    }
+}
+
+/// Reads one request head (request line and headers) from `stream`.
+fn read_head(stream: impl Read) -> String {
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+/// An HTTP server on 127.0.0.1 answering each request with `answer(request head)`, and
+/// passing every request head it saw to the returned receiver.
+fn http_server(
+    answer: impl Fn(&str) -> Reply + Send + 'static,
+) -> (SocketAddr, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen, heads) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let head = read_head(&mut stream);
+            let reply = answer(&head);
+            let _ = seen.send(head);
+            thread::sleep(reply.delay);
+            let _ = stream.write_all(&reply.bytes);
+        }
+    });
+    (addr, heads)
+}
+
+fn get(url: String) -> HttpRequest {
+    HttpRequest {
+        timeout: Duration::from_secs(5),
+        ..HttpRequest::new(url)
+    }
+}
+
+fn assert_ok(probe: &HttpProbe, status: u16) {
+    assert_eq!(probe.error, None, "{probe:?}");
+    assert_eq!(probe.status, Some(status), "{probe:?}");
+    let latency = probe.latency.unwrap();
+    assert!(latency <= probe.total_time, "{probe:?}");
+}
+
+#[test]
+fn a_200_with_its_body() {
+    let (addr, heads) = http_server(|_| reply("200 OK", "all good"));
+    let probe = probe_http(&get(format!("http://{addr}/health")));
+    assert_ok(&probe, 200);
+    assert_eq!(probe.body.as_deref(), Some("all good"));
+    assert!(!probe.body_truncated);
+    assert_eq!(probe.tls, None);
+    let head = heads.recv().unwrap();
+    assert!(head.starts_with("GET /health HTTP/1.1\r\n"), "{head}");
+    assert!(
+        head.to_lowercase().contains("user-agent: hx.reliability/"),
+        "{head}"
+    );
+}
+
+#[test]
+fn a_500_is_reported_not_failed() {
+    let (addr, _) = http_server(|_| reply("500 Internal Server Error", "db down"));
+    let probe = probe_http(&get(format!("http://{addr}/")));
+    assert_ok(&probe, 500);
+    assert_eq!(probe.body.as_deref(), Some("db down"));
+}
+
+#[test]
+fn a_long_body_is_cut_at_max_body_bytes() {
+    let body = "é".repeat(1000); // 2000 bytes
+    let (addr, _) = http_server(move |_| reply("200 OK", &body));
+    let request = HttpRequest {
+        max_body_bytes: 11,
+        ..get(format!("http://{addr}/"))
+    };
+    let probe = probe_http(&request);
+    assert_ok(&probe, 200);
+    assert!(probe.body_truncated);
+    // 11 bytes: five whole 'é' and half of one, replaced.
+    assert_eq!(probe.body.as_deref(), Some("ééééé\u{fffd}"));
+
+    let request = HttpRequest {
+        max_body_bytes: 0,
+        ..get(format!("http://{addr}/"))
+    };
+    let probe = probe_http(&request);
+    assert_ok(&probe, 200);
+    assert_eq!((probe.body, probe.body_truncated), (None, false));
+}
+
+#[test]
+fn head_sends_head_and_reads_no_body() {
+    let (addr, heads) = http_server(|_| Reply {
+        delay: Duration::ZERO,
+        bytes: b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n".to_vec(),
+    });
+    let request = HttpRequest {
+        method: HttpMethod::Head,
+        ..get(format!("http://{addr}/x"))
+    };
+    let probe = probe_http(&request);
+    assert_ok(&probe, 204);
+    assert_eq!(probe.body, None);
+    assert!(heads.recv().unwrap().starts_with("HEAD /x HTTP/1.1\r\n"));
+}
+
+#[test]
+fn request_headers_are_sent() {
+    let (addr, heads) = http_server(|_| reply("200 OK", ""));
+    let headers = vec![
+        ("X-Probe".into(), "hx".into()),
+        ("Authorization".into(), "Bearer t".into()),
+    ];
+    let probe = probe_http(&HttpRequest {
+        headers,
+        ..get(format!("http://{addr}/"))
+    });
+    assert_ok(&probe, 200);
+    let head = heads.recv().unwrap().to_lowercase();
+    assert!(
+        head.contains("x-probe: hx\r\n") && head.contains("authorization: bearer t\r\n"),
+        "{head}"
+    );
+
+    let headers = vec![("Bad Name".into(), "x".into())];
+    let probe = probe_http(&HttpRequest {
+        headers,
+        ..get(format!("http://{addr}/"))
+    });
+    assert!(probe.error.unwrap().starts_with("invalid request: "));
+}
+
+#[test]
+fn a_server_slower_than_the_timeout_times_out() {
+    let (addr, _) = http_server(|_| Reply {
+        delay: Duration::from_secs(3),
+        ..reply("200 OK", "late")
+    });
+    let request = HttpRequest {
+        timeout: Duration::from_millis(500),
+        ..get(format!("http://{addr}/"))
+    };
+    let probe = probe_http(&request);
+    assert_eq!(
+        probe.error.as_deref(),
+        Some("timed out after 500ms"),
+        "{probe:?}"
+    );
+    assert_eq!((probe.status, probe.latency), (None, None));
+    assert!(probe.total_time >= Duration::from_millis(500), "{probe:?}");
+    assert!(probe.total_time < Duration::from_millis(2500), "{probe:?}");
+}
+
+/// The headers come at once, the body 400 ms later: `latency` is the first, `total_time`
+/// the second.
+#[test]
+fn latency_is_time_to_headers_and_total_time_includes_the_body() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        read_head(&mut stream);
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+            .unwrap();
+        thread::sleep(Duration::from_millis(400));
+        stream.write_all(b"done").unwrap();
+    });
+    let probe = probe_http(&get(format!("http://{addr}/")));
+    assert_ok(&probe, 200);
+    assert_eq!(probe.body.as_deref(), Some("done"));
+    assert!(
+        probe.latency.unwrap() < Duration::from_millis(300),
+        "{probe:?}"
+    );
+    assert!(probe.total_time >= Duration::from_millis(400), "{probe:?}");
+}
+
+#[test]
+fn a_closed_port_is_refused() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let probe = probe_http(&get(format!("http://127.0.0.1:{port}/")));
+    assert_eq!(
+        probe.error.as_deref(),
+        Some("connection refused"),
+        "{probe:?}"
+    );
+    assert_eq!(probe.status, None);
+}
+
+#[test]
+fn ipv6_loopback_in_brackets() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        eprintln!("SKIPPED: cannot listen on [::1]; ::1 is not configured");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        read_head(&mut stream);
+        stream.write_all(&reply("200 OK", "v6").bytes).unwrap();
+    });
+    let probe = probe_http(&get(format!("http://[::1]:{port}/")));
+    assert_ok(&probe, 200);
+    assert_eq!(probe.body.as_deref(), Some("v6"));
+}
+
+#[test]
+fn urls_that_cannot_be_probed_say_which() {
+    for (url, error) in [
+        (
+            "ftp://127.0.0.1/",
+            "invalid URL 'ftp://127.0.0.1/': the scheme must be http or https",
+        ),
+        (
+            "127.0.0.1:80",
+            "invalid URL '127.0.0.1:80': the scheme must be http or https",
+        ),
+        ("http:///path", "invalid URL 'http:///path': invalid format"),
+        ("", "invalid URL '': empty string"),
+    ] {
+        let probe = probe_http(&get(url.into()));
+        assert_eq!(probe.error.as_deref(), Some(error));
+        assert_eq!(probe.status, None);
+    }
+}
+
+#[test]
+fn redirects_are_reported_unless_asked_to_follow() {
+    let (addr, _) = http_server(|head| {
+        if head.starts_with("GET /old ") {
+            Reply {
+                delay: Duration::ZERO,
+                bytes:
+                    b"HTTP/1.1 301 Moved Permanently\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n"
+                        .to_vec(),
+            }
+        } else {
+            reply("200 OK", "new place")
+        }
+    });
+    let probe = probe_http(&get(format!("http://{addr}/old")));
+    assert_ok(&probe, 301);
+    let request = HttpRequest {
+        follow_redirects: true,
+        ..get(format!("http://{addr}/old"))
+    };
+    let probe = probe_http(&request);
+    assert_ok(&probe, 200);
+    assert_eq!(probe.body.as_deref(), Some("new place"));
+}
+
+// ---- HTTPS -------------------------------------------------------------------------------
+
+const DAY: i64 = 24 * 3600;
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, valid from an hour ago until
+/// `valid_for` from now (negative: already expired), and an HTTPS server using it.
+struct TlsServer {
+    addr: SocketAddr,
+    cert_pem: String,
+    not_after: i64,
+}
+
+fn https_server(valid_for: i64) -> TlsServer {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "hx, reliability");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "hx-reliability test");
+    let not_after = now_unix() + valid_for;
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(now_unix() - 2 * DAY).unwrap();
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![CertificateDer::from(cert.der().to_vec())], key_der)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let config = Arc::clone(&config);
+            thread::spawn(move || serve_tls(config, stream));
+        }
+    });
+    TlsServer {
+        addr,
+        cert_pem: cert.pem(),
+        not_after,
+    }
+}
+
+fn serve_tls(config: Arc<ServerConfig>, stream: TcpStream) {
+    let Ok(conn) = ServerConnection::new(config) else {
+        return;
+    };
+    let mut tls = StreamOwned::new(conn, stream);
+    // A client that rejects the certificate ends the handshake: nothing to answer.
+    let head = read_head(&mut tls);
+    if head.is_empty() {
+        return;
+    }
+    let _ = tls.write_all(&reply("200 OK", "secure").bytes);
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+}
+
+#[test]
+fn https_with_a_self_signed_certificate_that_expires_in_five_days() {
+    let server = https_server(5 * DAY);
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+
+    // Not trusted: the system's CAs never signed it. The certificate is reported anyway.
+    let probe = probe_http(&get(url.clone()));
+    let error = probe.error.clone().unwrap();
+    assert!(
+        error.contains("certificate") && error.contains("UnknownIssuer"),
+        "{error}"
+    );
+    assert_eq!(probe.status, None);
+    assert_eq!(
+        probe.tls.as_ref().map(|t| t.not_after_unix),
+        Some(server.not_after)
+    );
+
+    // Trusted through ca_file.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &server.cert_pem).unwrap();
+    let request = HttpRequest {
+        ca_file: Some(ca_file),
+        ..get(url.clone())
+    };
+    let probe = probe_http(&request);
+    assert_ok(&probe, 200);
+    assert_eq!(probe.body.as_deref(), Some("secure"));
+    let tls = probe.tls.unwrap();
+    let left = tls.not_after_unix - now_unix();
+    assert!(
+        left > 5 * DAY - 60 && left <= 5 * DAY,
+        "not_after is {left} s away"
+    );
+    assert!(tls.not_before_unix < now_unix());
+    // RFC 4514, as `openssl x509 -noout -subject -nameopt RFC2253` prints this certificate:
+    // the last RDN first, the comma in a value escaped.
+    assert_eq!(tls.subject, "O=hx\\, reliability,CN=hx-reliability test");
+    assert_eq!(tls.issuer, tls.subject);
+
+    // Not verified at all, and still reported.
+    let request = HttpRequest {
+        validate_certs: false,
+        ..get(url)
+    };
+    let probe = probe_http(&request);
+    assert_ok(&probe, 200);
+    assert_eq!(probe.tls.map(|t| t.not_after_unix), Some(server.not_after));
+}
+
+#[test]
+fn an_expired_certificate_fails_verification_and_shows_when_it_expired() {
+    let server = https_server(-DAY);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &server.cert_pem).unwrap();
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let probe = probe_http(&HttpRequest {
+        ca_file: Some(ca_file),
+        ..get(url)
+    });
+    let error = probe.error.unwrap();
+    assert!(
+        error.contains("certificate") && error.contains("xpired"),
+        "{error}"
+    );
+    assert_eq!(probe.tls.map(|t| t.not_after_unix), Some(server.not_after));
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_is_an_error() {
+    let server = https_server(DAY);
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let probe = probe_http(&HttpRequest {
+        ca_file: Some(missing.clone()),
+        ..get(url.clone())
+    });
+    let error = probe.error.unwrap();
+    assert!(
+        error.starts_with(&format!("cannot read ca_file '{}': ", missing.display())),
+        "{error}"
+    );
+
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let probe = probe_http(&HttpRequest {
+        ca_file: Some(empty.clone()),
+        ..get(url)
+    });
+    assert_eq!(
+        probe.error,
+        Some(format!(
+            "ca_file '{}' holds no PEM certificate",
+            empty.display()
+        ))
+    );
+}
+
+#[test]
+fn a_server_that_never_finishes_the_handshake_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        thread::sleep(Duration::from_secs(3));
+        drop(stream);
+    });
+    let url = format!("https://127.0.0.1:{}/", addr.port());
+    let probe = probe_http(&HttpRequest {
+        timeout: Duration::from_millis(700),
+        ..get(url)
+    });
+    assert_eq!(
+        probe.error.as_deref(),
+        Some("timed out after 700ms"),
+        "{probe:?}"
+    );
+    assert_eq!(probe.tls, None);
+    assert!(probe.total_time < Duration::from_millis(2500), "{probe:?}");
+}
+
+#[test]
+fn servers_that_misbehave_are_described() {
+    let raw = |bytes: &'static [u8]| {
+        http_server(move |_| Reply {
+            delay: Duration::ZERO,
+            bytes: bytes.to_vec(),
+        })
+        .0
+    };
+
+    let addr = raw(b"garbage\r\n\r\n");
+    let probe = probe_http(&get(format!("http://{addr}/")));
+    assert_eq!(
+        probe.error.as_deref(),
+        Some("invalid HTTP response: http parse fail: invalid HTTP version")
+    );
+
+    let addr = raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort");
+    let probe = probe_http(&get(format!("http://{addr}/")));
+    assert_eq!(probe.status, Some(200));
+    assert_eq!(probe.body.as_deref(), Some("short"));
+    assert_eq!(
+        probe.error.as_deref(),
+        Some("reading the body: the server closed the connection")
+    );
+
+    let addr = raw(b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n");
+    let probe = probe_http(&HttpRequest {
+        follow_redirects: true,
+        ..get(format!("http://{addr}/"))
+    });
+    assert_eq!(probe.error.as_deref(), Some("more than 10 redirects"));
+
+    let addr = raw(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let probe = probe_http(&get(format!("https://{addr}/")));
+    let error = probe.error.unwrap();
+    assert!(
+        error.starts_with("TLS handshake with '127.0.0.1' failed: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_endless_timeout_does_not_overflow() {
+    let (addr, _) = http_server(|_| reply("200 OK", "ok"));
+    let probe = probe_http(&HttpRequest {
+        timeout: Duration::MAX,
+        ..get(format!("http://{addr}/"))
+    });
+    assert_ok(&probe, 200);
+}
