@@ -13,12 +13,17 @@ COLLECTIONS ?= .cache/collections
 STAMPS      := .cache/stamps
 PY          := $(VENV)/bin/python
 # The modules, one binary each (see rust/reliability-modules/src/bin/).
-MODULES     := reliability_facts
+MODULES     := reliability_facts health_check
 ARCHES      := x86_64 aarch64
 TRIPLE_x86_64  := x86_64-unknown-linux-musl
 TRIPLE_aarch64 := aarch64-unknown-linux-musl
-# No cross gcc: rust-lld links static aarch64 binaries on its own.
+# No cross gcc: rust-lld links static aarch64 binaries on its own, and clang compiles the
+# little C and assembly that ring (rustls' crypto) carries, for either target.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER := rust-lld
+export CC_x86_64_unknown_linux_musl := clang
+export CFLAGS_x86_64_unknown_linux_musl := --target=x86_64-linux-musl
+export CC_aarch64_unknown_linux_musl := clang
+export CFLAGS_aarch64_unknown_linux_musl := --target=aarch64-linux-musl
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -62,7 +67,7 @@ $(STAMPS)/venv215: requirements/ansible-2.15.txt
 
 # Static musl binaries for every architecture, placed beside their sidecar docs as
 # <module>_<arch>; the action plugin of each module picks one from the target's uname.
-build: $(STAMPS)/rustup
+build: $(STAMPS)/rustup $(STAMPS)/apt
 	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules --target $(TRIPLE_$(a)) &&) true
 	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) plugins/modules/$(m)_$(a) &&)) true
 

@@ -38,7 +38,9 @@ pub fn option() -> Opt {
         Opt::str("name"),
         Opt::str("url").required(),
         Opt::str("method").choices(&["GET", "HEAD"]).default("GET"),
-        Opt::list("status_codes", Kind::Int).default(json!([200])).range(100.0, 599.0),
+        Opt::list("status_codes", Kind::Int)
+            .default(json!([200]))
+            .range(100.0, 599.0),
         Opt::str("body_contains"),
         Opt::str("body_regex"),
         Opt::float("timeout").default(10.0).range(0.001, 300.0),
@@ -95,19 +97,32 @@ impl HttpCheck {
         if let Err(e) = check_url(&p.url) {
             problems.push(&at(path, "url"), e);
         }
-        let method = if p.method == "HEAD" { HttpMethod::Head } else { HttpMethod::Get };
-        for (field, given) in [("body_contains", p.body_contains.is_some()), ("body_regex", p.body_regex.is_some())] {
+        let method = if p.method == "HEAD" {
+            HttpMethod::Head
+        } else {
+            HttpMethod::Get
+        };
+        for (field, given) in [
+            ("body_contains", p.body_contains.is_some()),
+            ("body_regex", p.body_regex.is_some()),
+        ] {
             if given && method == HttpMethod::Head {
-                problems.push(&at(path, field), "a HEAD response has no body to check; use method GET");
+                problems.push(
+                    &at(path, field),
+                    "a HEAD response has no body to check; use method GET",
+                );
             }
         }
-        let body_regex = p.body_regex.as_deref().and_then(|re| match regex_lite::Regex::new(re) {
-            Ok(compiled) => Some(compiled),
-            Err(e) => {
-                problems.push(&at(path, "body_regex"), invalid_regex(re, &e));
-                None
-            }
-        });
+        let body_regex = p
+            .body_regex
+            .as_deref()
+            .and_then(|re| match regex_lite::Regex::new(re) {
+                Ok(compiled) => Some(compiled),
+                Err(e) => {
+                    problems.push(&at(path, "body_regex"), invalid_regex(re, &e));
+                    None
+                }
+            });
         let mut headers = Vec::new();
         for (key, value) in p.headers.unwrap_or_default() {
             let field = at(path, &format!("headers.{key}"));
@@ -116,7 +131,10 @@ impl HttpCheck {
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 other => {
-                    problems.push(&field, format!("{other} is not a header value; use a string"));
+                    problems.push(
+                        &field,
+                        format!("{other} is not a header value; use a string"),
+                    );
                     continue;
                 }
             };
@@ -146,15 +164,31 @@ impl HttpCheck {
             status_codes: p.status_codes,
             body_contains: p.body_contains,
             body_regex,
-            latency: levels(path, "latency", p.latency_warning.as_ref(), p.latency_critical.as_ref(), problems),
-            tls_expiry: floor_levels(path, "tls_expiry", p.tls_expiry_warning.as_ref(), p.tls_expiry_critical.as_ref(), problems),
+            latency: levels(
+                path,
+                "latency",
+                p.latency_warning.as_ref(),
+                p.latency_critical.as_ref(),
+                problems,
+            ),
+            tls_expiry: floor_levels(
+                path,
+                "tls_expiry",
+                p.tls_expiry_warning.as_ref(),
+                p.tls_expiry_critical.as_ref(),
+                problems,
+            ),
         }
     }
 }
 
 /// `regex-lite` explains an error over several lines; one line reads better in a result.
 pub(crate) fn invalid_regex(re: &str, error: &regex_lite::Error) -> String {
-    let why = error.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    let why = error
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     format!("invalid regex '{re}': {why}")
 }
 
@@ -165,7 +199,9 @@ pub fn check_url(url: &str) -> Result<(), String> {
     if !matches!(scheme.as_deref(), Some("http" | "https")) {
         return Err(format!("'{url}' is not an http or https URL"));
     }
-    let uri: http::Uri = url.parse().map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(()),
         _ => Err(format!("'{url}' has no host")),
@@ -182,7 +218,9 @@ pub fn run(checks: &[HttpCheck]) -> Vec<CheckResult> {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(check) = checks.get(i) else { break };
                 let probe = probe_http(&check.request);
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
                 let result = judge(check, &probe, i64::try_from(now).unwrap_or(i64::MAX));
                 if let Ok(mut slot) = slots[i].lock() {
                     *slot = Some(result);
@@ -195,7 +233,12 @@ pub fn run(checks: &[HttpCheck]) -> Vec<CheckResult> {
         .zip(checks)
         .map(|(slot, check)| {
             slot.into_inner().ok().flatten().unwrap_or_else(|| {
-                CheckResult::unknown(&check.name, "http", "internal error: the probe did not finish", Duration::ZERO)
+                CheckResult::unknown(
+                    &check.name,
+                    "http",
+                    "internal error: the probe did not finish",
+                    Duration::ZERO,
+                )
             })
         })
         .collect()
@@ -212,7 +255,9 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
     let mut problems = Vec::new();
     let mut perfdata = Vec::new();
 
-    let latency_ms = probe.latency.map(|l| (l.as_secs_f64() * 1e6).round() / 1000.0);
+    let latency_ms = probe
+        .latency
+        .map(|l| (l.as_secs_f64() * 1e6).round() / 1000.0);
     match (probe.status, &probe.error) {
         (None, error) => {
             statuses.push(Status::Critical);
@@ -231,7 +276,11 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
                 problems.push(error.clone());
             }
             let body = probe.body.as_deref().unwrap_or("");
-            let read = if probe.body_truncated { format!(" (in the first {} bytes)", body.len()) } else { String::new() };
+            let read = if probe.body_truncated {
+                format!(" (in the first {} bytes)", body.len())
+            } else {
+                String::new()
+            };
             if let Some(needle) = &check.body_contains {
                 if !body.contains(needle.as_str()) {
                     statuses.push(Status::Critical);
@@ -248,9 +297,16 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
     }
     if let Some(ms) = latency_ms {
         statuses.push(check.latency.evaluate(ms));
-        let why = check.latency.explain(ms).map(|w| format!(" ({w})")).unwrap_or_default();
+        let why = check
+            .latency
+            .explain(ms)
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
         parts.push(format!("in {ms} ms{why}"));
-        perfdata.push(Perfdata::new(check.name.clone(), ms, Some(Unit::Milliseconds)).with_levels(&check.latency));
+        perfdata.push(
+            Perfdata::new(check.name.clone(), ms, Some(Unit::Milliseconds))
+                .with_levels(&check.latency),
+        );
     }
     let mut days_left = None;
     if let Some(tls) = &probe.tls {
@@ -258,7 +314,11 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
         days_left = Some(days);
         let status = check.tls_expiry.evaluate(days);
         statuses.push(status);
-        let why = check.tls_expiry.explain(days).map(|w| format!(" ({w})")).unwrap_or_default();
+        let why = check
+            .tls_expiry
+            .explain(days)
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
         let text = if days < 0.0 {
             format!("certificate expired {} days ago{why}", -days)
         } else {
@@ -270,14 +330,22 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
             problems.push(text);
         }
         perfdata.push(
-            Perfdata::new(format!("{} tls_days", check.name), days, None).with_levels(&check.tls_expiry),
+            Perfdata::new(format!("{} tls_days", check.name), days, None)
+                .with_levels(&check.tls_expiry),
         );
     }
 
     let status = Status::worst(statuses);
     let duration = probe.total_time;
     let mut result = match latency_ms {
-        Some(ms) => CheckResult::measured(&check.name, "http", ms, Some(Unit::Milliseconds), &check.latency, duration),
+        Some(ms) => CheckResult::measured(
+            &check.name,
+            "http",
+            ms,
+            Some(Unit::Milliseconds),
+            &check.latency,
+            duration,
+        ),
         None => CheckResult::state(&check.name, "http", status, "", duration),
     };
     result.status = status;
@@ -288,9 +356,15 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
     d.insert("url".into(), check.request.url.clone().into());
     d.insert("method".into(), method.into());
     d.insert("status_code".into(), probe.status.into());
-    d.insert("expected_status_codes".into(), check.status_codes.clone().into());
+    d.insert(
+        "expected_status_codes".into(),
+        check.status_codes.clone().into(),
+    );
     d.insert("error".into(), probe.error.clone().into());
-    d.insert("total_time_ms".into(), ((probe.total_time.as_secs_f64() * 1e6).round() / 1000.0).into());
+    d.insert(
+        "total_time_ms".into(),
+        ((probe.total_time.as_secs_f64() * 1e6).round() / 1000.0).into(),
+    );
     if check.body_contains.is_some() || check.body_regex.is_some() {
         d.insert("body_truncated".into(), probe.body_truncated.into());
     }
@@ -355,27 +429,53 @@ mod tests {
         let fails = |p: HttpParams, expected: &str| {
             assert_eq!(compile(p).map(|_| ()), Err(expected.to_string()));
         };
-        fails(params("htp://x"), "http[1].url: 'htp://x' is not an http or https URL");
-        fails(params("example.org/health"), "http[1].url: 'example.org/health' is not an http or https URL");
-        fails(params("http://exa mple.org/"), "http[1].url: 'http://exa mple.org/' is not a valid URL: invalid uri character");
-        fails(params("https://"), "http[1].url: 'https://' is not a valid URL: empty string");
         fails(
-            HttpParams { body_regex: Some("(".into()), ..params("http://x/") },
-            "http[1].body_regex: invalid regex '(': unclosed group",
+            params("htp://x"),
+            "http[1].url: 'htp://x' is not an http or https URL",
         );
         fails(
-            HttpParams { method: "HEAD".into(), body_contains: Some("ok".into()), ..params("http://x/") },
+            params("example.org/health"),
+            "http[1].url: 'example.org/health' is not an http or https URL",
+        );
+        fails(
+            params("http://exa mple.org/"),
+            "http[1].url: 'http://exa mple.org/' is not a valid URL: invalid uri character",
+        );
+        fails(
+            params("https://"),
+            "http[1].url: 'https://' is not a valid URL: empty string",
+        );
+        fails(
+            HttpParams {
+                body_regex: Some("(".into()),
+                ..params("http://x/")
+            },
+            "http[1].body_regex: invalid regex '(': found open group without closing ')'",
+        );
+        fails(
+            HttpParams {
+                method: "HEAD".into(),
+                body_contains: Some("ok".into()),
+                ..params("http://x/")
+            },
             "http[1].body_contains: a HEAD response has no body to check; use method GET",
         );
         let headers = json!({"X Bad": "1", "X-List": [1], "X-Nl": "a\nb"});
         fails(
-            HttpParams { headers: headers.as_object().cloned(), ..params("http://x/") },
+            HttpParams {
+                headers: headers.as_object().cloned(),
+                ..params("http://x/")
+            },
             "http[1].headers.X Bad: 'X Bad' is not a valid header name; \
              http[1].headers.X-List: [1] is not a header value; use a string; \
              http[1].headers.X-Nl: the value holds characters a header cannot carry",
         );
         fails(
-            HttpParams { tls_expiry_warning: Some(json!("a:b")), latency_critical: Some(json!("5:1")), ..params("http://x/") },
+            HttpParams {
+                tls_expiry_warning: Some(json!("a:b")),
+                latency_critical: Some(json!("5:1")),
+                ..params("http://x/")
+            },
             "http[1].latency_critical: invalid range '5:1': start 5 is greater than end 1; \
              http[1].tls_expiry_warning: invalid range 'a:b': start 'a' is not a number",
         );
@@ -411,10 +511,26 @@ mod tests {
         })
         .expect("valid");
         let good = r#"{"status": "ok", "db": "up"}"#;
-        judged(&c, &probe(Some(200), 12, good, None), "ok: GET http://h/health: 200, in 12 ms");
-        judged(&c, &probe(Some(200), 150, good, None), "warning: GET http://h/health: 200, in 150 ms (warning: above 100)");
-        judged(&c, &probe(Some(200), 1500, good, None), "critical: GET http://h/health: 200, in 1500 ms (critical: above 1000)");
-        judged(&c, &probe(Some(500), 3, good, None), "critical: GET http://h/health: status 500, expected 200, in 3 ms");
+        judged(
+            &c,
+            &probe(Some(200), 12, good, None),
+            "ok: GET http://h/health: 200, in 12 ms",
+        );
+        judged(
+            &c,
+            &probe(Some(200), 150, good, None),
+            "warning: GET http://h/health: 200, in 150 ms (warning: above 100)",
+        );
+        judged(
+            &c,
+            &probe(Some(200), 1500, good, None),
+            "critical: GET http://h/health: 200, in 1500 ms (critical: above 1000)",
+        );
+        judged(
+            &c,
+            &probe(Some(500), 3, good, None),
+            "critical: GET http://h/health: status 500, expected 200, in 3 ms",
+        );
         judged(
             &c,
             &probe(Some(200), 3, r#"{"status": "ok", "db": "down"}"#, None),
@@ -425,15 +541,27 @@ mod tests {
             &probe(Some(200), 3, "nope", None),
             r#"critical: GET http://h/health: body does not contain 'ok', body does not match '"db":\s*"up"', 200, in 3 ms"#,
         );
-        judged(&c, &probe(None, 0, "", Some("connection refused")), "critical: GET http://h/health: connection refused");
         judged(
             &c,
-            &probe(Some(200), 3, good, Some("reading the body: timed out after 5s")),
+            &probe(None, 0, "", Some("connection refused")),
+            "critical: GET http://h/health: connection refused",
+        );
+        judged(
+            &c,
+            &probe(
+                Some(200),
+                3,
+                good,
+                Some("reading the body: timed out after 5s"),
+            ),
             "critical: GET http://h/health: reading the body: timed out after 5s, 200, in 3 ms",
         );
         let r = judge(&c, &probe(Some(200), 12, good, None), 0);
         assert_eq!(r.perfdata, "http://h/health=12ms;100;1000");
-        assert_eq!((r.value, r.details["status_code"].clone()), (Some(12.0), json!(200)));
+        assert_eq!(
+            (r.value, r.details["status_code"].clone()),
+            (Some(12.0), json!(200))
+        );
     }
 
     #[test]
@@ -453,7 +581,10 @@ mod tests {
             let r = judge(&c, &with_days(days), now);
             format!("{}: {}", r.status, r.message)
         };
-        assert_eq!(at(90.0), "ok: GET https://h/: 200, in 5 ms, certificate expires in 90 days");
+        assert_eq!(
+            at(90.0),
+            "ok: GET https://h/: 200, in 5 ms, certificate expires in 90 days"
+        );
         assert_eq!(at(20.5), "warning: GET https://h/: certificate expires in 20.5 days (warning: below 30), 200, in 5 ms");
         assert_eq!(at(2.0), "critical: GET https://h/: certificate expires in 2 days (critical: below 7), 200, in 5 ms");
         assert_eq!(at(-1.0), "critical: GET https://h/: certificate expired 1 days ago (critical: below 7), 200, in 5 ms");

@@ -79,7 +79,9 @@ pub(crate) fn floor_levels(
 ) -> Levels {
     read(prefix, name, warning, critical, problems, |v| match v {
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f.is_finite() => Range::parse(&format!("{f}:")).map(Some).map_err(|e| e.to_string()),
+            Some(f) if f.is_finite() => Range::parse(&format!("{f}:"))
+                .map(Some)
+                .map_err(|e| e.to_string()),
             _ => Err(format!("invalid range {n}: not a finite number")),
         },
         other => Levels::parse(Some(other), None)
@@ -173,7 +175,7 @@ mod tests {
             "x[1].m_warning: invalid size '12Q': unknown unit 'Q' (use B, K, M, G, T, P or E; binary, so K is 1024 bytes)",
         );
         check(floor_levels, json!(30), json!(7.5), "30: 7.5:");
-        check(floor_levels, json!("~:10"), json!("@0:1"), "~:10 @0:1");
+        check(floor_levels, json!("~:10"), json!("@0:1"), "~:10 @1");
         check(floor_levels, json!(-3), json!(null), "-3: -");
         check(
             floor_levels,

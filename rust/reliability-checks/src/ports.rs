@@ -28,7 +28,9 @@ pub fn option() -> Opt {
             Opt::str("host").default("127.0.0.1"),
             Opt::list("hosts", Kind::Str),
             Opt::int("port").required().range(1.0, 65535.0),
-            Opt::str("state").choices(&["open", "closed"]).default("open"),
+            Opt::str("state")
+                .choices(&["open", "closed"])
+                .default("open"),
             Opt::float("timeout").default(5.0).range(0.001, 300.0),
             Opt::raw("latency_warning"),
             Opt::raw("latency_critical"),
@@ -78,11 +80,18 @@ impl PortCheck {
             None => vec![p.host.unwrap_or_else(|| "127.0.0.1".into())],
         };
         for (i, host) in hosts.iter().enumerate() {
-            let field = if from_list { format!("hosts[{i}]") } else { "host".into() };
+            let field = if from_list {
+                format!("hosts[{i}]")
+            } else {
+                "host".into()
+            };
             if host.trim().is_empty() {
                 problems.push(&at(path, &field), "an empty host name");
             } else if host.contains(char::is_whitespace) || host.contains('/') {
-                problems.push(&at(path, &field), format!("'{host}' is not a host name or an IP address"));
+                problems.push(
+                    &at(path, &field),
+                    format!("'{host}' is not a host name or an IP address"),
+                );
             }
         }
         PortCheck {
@@ -91,7 +100,13 @@ impl PortCheck {
             port: p.port,
             expect_open: p.state == "open",
             timeout: Duration::from_secs_f64(p.timeout),
-            latency: levels(path, "latency", p.latency_warning.as_ref(), p.latency_critical.as_ref(), problems),
+            latency: levels(
+                path,
+                "latency",
+                p.latency_warning.as_ref(),
+                p.latency_critical.as_ref(),
+                problems,
+            ),
         }
     }
 
@@ -157,29 +172,61 @@ pub fn judge(check: &PortCheck, name: &str, probe: &TcpProbe, duration: Duration
     let error = probe.error.as_deref().unwrap_or("not open");
     let unresolved = probe.address.is_none() && error.starts_with("cannot resolve");
     let mut result = match (probe.open, check.expect_open) {
-        (_, _) if unresolved => CheckResult::unknown(name, "port", format!("port {endpoint}: {error}"), duration),
+        (_, _) if unresolved => {
+            CheckResult::unknown(name, "port", format!("port {endpoint}: {error}"), duration)
+        }
         (true, true) => {
             let ms = probe.latency.map_or(f64::NAN, |l| l.as_secs_f64() * 1000.0);
             let ms = (ms * 1000.0).round() / 1000.0;
-            let mut r = CheckResult::measured(name, "port", ms, Some(Unit::Milliseconds), &check.latency, duration);
+            let mut r = CheckResult::measured(
+                name,
+                "port",
+                ms,
+                Some(Unit::Milliseconds),
+                &check.latency,
+                duration,
+            );
             r.message = match check.latency.explain(ms) {
                 Some(why) => format!("port {endpoint} open in {ms} ms ({why})"),
                 None => format!("port {endpoint} open in {ms} ms"),
             };
             r
         }
-        (true, false) => {
-            CheckResult::state(name, "port", Status::Critical, format!("port {endpoint} open, expected closed"), duration)
-        }
-        (false, true) => CheckResult::state(name, "port", Status::Critical, format!("port {endpoint} closed: {error}"), duration),
-        (false, false) => CheckResult::state(name, "port", Status::Ok, format!("port {endpoint} closed ({error})"), duration),
+        (true, false) => CheckResult::state(
+            name,
+            "port",
+            Status::Critical,
+            format!("port {endpoint} open, expected closed"),
+            duration,
+        ),
+        (false, true) => CheckResult::state(
+            name,
+            "port",
+            Status::Critical,
+            format!("port {endpoint} closed: {error}"),
+            duration,
+        ),
+        (false, false) => CheckResult::state(
+            name,
+            "port",
+            Status::Ok,
+            format!("port {endpoint} closed ({error})"),
+            duration,
+        ),
     };
-    result.details.insert("host".into(), probe.host.clone().into());
+    result
+        .details
+        .insert("host".into(), probe.host.clone().into());
     result.details.insert("port".into(), probe.port.into());
-    result.details.insert("address".into(), probe.address.map(|a| a.to_string()).into());
+    result.details.insert(
+        "address".into(),
+        probe.address.map(|a| a.to_string()).into(),
+    );
     result.details.insert("open".into(), probe.open.into());
     result.details.insert("expected".into(), expected.into());
-    result.details.insert("error".into(), probe.error.clone().into());
+    result
+        .details
+        .insert("error".into(), probe.error.clone().into());
     result
 }
 
@@ -225,10 +272,27 @@ mod tests {
     #[test]
     fn open_ports_are_judged_by_latency() {
         let c = check("open", json!(100), json!(500));
-        judged(&c, &probe(true, Some(3), None, true), "ok: port db:5432 open in 3 ms");
-        judged(&c, &probe(true, Some(250), None, true), "warning: port db:5432 open in 250 ms (warning: above 100)");
-        judged(&c, &probe(true, Some(900), None, true), "critical: port db:5432 open in 900 ms (critical: above 500)");
-        let r = judge(&c, "db", &probe(true, Some(3), None, true), Duration::from_millis(3));
+        judged(
+            &c,
+            &probe(true, Some(3), None, true),
+            "ok: port db:5432 open in 3 ms",
+        );
+        judged(
+            &c,
+            &probe(true, Some(250), None, true),
+            "warning: port db:5432 open in 250 ms (warning: above 100)",
+        );
+        judged(
+            &c,
+            &probe(true, Some(900), None, true),
+            "critical: port db:5432 open in 900 ms (critical: above 500)",
+        );
+        let r = judge(
+            &c,
+            "db",
+            &probe(true, Some(3), None, true),
+            Duration::from_millis(3),
+        );
         assert_eq!((r.value, r.unit.as_deref()), (Some(3.0), Some("ms")));
         assert_eq!(r.perfdata, "db=3ms;100;500");
         assert_eq!(r.details["address"], json!("192.0.2.7:5432"));
@@ -240,14 +304,47 @@ mod tests {
         let closed = check("closed", json!(null), json!(null));
         let refused = probe(false, None, Some("connection refused"), true);
         let silent = probe(false, None, Some("timed out after 1s"), true);
-        let unresolved = probe(false, None, Some("cannot resolve 'db': no address found"), false);
-        judged(&open, &refused, "critical: port db:5432 closed: connection refused");
-        judged(&open, &silent, "critical: port db:5432 closed: timed out after 1s");
-        judged(&open, &unresolved, "unknown: port db:5432: cannot resolve 'db': no address found");
-        judged(&closed, &refused, "ok: port db:5432 closed (connection refused)");
-        judged(&closed, &silent, "ok: port db:5432 closed (timed out after 1s)");
-        judged(&closed, &probe(true, Some(1), None, true), "critical: port db:5432 open, expected closed");
-        judged(&closed, &unresolved, "unknown: port db:5432: cannot resolve 'db': no address found");
+        let unresolved = probe(
+            false,
+            None,
+            Some("cannot resolve 'db': no address found"),
+            false,
+        );
+        judged(
+            &open,
+            &refused,
+            "critical: port db:5432 closed: connection refused",
+        );
+        judged(
+            &open,
+            &silent,
+            "critical: port db:5432 closed: timed out after 1s",
+        );
+        judged(
+            &open,
+            &unresolved,
+            "unknown: port db:5432: cannot resolve 'db': no address found",
+        );
+        judged(
+            &closed,
+            &refused,
+            "ok: port db:5432 closed (connection refused)",
+        );
+        judged(
+            &closed,
+            &silent,
+            "ok: port db:5432 closed (timed out after 1s)",
+        );
+        judged(
+            &closed,
+            &probe(true, Some(1), None, true),
+            "critical: port db:5432 open, expected closed",
+        );
+        judged(
+            &closed,
+            &unresolved,
+            "unknown: port db:5432: cannot resolve 'db': no address found",
+        );
     }
 
     #[test]

@@ -116,16 +116,22 @@ pub struct ProcessCheck {
 impl ProcessCheck {
     /// Validates what the spec cannot: the regex, the count bounds, the levels.
     pub fn compile(p: ProcessParams, path: &str, problems: &mut Problems) -> ProcessCheck {
-        let cmdline = p.cmdline.as_deref().and_then(|re| match regex_lite::Regex::new(re) {
-            Ok(compiled) => Some(compiled),
-            Err(e) => {
-                problems.push(&at(path, "cmdline"), crate::http::invalid_regex(re, &e));
-                None
-            }
-        });
+        let cmdline = p
+            .cmdline
+            .as_deref()
+            .and_then(|re| match regex_lite::Regex::new(re) {
+                Ok(compiled) => Some(compiled),
+                Err(e) => {
+                    problems.push(&at(path, "cmdline"), crate::http::invalid_regex(re, &e));
+                    None
+                }
+            });
         if let Some(user) = &p.user {
             if user.trim().is_empty() || user.contains(|c: char| c == ':' || c.is_whitespace()) {
-                problems.push(&at(path, "user"), format!("'{user}' is not a user name or uid"));
+                problems.push(
+                    &at(path, "user"),
+                    format!("'{user}' is not a user name or uid"),
+                );
             }
         }
         if let Some(name) = &p.name {
@@ -135,7 +141,10 @@ impl ProcessCheck {
         }
         let max = p.max_count.map(|m| m.to_string()).unwrap_or_default();
         let count = match Range::parse(&format!("{}:{max}", p.min_count)) {
-            Ok(range) => Levels { warning: None, critical: Some(range) },
+            Ok(range) => Levels {
+                warning: None,
+                critical: Some(range),
+            },
             Err(_) => {
                 problems.push(
                     &at(path, "max_count"),
@@ -164,19 +173,41 @@ impl ProcessCheck {
                 levels(path, name, w.as_ref(), c.as_ref(), problems)
             }
         };
+        // In the order of the options, so that problems are reported in that order.
+        let cpu = read("cpu", &p.cpu_warning, &p.cpu_critical, false);
+        let rss = read("rss", &p.rss_warning, &p.rss_critical, true);
+        let fds = read("fds", &p.fds_warning, &p.fds_critical, false);
+        let total_cpu = read(
+            "total_cpu",
+            &p.total_cpu_warning,
+            &p.total_cpu_critical,
+            false,
+        );
+        let total_rss = read(
+            "total_rss",
+            &p.total_rss_warning,
+            &p.total_rss_critical,
+            true,
+        );
+        let total_fds = read(
+            "total_fds",
+            &p.total_fds_warning,
+            &p.total_fds_critical,
+            false,
+        );
         ProcessCheck {
             name: format!("process {}", label.join(" ")),
             cpu: Each {
-                each: read("cpu", &p.cpu_warning, &p.cpu_critical, false),
-                total: read("total_cpu", &p.total_cpu_warning, &p.total_cpu_critical, false),
+                each: cpu,
+                total: total_cpu,
             },
             rss: Each {
-                each: read("rss", &p.rss_warning, &p.rss_critical, true),
-                total: read("total_rss", &p.total_rss_warning, &p.total_rss_critical, true),
+                each: rss,
+                total: total_rss,
             },
             fds: Each {
-                each: read("fds", &p.fds_warning, &p.fds_critical, false),
-                total: read("total_fds", &p.total_fds_warning, &p.total_fds_critical, false),
+                each: fds,
+                total: total_fds,
             },
             process_name: p.name,
             cmdline,
@@ -200,7 +231,11 @@ impl ProcessCheck {
             return false;
         }
         if let Some(name) = &self.process_name {
-            let base = |s: &str| Path::new(s.trim_end_matches(" (deleted)")).file_name().map(|f| f.to_string_lossy().into_owned());
+            let base = |s: &str| {
+                Path::new(s.trim_end_matches(" (deleted)"))
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+            };
             let argv0 = p.cmdline.first().and_then(|a| base(a));
             let exe = p.exe.as_deref().and_then(base);
             if p.name != *name && argv0.as_deref() != Some(name) && exe.as_deref() != Some(name) {
@@ -226,7 +261,10 @@ impl ProcessCheck {
 pub fn run(checks: &[ProcessCheck], interval: Duration) -> Vec<CheckResult> {
     let started = Instant::now();
     let me = std::process::id();
-    let table: Vec<ProcInfo> = list_processes().into_iter().filter(|p| p.pid != me).collect();
+    let table: Vec<ProcInfo> = list_processes()
+        .into_iter()
+        .filter(|p| p.pid != me)
+        .collect();
     let selected: Vec<(Vec<&ProcInfo>, Option<String>)> = checks
         .iter()
         .map(|check| {
@@ -252,7 +290,11 @@ pub fn run(checks: &[ProcessCheck], interval: Duration) -> Vec<CheckResult> {
         .collect();
     sampled.sort_unstable();
     sampled.dedup();
-    let cpu = if sampled.is_empty() { None } else { Some(sample_cpu(&sampled, interval)) };
+    let cpu = if sampled.is_empty() {
+        None
+    } else {
+        Some(sample_cpu(&sampled, interval))
+    };
     let duration = started.elapsed();
     checks
         .iter()
@@ -292,7 +334,10 @@ pub fn judge(
         problems.push(error.to_string());
     }
 
-    let cpu_of = |p: &ProcInfo| cpu.and_then(|c| c.get(&p.pid)).map(|v| (v * 100.0).round() / 100.0);
+    let cpu_of = |p: &ProcInfo| {
+        cpu.and_then(|c| c.get(&p.pid))
+            .map(|v| (v * 100.0).round() / 100.0)
+    };
     let percent = |v: f64| format!("{}%", format_number(v));
     let measures = [
         Measure {
@@ -310,7 +355,10 @@ pub fn judge(
             unit: Some(Unit::Bytes),
             show: &format_size,
             missing_is_unknown: true,
-            values: procs.iter().map(|p| (p.pid, Some(p.rss_bytes as f64))).collect(),
+            values: procs
+                .iter()
+                .map(|p| (p.pid, Some(p.rss_bytes as f64)))
+                .collect(),
         },
         Measure {
             name: "fds",
@@ -318,7 +366,10 @@ pub fn judge(
             unit: None,
             show: &format_number,
             missing_is_unknown: true,
-            values: procs.iter().map(|p| (p.pid, p.open_fds.map(f64::from))).collect(),
+            values: procs
+                .iter()
+                .map(|p| (p.pid, p.open_fds.map(f64::from)))
+                .collect(),
         },
     ];
     let mut totals = serde_json::Map::new();
@@ -356,19 +407,30 @@ pub fn judge(
             said.push(format!("total rss {}", (m.show)(total)));
         }
         perfdata.push(
-            Perfdata::new(format!("{} {}", check.name, m.name), total, m.unit).with_levels(&m.levels.total),
+            Perfdata::new(format!("{} {}", check.name, m.name), total, m.unit)
+                .with_levels(&m.levels.total),
         );
     }
 
     let status = Status::worst(statuses);
-    let mut result = CheckResult::measured(&check.name, "process", count, Some(Unit::Count), &check.count, duration);
+    let mut result = CheckResult::measured(
+        &check.name,
+        "process",
+        count,
+        Some(Unit::Count),
+        &check.count,
+        duration,
+    );
     result.status = status;
     result.perfdata = Perfdata::join(&perfdata);
     let all: Vec<String> = problems.into_iter().chain(said).collect();
     result.message = format!("{}: {}", check.name, all.join(", "));
     let d = &mut result.details;
     d.insert("count".into(), procs.len().into());
-    d.insert("pids".into(), procs.iter().map(|p| p.pid).collect::<Vec<_>>().into());
+    d.insert(
+        "pids".into(),
+        procs.iter().map(|p| p.pid).collect::<Vec<_>>().into(),
+    );
     d.insert(
         "processes".into(),
         procs
@@ -389,7 +451,10 @@ pub fn judge(
     for (k, v) in totals {
         d.insert(k, v);
     }
-    d.insert("count_range".into(), check.count.critical.map(|r| r.to_string()).into());
+    d.insert(
+        "count_range".into(),
+        check.count.critical.map(|r| r.to_string()).into(),
+    );
     if let Some(error) = pidfile_error {
         d.insert("pidfile_error".into(), error.into());
     }
@@ -456,12 +521,37 @@ mod tests {
 
     #[test]
     fn bad_input_is_named() {
-        let fails = |p: ProcessParams, expected: &str| assert_eq!(compile(p).map(|_| ()), Err(expected.to_string()));
-        fails(ProcessParams { cmdline: Some("(".into()), ..params() }, "processes[0].cmdline: invalid regex '(': unclosed group");
-        fails(ProcessParams { min_count: 3, max_count: Some(2), ..params() }, "processes[0].max_count: 2 is less than min_count 3");
-        fails(ProcessParams { user: Some("a b".into()), ..params() }, "processes[0].user: 'a b' is not a user name or uid");
+        let fails = |p: ProcessParams, expected: &str| {
+            assert_eq!(compile(p).map(|_| ()), Err(expected.to_string()))
+        };
         fails(
-            ProcessParams { rss_warning: Some(json!("lots")), total_cpu_critical: Some(json!("9:1")), ..params() },
+            ProcessParams {
+                cmdline: Some("(".into()),
+                ..params()
+            },
+            "processes[0].cmdline: invalid regex '(': found open group without closing ')'",
+        );
+        fails(
+            ProcessParams {
+                min_count: 3,
+                max_count: Some(2),
+                ..params()
+            },
+            "processes[0].max_count: 2 is less than min_count 3",
+        );
+        fails(
+            ProcessParams {
+                user: Some("a b".into()),
+                ..params()
+            },
+            "processes[0].user: 'a b' is not a user name or uid",
+        );
+        fails(
+            ProcessParams {
+                rss_warning: Some(json!("lots")),
+                total_cpu_critical: Some(json!("9:1")),
+                ..params()
+            },
             "processes[0].rss_warning: invalid size 'lots': 'lots' does not start with a number; \
              processes[0].total_cpu_critical: invalid range '9:1': start 9 is greater than end 1",
         );
@@ -469,24 +559,50 @@ mod tests {
 
     #[test]
     fn matching_by_name_cmdline_user_and_pidfile() {
-        let web = proc(10, "gunicorn", &["/usr/bin/python3", "/srv/app/bin/web", "--workers=2"], "www-data", 1, 1);
+        let web = proc(
+            10,
+            "gunicorn",
+            &["/usr/bin/python3", "/srv/app/bin/web", "--workers=2"],
+            "www-data",
+            1,
+            1,
+        );
         let renamed = proc(11, "sleep", &["web-worker", "1000"], "root", 1, 1);
-        let zombie = ProcInfo { state: 'Z', ..proc(12, "web", &[], "www-data", 0, 0) };
-        let m = |p: ProcessParams, who: &ProcInfo, pidfile: Option<u32>| compile(p).expect("valid").matches(who, pidfile);
-        let by_name = |n: &str| ProcessParams { name: Some(n.into()), ..params() };
+        let zombie = ProcInfo {
+            state: 'Z',
+            ..proc(12, "web", &[], "www-data", 0, 0)
+        };
+        let m = |p: ProcessParams, who: &ProcInfo, pidfile: Option<u32>| {
+            compile(p).expect("valid").matches(who, pidfile)
+        };
+        let by_name = |n: &str| ProcessParams {
+            name: Some(n.into()),
+            ..params()
+        };
         assert!(m(by_name("gunicorn"), &web, None));
         assert!(m(by_name("python3"), &web, None), "argv[0]'s base name");
         assert!(!m(by_name("gunicor"), &web, None), "exact, not a prefix");
         assert!(m(by_name("web-worker"), &renamed, None));
         assert!(!m(by_name("web"), &zombie, None), "zombies are not running");
-        let by_cmdline = ProcessParams { name: None, cmdline: Some(r"app/bin/web\b.*--workers".into()), ..params() };
+        let by_cmdline = ProcessParams {
+            name: None,
+            cmdline: Some(r"app/bin/web\b.*--workers".into()),
+            ..params()
+        };
         assert!(m(by_cmdline.clone(), &web, None));
         assert!(!m(by_cmdline, &renamed, None));
-        let by_user = |u: &str| ProcessParams { name: None, user: Some(u.into()), ..params() };
+        let by_user = |u: &str| ProcessParams {
+            name: None,
+            user: Some(u.into()),
+            ..params()
+        };
         assert!(m(by_user("www-data"), &web, None));
         assert!(m(by_user("33"), &web, None));
         assert!(!m(by_user("root"), &web, None));
-        let by_pidfile = ProcessParams { pidfile: Some("/run/web.pid".into()), ..by_name("gunicorn") };
+        let by_pidfile = ProcessParams {
+            pidfile: Some("/run/web.pid".into()),
+            ..by_name("gunicorn")
+        };
         assert!(m(by_pidfile.clone(), &web, Some(10)));
         assert!(!m(by_pidfile.clone(), &web, Some(11)));
         assert!(!m(by_pidfile, &web, None));
@@ -497,18 +613,49 @@ mod tests {
         let check = compile(p).expect("valid");
         let refs: Vec<&ProcInfo> = procs.iter().collect();
         let cpu: HashMap<u32, f64> = cpu.iter().copied().collect();
-        let r = judge(&check, &refs, Some(&cpu).filter(|c| !c.is_empty()), None, Duration::ZERO);
+        let r = judge(
+            &check,
+            &refs,
+            Some(&cpu).filter(|c| !c.is_empty()),
+            None,
+            Duration::ZERO,
+        );
         assert_eq!(format!("{}: {}", r.status, r.message), expected);
     }
 
     #[test]
     fn counts_and_levels() {
-        let two = [proc(10, "web", &["web"], "u", 64 << 20, 10), proc(11, "web", &["web"], "u", 16 << 20, 900)];
-        judged(params(), &two, &[], "ok: process web: 2 processes (pids 10, 11), total rss 80 MiB");
-        judged(params(), &[], &[], "critical: process web: 0 processes (critical: below 1)");
-        judged(ProcessParams { min_count: 0, max_count: Some(0), ..params() }, &[], &[], "ok: process web: no processes");
+        let two = [
+            proc(10, "web", &["web"], "u", 64 << 20, 10),
+            proc(11, "web", &["web"], "u", 16 << 20, 900),
+        ];
         judged(
-            ProcessParams { max_count: Some(1), ..params() },
+            params(),
+            &two,
+            &[],
+            "ok: process web: 2 processes (pids 10, 11), total rss 80 MiB",
+        );
+        judged(
+            params(),
+            &[],
+            &[],
+            "critical: process web: 0 processes (critical: below 1)",
+        );
+        judged(
+            ProcessParams {
+                min_count: 0,
+                max_count: Some(0),
+                ..params()
+            },
+            &[],
+            &[],
+            "ok: process web: no processes",
+        );
+        judged(
+            ProcessParams {
+                max_count: Some(1),
+                ..params()
+            },
             &two,
             &[],
             "critical: process web: 2 processes (critical: above 1), total rss 80 MiB",
@@ -531,14 +678,30 @@ mod tests {
 
     #[test]
     fn perfdata_and_details() {
-        let check = compile(ProcessParams { max_count: Some(4), ..params() }).expect("valid");
+        let check = compile(ProcessParams {
+            max_count: Some(4),
+            ..params()
+        })
+        .expect("valid");
         let p = proc(10, "web", &["web"], "u", 4096, 3);
         let r = judge(&check, &[&p], None, None, Duration::ZERO);
-        assert_eq!(r.perfdata, "'process web'=1;;1:4;0 'process web rss'=4096B 'process web fds'=3");
+        assert_eq!(
+            r.perfdata,
+            "'process web'=1;;1:4;0 'process web rss'=4096B 'process web fds'=3"
+        );
         assert_eq!(r.details["pids"], json!([10]));
         assert_eq!(r.details["count_range"], json!("1:4"));
         assert_eq!((r.value, r.unit.as_deref()), (Some(1.0), Some("count")));
-        let r = judge(&check, &[], None, Some("pidfile /run/web.pid does not exist"), Duration::ZERO);
-        assert_eq!(r.message, "process web: 0 processes (critical: below 1), pidfile /run/web.pid does not exist");
+        let r = judge(
+            &check,
+            &[],
+            None,
+            Some("pidfile /run/web.pid does not exist"),
+            Duration::ZERO,
+        );
+        assert_eq!(
+            r.message,
+            "process web: 0 processes (critical: below 1), pidfile /run/web.pid does not exist"
+        );
     }
 }

@@ -40,7 +40,9 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     };
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(invalid("empty (expected e.g. '4096', '512M' or '1G')".into()));
+        return Err(invalid(
+            "empty (expected e.g. '4096', '512M' or '1G')".into(),
+        ));
     }
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -72,7 +74,10 @@ fn unit_scale(unit: &str) -> Option<f64> {
     let letter = match upper.as_str() {
         "" | "B" => 'B',
         u => {
-            let rest = u.strip_suffix("IB").or_else(|| u.strip_suffix('B')).unwrap_or(u);
+            let rest = u
+                .strip_suffix("IB")
+                .or_else(|| u.strip_suffix('B'))
+                .unwrap_or(u);
             let mut chars = rest.chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) if c != 'B' => c,
@@ -95,15 +100,13 @@ pub fn parse_size_range(text: &str) -> Result<Range, SizeError> {
         match part.trim() {
             "" => Ok(String::new()),
             "~" => Ok("~".into()),
-            p => parse_size(p)
-                .map(|b| b.to_string())
-                .map_err(|e| match e {
-                    SizeError::Invalid { reason, .. } => SizeError::Invalid {
-                        text: text.to_string(),
-                        reason,
-                    },
-                    other => other,
-                }),
+            p => parse_size(p).map(|b| b.to_string()).map_err(|e| match e {
+                SizeError::Invalid { reason, .. } => SizeError::Invalid {
+                    text: text.to_string(),
+                    reason,
+                },
+                other => other,
+            }),
         }
     };
     if body.trim().is_empty() {
@@ -213,9 +216,18 @@ mod tests {
 
     #[test]
     fn bad_sizes_name_the_text() {
-        check_size("", Err("invalid size '': empty (expected e.g. '4096', '512M' or '1G')"));
-        check_size("M", Err("invalid size 'M': 'M' does not start with a number"));
-        check_size("-5M", Err("invalid size '-5M': '-5M' does not start with a number"));
+        check_size(
+            "",
+            Err("invalid size '': empty (expected e.g. '4096', '512M' or '1G')"),
+        );
+        check_size(
+            "M",
+            Err("invalid size 'M': 'M' does not start with a number"),
+        );
+        check_size(
+            "-5M",
+            Err("invalid size '-5M': '-5M' does not start with a number"),
+        );
         check_size(
             "12Q",
             Err("invalid size '12Q': unknown unit 'Q' (use B, K, M, G, T, P or E; binary, so K is 1024 bytes)"),
@@ -228,7 +240,10 @@ mod tests {
             "1BB",
             Err("invalid size '1BB': unknown unit 'BB' (use B, K, M, G, T, P or E; binary, so K is 1024 bytes)"),
         );
-        check_size("1.2.3G", Err("invalid size '1.2.3G': '1.2.3' is not a number"));
+        check_size(
+            "1.2.3G",
+            Err("invalid size '1.2.3G': '1.2.3' is not a number"),
+        );
         check_size("99999E", Err("invalid size '99999E': too large"));
     }
 
@@ -254,13 +269,22 @@ mod tests {
 
     #[test]
     fn bad_size_ranges_name_the_text() {
-        check_range("2G:1G", "invalid size '2G:1G': start 2 GiB is greater than end 1 GiB");
+        check_range(
+            "2G:1G",
+            "invalid size '2G:1G': start 2 GiB is greater than end 1 GiB",
+        );
         check_range(
             "1G:x",
             "invalid size '1G:x': 'x' does not start with a number",
         );
-        check_range("", "invalid range '': empty (expected e.g. '10', '10:', '~:10', '10:20' or '@10:20')");
-        check_range("@", "invalid range '@': empty (expected e.g. '10', '10:', '~:10', '10:20' or '@10:20')");
+        check_range(
+            "",
+            "invalid range '': empty (expected e.g. '10', '10:', '~:10', '10:20' or '@10:20')",
+        );
+        check_range(
+            "@",
+            "invalid range '@': empty (expected e.g. '10', '10:', '~:10', '10:20' or '@10:20')",
+        );
     }
 
     #[test]
@@ -280,7 +304,10 @@ mod tests {
         check(json!("~:512M"), Ok(Some("~:536870912")));
         check(json!(null), Ok(None));
         check(json!(" "), Ok(None));
-        check(json!(-1), Err("invalid range '-1': start 0 is greater than end -1"));
+        check(
+            json!(-1),
+            Err("invalid range '-1': start 0 is greater than end -1"),
+        );
         check(
             json!([1]),
             Err("invalid size [1]: expected a number of bytes or a string such as '512M', '1G', '~:512M' or '@1G:2G'"),

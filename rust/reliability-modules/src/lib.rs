@@ -6,8 +6,15 @@
 //! `reliability-core`, which the monitor daemon and the CLI call too.
 
 pub mod facts;
+pub mod health_check;
 
 use reliability_core::spec::Spec;
 
+/// A module's option declarations.
+pub type SpecFn = fn() -> Spec;
+
 /// Every module: name and option spec. The sidecar-docs test walks this list.
-pub const MODULES: &[(&str, fn() -> Spec)] = &[("reliability_facts", facts::spec)];
+pub const MODULES: &[(&str, SpecFn)] = &[
+    ("reliability_facts", facts::spec),
+    ("health_check", health_check::spec),
+];

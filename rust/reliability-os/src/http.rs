@@ -104,16 +104,18 @@ impl HttpRequest {
 pub struct HttpProbe {
     /// The status of the (last, when redirects are followed) response.
     pub status: Option<u16>,
-    /// Time from the start to the complete response headers.
+    /// Time from sending (resolve, connect and TLS handshake included; local set-up such as
+    /// loading CA certificates excluded) to the complete response headers.
     pub latency: Option<Duration>,
-    /// Time from the start until the body was read, or the probe gave up.
+    /// Time from sending until the body was read, or the probe gave up.
     pub total_time: Duration,
     /// The body's first `max_body_bytes`, as UTF-8 (invalid sequences replaced); `None` for
     /// HEAD, with `max_body_bytes` 0, or when no response came.
     pub body: Option<String>,
     /// The body was longer than `max_body_bytes`.
     pub body_truncated: bool,
-    /// The server certificate, for `https` URLs that got as far as a certificate.
+    /// The server's certificate, for `https` URLs that got as far as one (also when it was
+    /// rejected). With redirects followed: that of the last TLS handshake.
     pub tls: Option<TlsInfo>,
     pub error: Option<String>,
 }

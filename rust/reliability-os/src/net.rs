@@ -358,11 +358,15 @@ fn connect_all(
             Ok(ready) => ready,
             Err(Errno::EINTR) => continue,
             Err(errno) => {
-                // poll(2) itself failed (EINVAL, ENOMEM): nothing can be measured.
+                // poll(2) itself failed (EINVAL, ENOMEM): nothing more can be measured.
+                let error = format!("poll(2) failed: {}", describe(errno));
                 for f in in_flight.drain(..) {
                     let probe = &mut probes[f.index];
                     probe.address = f.addrs.get(f.tried).copied();
-                    probe.error = Some(format!("poll failed: {}", errno.desc()));
+                    probe.error = Some(error.clone());
+                }
+                for p in queue.drain(..) {
+                    probes[p.index].error = Some(error.clone());
                 }
                 return;
             }

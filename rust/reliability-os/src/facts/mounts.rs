@@ -216,7 +216,10 @@ pub fn select_mounts(entries: &[MountEntry]) -> Vec<&MountEntry> {
                 .unwrap_or(""),
             _ => "",
         };
-        let rank = |e: &MountEntry| (e.root.len(), e.mount_point.as_os_str().len());
+        // `/` always stands for its filesystem: in a container it is a bind mount of some
+        // directory, and a file bound from the same device (nspawn's
+        // /run/host/os-release) must not hide it.
+        let rank = |e: &MountEntry| (e.mount_point != Path::new("/"), e.root.len(), e.mount_point.as_os_str().len());
         chosen
             .entry((e.major, e.minor, subvolume))
             .and_modify(|best| {
@@ -439,6 +442,21 @@ mod tests {
             })
             .collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn selection_in_an_nspawn_container() {
+        // Captured in a testhosts host: `/` is a bind of the ephemeral copy, and a file of
+        // the same device is bound on /run/host/os-release.
+        check_selected(
+            "1092 1020 254:0 /var/cache/hx-reliability/testhosts/.#machine.abc / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+             1101 1092 254:0 /usr/lib/os-release /run/host/os-release ro,nosuid,nodev,noexec,relatime - ext4 /dev/vda rw\n\
+             1102 1092 0:90 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw,size=2468368k\n",
+            &[
+                "/ ext4 /dev/vda /var/cache/hx-reliability/testhosts/.#machine.abc",
+                "/tmp tmpfs tmpfs /",
+            ],
+        );
     }
 
     #[test]

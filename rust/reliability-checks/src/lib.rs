@@ -1,0 +1,527 @@
+//! The health-check engine of hx.reliability: one check schema, one [`run`], three front
+//! ends (the `health_check` module, the monitor daemon, the CLI).
+//!
+//! A request names checks of five kinds, one module each, and any mix of them:
+//!
+//! | kind          | asks                                                        |
+//! |---------------|-------------------------------------------------------------|
+//! | [`services`]  | systemd units: state, enabled, restarts, dependencies, usage |
+//! | [`ports`]     | TCP connect to host:port, latency                           |
+//! | [`http`]      | GET/HEAD: status, body, latency, certificate expiry         |
+//! | [`processes`] | processes by name, command line, pidfile, user: counts, usage |
+//! | [`resources`] | CPU, memory, swap, load, disks, network of the host         |
+//!
+//! The flow is the same for every front end:
+//!
+//! 1. [`spec`] declares the options once. The module protocol validates task arguments
+//!    with it; the daemon will validate its YAML config with it; the sidecar docs are
+//!    tested against it. It checks types, defaults, choices and ranges, with errors such
+//!    as `ports[2].port: 70000 is out of range 1-65535`.
+//! 2. [`HealthRequest::from_params`] reads the validated options into typed structs
+//!    (serde) and checks what a per-option spec cannot: unit names, URLs, regexes,
+//!    threshold ranges, `min_count <= max_count`. Every problem is reported, each naming
+//!    its check and field: `http[1].url: 'htp://x' is not an http or https URL`.
+//! 3. [`run`] runs the five kinds at once, each on a thread of its own (and ports and
+//!    URLs concurrently within their kind), so the wall time is that of the slowest
+//!    check, not the sum. Measuring is `reliability-os`'s; judging a value against its
+//!    levels is `reliability-core`'s; the kind modules here hold the glue and the
+//!    kind-specific verdicts (pure functions named `judge`, unit-tested on plain data).
+//! 4. The [`HealthReport`] holds every check's [`CheckResult`], the counts per status,
+//!    the overall status and whether the run fails under `fail_on`.
+//!
+//! Architecture invariant: this crate prints nothing and knows nothing of Ansible; the
+//! module front end is `reliability-modules/src/health_check.rs`.
+
+pub mod http;
+mod levels;
+pub mod ports;
+pub mod processes;
+pub mod resources;
+pub mod services;
+
+pub use levels::Problems;
+
+use reliability_core::check::{
+    join_perfdata, CheckResult, Counts, FailOn, Overall, Status, Summary,
+};
+use reliability_core::spec::{Env, Opt, Spec};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// The check schema: every option of a health-check request, declared once.
+pub fn spec() -> Spec {
+    Spec::new(vec![
+        services::option(),
+        ports::option(),
+        http::option(),
+        processes::option(),
+        resources::option(),
+        Opt::str("fail_on")
+            .choices(&["critical", "warning", "never"])
+            .default("critical"),
+        Opt::float("sample_interval").default(0.5).range(0.05, 60.0),
+    ])
+}
+
+/// A request as [`spec`] validated it, before the checks are compiled.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthParams {
+    pub services: Option<Vec<services::ServiceParams>>,
+    pub ports: Option<Vec<ports::PortParams>>,
+    pub http: Option<Vec<http::HttpParams>>,
+    pub processes: Option<Vec<processes::ProcessParams>>,
+    pub resources: Option<resources::ResourceParams>,
+    pub fail_on: FailOn,
+    pub sample_interval: f64,
+}
+
+/// A valid request, ready to [`run`].
+#[derive(Clone, Debug)]
+pub struct HealthRequest {
+    pub services: Vec<services::ServiceCheck>,
+    pub ports: Vec<ports::PortCheck>,
+    pub http: Vec<http::HttpCheck>,
+    pub processes: Vec<processes::ProcessCheck>,
+    pub resources: Option<resources::ResourceCheck>,
+    pub fail_on: FailOn,
+    /// How long rates (CPU, network) are sampled over.
+    pub sample_interval: Duration,
+}
+
+/// Why a request cannot run: every problem, each naming its option path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problems.join("; "))
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+impl HealthRequest {
+    /// Validates `input` against [`spec`], then reads it: what the daemon and the CLI
+    /// call with a config or command line turned into JSON.
+    pub fn parse(input: &Map<String, Value>, env: &Env) -> Result<HealthRequest, RequestError> {
+        let params = spec().validate(input, env).map_err(|e| RequestError {
+            problems: e.errors.iter().map(ToString::to_string).collect(),
+        })?;
+        HealthRequest::from_params(&params)
+    }
+
+    /// Reads options that [`spec`] already validated (as the module protocol hands them
+    /// over) and checks what the spec cannot.
+    ///
+    /// With no checks at all, the host's resources are checked with their default levels:
+    /// `health_check` without arguments answers "is this host healthy?".
+    pub fn from_params(params: &Map<String, Value>) -> Result<HealthRequest, RequestError> {
+        let p: HealthParams =
+            serde_json::from_value(Value::Object(params.clone())).map_err(|e| RequestError {
+                problems: vec![format!(
+                    "internal error: validated options do not read as a request: {e}"
+                )],
+            })?;
+        let mut problems = Problems::default();
+        let services = compile(
+            p.services,
+            "services",
+            &mut problems,
+            services::ServiceCheck::compile,
+        );
+        let ports = compile(p.ports, "ports", &mut problems, ports::PortCheck::compile);
+        let http = compile(p.http, "http", &mut problems, http::HttpCheck::compile);
+        let processes = compile(
+            p.processes,
+            "processes",
+            &mut problems,
+            processes::ProcessCheck::compile,
+        );
+        let nothing_else =
+            services.is_empty() && ports.is_empty() && http.is_empty() && processes.is_empty();
+        let resources = match p.resources {
+            Some(r) => Some(resources::ResourceCheck::compile(
+                r,
+                "resources",
+                &mut problems,
+            )),
+            None if nothing_else => Some(default_resources()?),
+            None => None,
+        };
+        if !problems.is_empty() {
+            return Err(RequestError {
+                problems: problems.0,
+            });
+        }
+        Ok(HealthRequest {
+            services,
+            ports,
+            http,
+            processes,
+            resources,
+            fail_on: p.fail_on,
+            sample_interval: Duration::from_secs_f64(p.sample_interval),
+        })
+    }
+
+    /// How many results a run gives, at least (ports with several hosts and resources
+    /// give more).
+    pub fn len(&self) -> usize {
+        self.services.len()
+            + self.ports.len()
+            + self.http.len()
+            + self.processes.len()
+            + usize::from(self.resources.is_some())
+    }
+
+    /// Whether the request checks nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn compile<P, C>(
+    given: Option<Vec<P>>,
+    kind: &str,
+    problems: &mut Problems,
+    one: fn(P, &str, &mut Problems) -> C,
+) -> Vec<C> {
+    given
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| one(p, &format!("{kind}[{i}]"), problems))
+        .collect()
+}
+
+/// The `resources` checks with every default.
+fn default_resources() -> Result<resources::ResourceCheck, RequestError> {
+    let sub = resources::option().options.map(|s| *s).unwrap_or_default();
+    let internal = |e: String| RequestError {
+        problems: vec![format!(
+            "internal error: the default resources do not validate: {e}"
+        )],
+    };
+    let params = sub
+        .validate(&Map::new(), &Env::default())
+        .map_err(|e| internal(e.to_string()))?;
+    let params: resources::ResourceParams =
+        serde_json::from_value(Value::Object(params)).map_err(|e| internal(e.to_string()))?;
+    let mut problems = Problems::default();
+    let check = resources::ResourceCheck::compile(params, "resources", &mut problems);
+    if problems.is_empty() {
+        Ok(check)
+    } else {
+        Err(internal(problems.0.join("; ")))
+    }
+}
+
+/// The outcome of a run: every check, the counts, the verdict.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HealthReport {
+    /// `healthy`, `degraded` or `unhealthy` (see [`Overall`]).
+    pub status: Overall,
+    /// Every check's result, in request order: services, ports, http, processes, resources.
+    pub checks: Vec<CheckResult>,
+    pub counts: Counts,
+    /// Wall time of the whole run, in milliseconds.
+    pub duration_ms: f64,
+    /// The Nagios perfdata of every check, space-separated.
+    pub perfdata: String,
+    /// Whether the run fails under the request's `fail_on`.
+    pub failed: bool,
+    /// One line for people: the verdict and what is wrong.
+    pub msg: String,
+}
+
+/// Runs every check of `request` at once and reports.
+pub fn run(request: &HealthRequest) -> HealthReport {
+    let started = Instant::now();
+    let interval = request.sample_interval;
+    let (services, ports, http, processes, resources) = std::thread::scope(|scope| {
+        let services = (!request.services.is_empty())
+            .then(|| scope.spawn(|| services::run(&request.services, interval)));
+        let ports = (!request.ports.is_empty()).then(|| scope.spawn(|| ports::run(&request.ports)));
+        let http = (!request.http.is_empty()).then(|| scope.spawn(|| http::run(&request.http)));
+        let processes = (!request.processes.is_empty())
+            .then(|| scope.spawn(|| processes::run(&request.processes, interval)));
+        let resources = request
+            .resources
+            .as_ref()
+            .map(|r| scope.spawn(move || resources::run(r, interval)));
+        (
+            joined("services", services),
+            joined("ports", ports),
+            joined("http", http),
+            joined("processes", processes),
+            joined("resources", resources),
+        )
+    });
+    let checks: Vec<CheckResult> = [services, ports, http, processes, resources]
+        .into_iter()
+        .flatten()
+        .collect();
+    report(checks, request.fail_on, started.elapsed())
+}
+
+/// The results of one kind's thread; a thread that panicked gives one unknown result
+/// instead of taking the whole run down.
+fn joined(
+    kind: &str,
+    handle: Option<std::thread::ScopedJoinHandle<'_, Vec<CheckResult>>>,
+) -> Vec<CheckResult> {
+    match handle {
+        None => Vec::new(),
+        Some(h) => h.join().unwrap_or_else(|_| {
+            vec![CheckResult::unknown(
+                kind,
+                kind,
+                format!(
+                    "internal error: the {kind} checks panicked (this is a bug, please report it)"
+                ),
+                Duration::ZERO,
+            )]
+        }),
+    }
+}
+
+/// The report of finished checks.
+pub fn report(checks: Vec<CheckResult>, fail_on: FailOn, wall: Duration) -> HealthReport {
+    let summary = Summary::of(&checks);
+    let failed = fail_on.fails(checks.iter().map(|c| c.status));
+    HealthReport {
+        status: summary.status,
+        counts: summary.counts,
+        duration_ms: (wall.as_secs_f64() * 1e6).round() / 1000.0,
+        perfdata: join_perfdata(&checks),
+        failed,
+        msg: summarise(summary.status, &summary.counts, &checks),
+        checks,
+    }
+}
+
+/// At most this many problems are spelled out in the summary line.
+const MSG_PROBLEMS: usize = 5;
+
+/// `unhealthy: 2 critical, 1 warning of 9 checks: port db:5432 closed: ...; ...`, worst
+/// first; `healthy: 9 checks ok`.
+pub fn summarise(status: Overall, counts: &Counts, checks: &[CheckResult]) -> String {
+    let total = checks.len();
+    let noun = if total == 1 { "check" } else { "checks" };
+    if counts.ok == total {
+        return format!("{status}: {total} {noun} ok");
+    }
+    let mut tally = Vec::new();
+    for (n, name) in [
+        (counts.critical, "critical"),
+        (counts.unknown, "unknown"),
+        (counts.warning, "warning"),
+    ] {
+        if n > 0 {
+            tally.push(format!("{n} {name}"));
+        }
+    }
+    let mut bad: Vec<&CheckResult> = checks.iter().filter(|c| c.status != Status::Ok).collect();
+    bad.sort_by_key(|c| std::cmp::Reverse(c.status));
+    let mut said: Vec<&str> = bad
+        .iter()
+        .take(MSG_PROBLEMS)
+        .map(|c| c.message.as_str())
+        .collect();
+    let more = bad.len().saturating_sub(MSG_PROBLEMS);
+    let more_text = format!("and {more} more");
+    if more > 0 {
+        said.push(&more_text);
+    }
+    format!(
+        "{status}: {} of {total} {noun}: {}",
+        tally.join(", "),
+        said.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Parses `input`, showing the problems or a summary of the request.
+    fn check(input: Value, expected: &str) {
+        let map = input.as_object().cloned().expect("an object");
+        let got = match HealthRequest::parse(&map, &Env::default()) {
+            Ok(r) => format!(
+                "services={} ports={} http={} processes={} resources={} fail_on={} interval={:?}",
+                r.services.len(),
+                r.ports.len(),
+                r.http.len(),
+                r.processes.len(),
+                r.resources.is_some(),
+                r.fail_on,
+                r.sample_interval
+            ),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(got, expected, "{input}");
+    }
+
+    #[test]
+    fn requests_and_defaults() {
+        check(
+            json!({}),
+            "services=0 ports=0 http=0 processes=0 resources=true fail_on=critical interval=500ms",
+        );
+        check(
+            json!({"ports": [{"port": 22}], "fail_on": "never", "sample_interval": "0.1"}),
+            "services=0 ports=1 http=0 processes=0 resources=false fail_on=never interval=100ms",
+        );
+        check(
+            json!({"ports": [{"port": "22"}], "resources": {}}),
+            "services=0 ports=1 http=0 processes=0 resources=true fail_on=critical interval=500ms",
+        );
+        check(
+            json!({"services": [{"unit": "ssh"}], "http": [{"url": "http://127.0.0.1/"}], "processes": [{"name": "sshd"}]}),
+            "services=1 ports=0 http=1 processes=1 resources=false fail_on=critical interval=500ms",
+        );
+    }
+
+    /// Every bad input of the issue, named by check index and field.
+    #[test]
+    fn bad_input_names_check_and_field() {
+        check(
+            json!({"ports": [{"port": 1}, {"port": 2}, {"port": 70000}]}),
+            "ports[2].port: 70000 is out of range 1-65535",
+        );
+        check(
+            json!({"ports": [{"port": 1, "timout": 3}]}),
+            "ports[0]: unknown option 'timout'; did you mean 'timeout'? (valid options: host, hosts, latency_critical, \
+             latency_warning, name, port, state, timeout)",
+        );
+        check(
+            json!({"ports": [{"port": 1, "latency_warning": "20:10"}]}),
+            "ports[0].latency_warning: invalid range '20:10': start 20 is greater than end 10",
+        );
+        check(
+            json!({"ports": [{"port": 1, "host": "a", "hosts": ["b"]}]}),
+            "ports[0]: options are mutually exclusive: host, hosts",
+        );
+        check(
+            json!({"http": [{"url": "http://x/"}, {"url": "htp://x"}]}),
+            "http[1].url: 'htp://x' is not an http or https URL",
+        );
+        check(
+            json!({"processes": [{"cmdline": "("}]}),
+            "processes[0].cmdline: invalid regex '(': found open group without closing ')'",
+        );
+        check(
+            json!({"processes": [{"min_count": 2}]}),
+            "processes[0]: one of these options is required: name, cmdline, pidfile, user",
+        );
+        check(
+            json!({"services": [{"name": "nginx; reboot"}]}),
+            "services[0].name: invalid unit name 'nginx; reboot': ';' is not allowed in unit names",
+        );
+        check(
+            json!({"services": [{"name": "a", "memory_critical": "lots"}]}),
+            "services[0].memory_critical: invalid size 'lots': 'lots' does not start with a number",
+        );
+        check(
+            json!({"services": [{"name": "a", "state": "up"}]}),
+            "services[0].state: 'up' is not one of 'running', 'stopped', 'any'",
+        );
+        check(
+            json!({"resources": {"include": ["cpu", "gpu"]}}),
+            "resources.include[1]: 'gpu' is not one of 'cpu', 'memory', 'swap', 'load', 'disk', 'network'",
+        );
+        check(
+            json!({"resources": {"cpu_warning": "~:x"}}),
+            "resources.cpu_warning: invalid range '~:x': end 'x' is not a number",
+        );
+        check(
+            json!({"fail_on": "sometimes"}),
+            "fail_on: 'sometimes' is not one of 'critical', 'warning', 'never'",
+        );
+        // Every problem at once, in order.
+        check(
+            json!({"ports": [{"port": 0}], "http": [{"url": "ftp://x"}], "services": [{"name": ""}]}),
+            "ports[0].port: 0 is out of range 1-65535",
+        );
+        check(
+            json!({"http": [{"url": "ftp://x"}], "services": [{"name": ""}]}),
+            "services[0].name: invalid unit name '': the name is empty; http[0].url: 'ftp://x' is not an http or https URL",
+        );
+    }
+
+    fn result(name: &str, status: Status) -> CheckResult {
+        CheckResult::state(
+            name,
+            "port",
+            status,
+            format!("{name} is {status}"),
+            Duration::from_millis(2),
+        )
+    }
+
+    #[test]
+    fn reports_count_and_summarise() {
+        let r = report(
+            vec![
+                result("a", Status::Ok),
+                result("b", Status::Warning),
+                result("c", Status::Critical),
+                result("d", Status::Unknown),
+                result("e", Status::Critical),
+            ],
+            FailOn::Critical,
+            Duration::from_millis(12),
+        );
+        assert_eq!(r.status, Overall::Unhealthy);
+        assert_eq!(
+            (
+                r.counts.ok,
+                r.counts.warning,
+                r.counts.critical,
+                r.counts.unknown
+            ),
+            (1, 1, 2, 1)
+        );
+        assert!(r.failed);
+        assert_eq!(r.duration_ms, 12.0);
+        assert_eq!(r.msg, "unhealthy: 2 critical, 1 unknown, 1 warning of 5 checks: c is critical; e is critical; d is unknown; b is warning");
+        let ok = report(
+            vec![result("a", Status::Ok)],
+            FailOn::Warning,
+            Duration::ZERO,
+        );
+        assert_eq!((ok.msg.as_str(), ok.failed), ("healthy: 1 check ok", false));
+        let warn = report(
+            vec![result("a", Status::Warning)],
+            FailOn::Critical,
+            Duration::ZERO,
+        );
+        assert!(!warn.failed);
+        assert!(
+            report(
+                vec![result("a", Status::Warning)],
+                FailOn::Warning,
+                Duration::ZERO
+            )
+            .failed
+        );
+        let many: Vec<CheckResult> = (0..8)
+            .map(|i| result(&format!("p{i}"), Status::Critical))
+            .collect();
+        let r = report(many, FailOn::Never, Duration::ZERO);
+        assert!(!r.failed);
+        assert!(
+            r.msg
+                .ends_with("p3 is critical; p4 is critical; and 3 more"),
+            "{}",
+            r.msg
+        );
+    }
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    ansible_module::main("health_check", reliability_modules::health_check::spec(), reliability_modules::health_check::run)
+}
