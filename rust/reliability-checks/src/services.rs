@@ -411,7 +411,7 @@ pub fn judge(
     }
 
     let mut perfdata = Vec::new();
-    if let Some(n) = props.n_restarts {
+    if let Some(n) = props.n_restarts.filter(|_| props.exists()) {
         let n = n as f64;
         let status = check.restarts.evaluate(n);
         let why = check
