@@ -45,7 +45,7 @@ test: install
 
 ## ---- set-up --------------------------------------------------------------------------
 
-setup: $(STAMPS)/apt $(STAMPS)/rustup $(STAMPS)/venv $(STAMPS)/venv215
+setup: $(STAMPS)/apt $(STAMPS)/rustup $(STAMPS)/venv $(STAMPS)/venv215 $(STAMPS)/binfmt
 
 $(STAMPS)/apt: tools/apt-packages.txt
 	tools/setup-host apt tools/apt-packages.txt
@@ -58,6 +58,12 @@ $(STAMPS)/rustup:
 $(STAMPS)/venv: requirements/dev.txt requirements/dev.lock.txt
 	tools/setup-host venv $(VENV) requirements/dev.txt requirements/dev.lock.txt
 	@mkdir -p $(STAMPS) && touch $@
+
+# aarch64 binaries run under qemu-user in the tests. Not a stamp that survives a reboot:
+# re-checked each time (cheap).
+.PHONY: $(STAMPS)/binfmt
+$(STAMPS)/binfmt: $(STAMPS)/apt
+	tools/setup-host binfmt
 
 $(STAMPS)/venv215: requirements/ansible-2.15.txt
 	tools/setup-host venv $(VENV215) requirements/ansible-2.15.txt
@@ -98,8 +104,10 @@ docs: install
 sanity: install
 	VENV=$(CURDIR)/$(VENV) tests/sanity/run-sanity $(CURDIR)
 
-integration: install $(STAMPS)/venv215
-	tests/integration/run $(CURDIR)
+integration: install $(STAMPS)/venv215 $(STAMPS)/binfmt
+	tests/hosts/testhosts rootfs
+	tests/hosts/testhosts rootfs --no-python
+	pytest -q tests/integration
 
 molecule: install
 	tests/hosts/testhosts rootfs
