@@ -20,11 +20,9 @@
 //! for an inactive unit, and the recovery logic that decides what a failure means lives in
 //! the core. Only "could not ask systemd at all" is an error.
 
+use crate::command::{self, CommandError};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -138,23 +136,7 @@ impl UnitProps {
     }
 }
 
-/// What one systemctl run printed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CommandOutput {
-    /// The full command, program first.
-    pub argv: Vec<String>,
-    /// `None` when systemctl was ended by a signal.
-    pub exit_code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub duration_ms: u64,
-}
-
-impl CommandOutput {
-    pub fn success(&self) -> bool {
-        self.exit_code == Some(0)
-    }
-}
+pub use crate::command::CommandOutput;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SystemdError {
@@ -260,6 +242,16 @@ pub fn sample_cpu_rates(
             (name.clone(), rate)
         })
         .collect())
+}
+
+/// `systemctl --version`: the version number and the full version (`252`, `252.22-1~deb12u1`).
+pub fn version() -> Result<(u32, String), SystemdError> {
+    let out = run_systemctl(&["--version".to_owned()], QUERY_TIMEOUT)?;
+    crate::facts::parse_systemctl_version(&out.stdout).ok_or_else(|| SystemdError::Failed {
+        command: out.argv.join(" "),
+        exit_code: out.exit_code,
+        stderr: format!("unexpected output: {}", first_line(&out.stdout)),
+    })
 }
 
 /// `systemctl <action> -- <unit>` with [`ACTION_TIMEOUT`].
@@ -390,8 +382,13 @@ fn find_systemctl() -> Option<PathBuf> {
 
 fn run_systemctl(args: &[String], timeout: Duration) -> Result<CommandOutput, SystemdError> {
     let program = find_systemctl().ok_or(SystemdError::NotInstalled)?;
-    let out = run_with_timeout(&program, args, timeout)?;
-    classify(out)
+    // Untranslated messages and plain timestamps; no pager, colours or password prompts.
+    let env = [("LC_ALL", "C"), ("SYSTEMD_PAGER", ""), ("SYSTEMD_COLORS", "0")];
+    match command::run(&program, args, &env, timeout) {
+        Ok(out) => classify(out),
+        Err(CommandError::Spawn { program, source }) => Err(SystemdError::Spawn { program, source }),
+        Err(CommandError::Timeout { command, timeout }) => Err(SystemdError::Timeout { command, timeout }),
+    }
 }
 
 /// Turn "systemctl could not talk to systemd" into a typed error; everything else is the
@@ -412,84 +409,6 @@ fn classify(out: CommandOutput) -> Result<CommandOutput, SystemdError> {
         });
     }
     Ok(out)
-}
-
-/// Run `program args` without a shell, capture both streams, and kill it (and anything it
-/// started: it runs in its own process group) once `timeout` has passed.
-fn run_with_timeout(
-    program: &Path,
-    args: &[String],
-    timeout: Duration,
-) -> Result<CommandOutput, SystemdError> {
-    use std::os::unix::process::CommandExt;
-
-    let mut argv = vec![program.display().to_string()];
-    argv.extend(args.iter().cloned());
-    let spawn_error = |source| SystemdError::Spawn {
-        program: argv[0].clone(),
-        source,
-    };
-    let started = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        // Untranslated messages and plain timestamps; no pager, colours or password prompts.
-        .env("LC_ALL", "C")
-        .env("SYSTEMD_PAGER", "")
-        .env("SYSTEMD_COLORS", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(spawn_error)?;
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = read_in_background(child.stderr.take());
-    let pid = child.id();
-    let (done_tx, done_rx) = mpsc::channel::<std::io::Result<ExitStatus>>();
-    thread::spawn(move || {
-        let _ = done_tx.send(child.wait());
-    });
-    let status = match done_rx.recv_timeout(timeout) {
-        Ok(status) => status.map_err(spawn_error)?,
-        Err(_) => {
-            kill_group(pid);
-            // Reap it so no zombie is left behind; the group was SIGKILLed, so this is quick.
-            let _ = done_rx.recv_timeout(Duration::from_secs(5));
-            return Err(SystemdError::Timeout {
-                command: argv.join(" "),
-                timeout,
-            });
-        }
-    };
-    // The streams close when the process exits, unless something it started keeps them open.
-    let grace = Duration::from_secs(2);
-    Ok(CommandOutput {
-        argv,
-        exit_code: status.code(),
-        stdout: stdout.recv_timeout(grace).unwrap_or_default(),
-        stderr: stderr.recv_timeout(grace).unwrap_or_default(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    })
-}
-
-fn read_in_background<R: Read + Send + 'static>(stream: Option<R>) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut s) = stream {
-            let _ = s.read_to_end(&mut buf);
-        }
-        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
-    });
-    rx
-}
-
-fn kill_group(pid: u32) {
-    use nix::sys::signal::{killpg, Signal};
-    use nix::unistd::Pid;
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-    }
 }
 
 #[cfg(test)]
@@ -761,26 +680,5 @@ mod tests {
         );
         let err = set_property_runtime("a.service", &[("CPU Quota", "5%")]).map(|_| ());
         assert!(matches!(err, Err(SystemdError::InvalidProperty(p)) if p == "CPU Quota=5%"));
-    }
-
-    #[test]
-    fn timeout_kills_the_process_group() {
-        let started = Instant::now();
-        let args = ["-c".to_owned(), "sleep 30 & sleep 30".to_owned()];
-        let err = run_with_timeout(Path::new("/bin/sh"), &args, Duration::from_millis(200));
-        assert!(matches!(err, Err(SystemdError::Timeout { .. })), "{err:?}");
-        assert!(started.elapsed() < Duration::from_secs(5));
-    }
-
-    #[test]
-    fn output_and_exit_code_are_captured() {
-        let args = ["-c".to_owned(), "echo out; echo err >&2; exit 4".to_owned()];
-        let out = run_with_timeout(Path::new("/bin/sh"), &args, Duration::from_secs(10));
-        let out = out.map_err(|e| e.to_string());
-        assert_eq!(
-            out.as_ref()
-                .map(|o| (o.exit_code, o.stdout.as_str(), o.stderr.as_str())),
-            Ok((Some(4), "out\n", "err\n"))
-        );
     }
 }

@@ -10,7 +10,6 @@
 use super::Host;
 use serde::Serialize;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// The `systemd` group.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -66,16 +65,7 @@ pub(super) fn gather(host: &Host) -> Systemd {
 }
 
 fn systemctl_version() -> Option<(u32, String)> {
-    let output = Command::new("systemctl")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    parse_systemctl_version(&String::from_utf8_lossy(&output.stdout))
+    crate::systemd::version().ok()
 }
 
 #[cfg(test)]

@@ -1,0 +1,141 @@
+//! Running an external program: an argv list (never a shell), both streams captured, and
+//! the whole process group killed when the time is up.
+//!
+//! systemctl, a service's config test (`nginx -t`), a failover or restore command: every
+//! program the project starts goes through [`run`].
+
+use serde::Serialize;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What one run printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandOutput {
+    /// The full command, program first.
+    pub argv: Vec<String>,
+    /// `None` when the program was ended by a signal.
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_ms: u64,
+}
+
+impl CommandOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// The program could not be run to the end. A non-zero exit is not an error: it is in
+/// [`CommandOutput::exit_code`], for the caller to judge.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("could not run '{program}': {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("'{command}' did not finish within {timeout:?} and was killed")]
+    Timeout { command: String, timeout: Duration },
+}
+
+/// Run `program args` with `env` added, stdin closed; kill it (and anything it started: it
+/// runs in its own process group) once `timeout` has passed.
+pub fn run(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<CommandOutput, CommandError> {
+    use std::os::unix::process::CommandExt;
+
+    let mut argv = vec![program.display().to_string()];
+    argv.extend(args.iter().cloned());
+    let spawn_error = |source| CommandError::Spawn { program: argv[0].clone(), source };
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(spawn_error)?;
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let pid = child.id();
+    let (done_tx, done_rx) = mpsc::channel::<std::io::Result<ExitStatus>>();
+    thread::spawn(move || {
+        let _ = done_tx.send(child.wait());
+    });
+    let status = match done_rx.recv_timeout(timeout) {
+        Ok(status) => status.map_err(spawn_error)?,
+        Err(_) => {
+            kill_group(pid);
+            // Reap it so no zombie is left behind; the group was SIGKILLed, so this is quick.
+            let _ = done_rx.recv_timeout(Duration::from_secs(5));
+            return Err(CommandError::Timeout { command: argv.join(" "), timeout });
+        }
+    };
+    // The streams close when the process exits, unless something it started keeps them open.
+    let grace = Duration::from_secs(2);
+    Ok(CommandOutput {
+        argv,
+        exit_code: status.code(),
+        stdout: stdout.recv_timeout(grace).unwrap_or_default(),
+        stderr: stderr.recv_timeout(grace).unwrap_or_default(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+fn read_in_background<R: Read + Send + 'static>(stream: Option<R>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut s) = stream {
+            let _ = s.read_to_end(&mut buf);
+        }
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
+}
+
+fn kill_group(pid: u32) {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::unistd::Pid;
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, timeout: Duration) -> Result<CommandOutput, CommandError> {
+        run(Path::new("/bin/sh"), &["-c".into(), script.into()], &[("HX_PROBE", "1")], timeout)
+    }
+
+    #[test]
+    fn captures_streams_exit_code_and_env() {
+        let out = sh("echo out $HX_PROBE; echo err >&2; exit 3", Duration::from_secs(10)).expect("runs");
+        assert_eq!((out.stdout.as_str(), out.stderr.as_str(), out.exit_code), ("out 1\n", "err\n", Some(3)));
+        assert!(!out.success());
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let started = Instant::now();
+        let err = sh("sleep 30 & sleep 30", Duration::from_millis(300)).expect_err("times out");
+        assert!(matches!(err, CommandError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_missing_program_is_named() {
+        let err = run(Path::new("/nonexistent/prog"), &[], &[], Duration::from_secs(1)).expect_err("fails");
+        assert!(err.to_string().starts_with("could not run '/nonexistent/prog'"), "{err}");
+    }
+}
