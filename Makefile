@@ -111,7 +111,7 @@ integration: install $(STAMPS)/venv215 $(STAMPS)/binfmt
 
 molecule: install
 	tests/hosts/testhosts rootfs
-	cd extensions && molecule test --all
+	molecule test --all
 
 bench: install
 	bench/run

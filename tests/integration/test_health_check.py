@@ -207,9 +207,16 @@ def test_health_check_on_systemd_hosts_adhoc_without_python(testhosts):
     ans = Ansible("2.19", testhosts)
     raw = ans.adhoc("nopython", "ansible.builtin.raw", "python3 --version || echo no-python")
     assert all("no-python" in r["stdout"] for r in raw.values()), raw
-    res = ans.adhoc("nopython", MODULE, json.dumps({"services": [{"name": "ssh", "enabled": True}, {"name": "systemd-journald"}], "resources": {}, "ports": [{"port": 1, "state": "closed"}]}))
+    args = {
+        "services": [{"name": "ssh", "enabled": True}, {"name": "systemd-journald"}],
+        "ports": [{"port": 1, "state": "closed"}],
+        # A busy test machine may well run its CPU over 90%: report, do not gate.
+        "resources": {},
+        "fail_on": "never",
+    }
+    res = ans.adhoc("nopython", MODULE, json.dumps(args))
     for host, r in res.items():
-        assert r.get("failed") is not True, (host, r)
+        assert r.get("failed") is not True and r["changed"] is False, (host, r)
         checks = by_name(r)
         assert checks["ssh.service"]["status"] == "ok", checks["ssh.service"]
         assert checks["ssh.service"]["details"]["active_state"] == "active"

@@ -2,7 +2,7 @@
 //! (The module binaries are driven as processes in `reliability-modules/tests`.)
 
 use ansible_module::{execute, Failure, Input, Module, Response};
-use reliability_core::spec::{Kind, Opt, Spec};
+use reliability_core::spec::{Opt, Spec};
 use serde_json::{json, Value};
 
 fn spec() -> Spec {

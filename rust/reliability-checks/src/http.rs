@@ -107,22 +107,16 @@ impl HttpCheck {
             ("body_regex", p.body_regex.is_some()),
         ] {
             if given && method == HttpMethod::Head {
-                problems.push(
-                    &at(path, field),
-                    "a HEAD response has no body to check; use method GET",
-                );
+                problems.push(&at(path, field), "a HEAD response has no body to check; use method GET");
             }
         }
-        let body_regex = p
-            .body_regex
-            .as_deref()
-            .and_then(|re| match regex_lite::Regex::new(re) {
-                Ok(compiled) => Some(compiled),
-                Err(e) => {
-                    problems.push(&at(path, "body_regex"), invalid_regex(re, &e));
-                    None
-                }
-            });
+        let body_regex = p.body_regex.as_deref().and_then(|re| match regex_lite::Regex::new(re) {
+            Ok(compiled) => Some(compiled),
+            Err(e) => {
+                problems.push(&at(path, "body_regex"), invalid_regex(re, &e));
+                None
+            }
+        });
         let mut headers = Vec::new();
         for (key, value) in p.headers.unwrap_or_default() {
             let field = at(path, &format!("headers.{key}"));
@@ -131,10 +125,7 @@ impl HttpCheck {
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 other => {
-                    problems.push(
-                        &field,
-                        format!("{other} is not a header value; use a string"),
-                    );
+                    problems.push(&field, format!("{other} is not a header value; use a string"));
                     continue;
                 }
             };
@@ -184,11 +175,7 @@ impl HttpCheck {
 
 /// `regex-lite` explains an error over several lines; one line reads better in a result.
 pub(crate) fn invalid_regex(re: &str, error: &regex_lite::Error) -> String {
-    let why = error
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let why = error.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
     format!("invalid regex '{re}': {why}")
 }
 
@@ -199,9 +186,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
     if !matches!(scheme.as_deref(), Some("http" | "https")) {
         return Err(format!("'{url}' is not an http or https URL"));
     }
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
+    let uri: http::Uri = url.parse().map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(()),
         _ => Err(format!("'{url}' has no host")),
@@ -218,9 +203,7 @@ pub fn run(checks: &[HttpCheck]) -> Vec<CheckResult> {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(check) = checks.get(i) else { break };
                 let probe = probe_http(&check.request);
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let result = judge(check, &probe, i64::try_from(now).unwrap_or(i64::MAX));
                 if let Ok(mut slot) = slots[i].lock() {
                     *slot = Some(result);
@@ -255,9 +238,7 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
     let mut problems = Vec::new();
     let mut perfdata = Vec::new();
 
-    let latency_ms = probe
-        .latency
-        .map(|l| (l.as_secs_f64() * 1e6).round() / 1000.0);
+    let latency_ms = probe.latency.map(|l| (l.as_secs_f64() * 1e6).round() / 1000.0);
     match (probe.status, &probe.error) {
         (None, error) => {
             statuses.push(Status::Critical);
@@ -297,16 +278,9 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
     }
     if let Some(ms) = latency_ms {
         statuses.push(check.latency.evaluate(ms));
-        let why = check
-            .latency
-            .explain(ms)
-            .map(|w| format!(" ({w})"))
-            .unwrap_or_default();
+        let why = check.latency.explain(ms).map(|w| format!(" ({w})")).unwrap_or_default();
         parts.push(format!("in {ms} ms{why}"));
-        perfdata.push(
-            Perfdata::new(check.name.clone(), ms, Some(Unit::Milliseconds))
-                .with_levels(&check.latency),
-        );
+        perfdata.push(Perfdata::new(check.name.clone(), ms, Some(Unit::Milliseconds)).with_levels(&check.latency));
     }
     let mut days_left = None;
     if let Some(tls) = &probe.tls {
@@ -329,10 +303,7 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
         } else {
             problems.push(text);
         }
-        perfdata.push(
-            Perfdata::new(format!("{} tls_days", check.name), days, None)
-                .with_levels(&check.tls_expiry),
-        );
+        perfdata.push(Perfdata::new(format!("{} tls_days", check.name), days, None).with_levels(&check.tls_expiry));
     }
 
     let status = Status::worst(statuses);
@@ -356,10 +327,7 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
     d.insert("url".into(), check.request.url.clone().into());
     d.insert("method".into(), method.into());
     d.insert("status_code".into(), probe.status.into());
-    d.insert(
-        "expected_status_codes".into(),
-        check.status_codes.clone().into(),
-    );
+    d.insert("expected_status_codes".into(), check.status_codes.clone().into());
     d.insert("error".into(), probe.error.clone().into());
     d.insert(
         "total_time_ms".into(),
@@ -429,10 +397,7 @@ mod tests {
         let fails = |p: HttpParams, expected: &str| {
             assert_eq!(compile(p).map(|_| ()), Err(expected.to_string()));
         };
-        fails(
-            params("htp://x"),
-            "http[1].url: 'htp://x' is not an http or https URL",
-        );
+        fails(params("htp://x"), "http[1].url: 'htp://x' is not an http or https URL");
         fails(
             params("example.org/health"),
             "http[1].url: 'example.org/health' is not an http or https URL",
@@ -548,20 +513,12 @@ mod tests {
         );
         judged(
             &c,
-            &probe(
-                Some(200),
-                3,
-                good,
-                Some("reading the body: timed out after 5s"),
-            ),
+            &probe(Some(200), 3, good, Some("reading the body: timed out after 5s")),
             "critical: GET http://h/health: reading the body: timed out after 5s, 200, in 3 ms",
         );
         let r = judge(&c, &probe(Some(200), 12, good, None), 0);
         assert_eq!(r.perfdata, "http://h/health=12ms;100;1000");
-        assert_eq!(
-            (r.value, r.details["status_code"].clone()),
-            (Some(12.0), json!(200))
-        );
+        assert_eq!((r.value, r.details["status_code"].clone()), (Some(12.0), json!(200)));
     }
 
     #[test]
@@ -585,9 +542,18 @@ mod tests {
             at(90.0),
             "ok: GET https://h/: 200, in 5 ms, certificate expires in 90 days"
         );
-        assert_eq!(at(20.5), "warning: GET https://h/: certificate expires in 20.5 days (warning: below 30), 200, in 5 ms");
-        assert_eq!(at(2.0), "critical: GET https://h/: certificate expires in 2 days (critical: below 7), 200, in 5 ms");
-        assert_eq!(at(-1.0), "critical: GET https://h/: certificate expired 1 days ago (critical: below 7), 200, in 5 ms");
+        assert_eq!(
+            at(20.5),
+            "warning: GET https://h/: certificate expires in 20.5 days (warning: below 30), 200, in 5 ms"
+        );
+        assert_eq!(
+            at(2.0),
+            "critical: GET https://h/: certificate expires in 2 days (critical: below 7), 200, in 5 ms"
+        );
+        assert_eq!(
+            at(-1.0),
+            "critical: GET https://h/: certificate expired 1 days ago (critical: below 7), 200, in 5 ms"
+        );
         let r = judge(&c, &with_days(2.0), now);
         assert_eq!(r.perfdata, "https://h/=5ms 'https://h/ tls_days'=2;30:;7:");
         assert_eq!(r.details["tls"]["days_left"], json!(2.0));

@@ -46,12 +46,10 @@ pub(crate) fn levels(
     problems: &mut Problems,
 ) -> Levels {
     read(prefix, name, warning, critical, problems, |v| {
-        Levels::parse(Some(v), None)
-            .map(|l| l.warning)
-            .map_err(|e| match e {
-                ThresholdError::InLevel { error, .. } => error.to_string(),
-                other => other.to_string(),
-            })
+        Levels::parse(Some(v), None).map(|l| l.warning).map_err(|e| match e {
+            ThresholdError::InLevel { error, .. } => error.to_string(),
+            other => other.to_string(),
+        })
     })
 }
 
@@ -79,9 +77,7 @@ pub(crate) fn floor_levels(
 ) -> Levels {
     read(prefix, name, warning, critical, problems, |v| match v {
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f.is_finite() => Range::parse(&format!("{f}:"))
-                .map(Some)
-                .map_err(|e| e.to_string()),
+            Some(f) if f.is_finite() => Range::parse(&format!("{f}:")).map(Some).map_err(|e| e.to_string()),
             _ => Err(format!("invalid range {n}: not a finite number")),
         },
         other => Levels::parse(Some(other), None)

@@ -41,9 +41,7 @@ pub mod services;
 
 pub use levels::Problems;
 
-use reliability_core::check::{
-    join_perfdata, CheckResult, Counts, FailOn, Overall, Status, Summary,
-};
+use reliability_core::check::{join_perfdata, CheckResult, Counts, FailOn, Overall, Status, Summary};
 use reliability_core::spec::{Env, Opt, Spec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -121,19 +119,13 @@ impl HealthRequest {
     /// With no checks at all, the host's resources are checked with their default levels:
     /// `health_check` without arguments answers "is this host healthy?".
     pub fn from_params(params: &Map<String, Value>) -> Result<HealthRequest, RequestError> {
-        let p: HealthParams =
-            serde_json::from_value(Value::Object(params.clone())).map_err(|e| RequestError {
-                problems: vec![format!(
-                    "internal error: validated options do not read as a request: {e}"
-                )],
-            })?;
+        let p: HealthParams = serde_json::from_value(Value::Object(params.clone())).map_err(|e| RequestError {
+            problems: vec![format!(
+                "internal error: validated options do not read as a request: {e}"
+            )],
+        })?;
         let mut problems = Problems::default();
-        let services = compile(
-            p.services,
-            "services",
-            &mut problems,
-            services::ServiceCheck::compile,
-        );
+        let services = compile(p.services, "services", &mut problems, services::ServiceCheck::compile);
         let ports = compile(p.ports, "ports", &mut problems, ports::PortCheck::compile);
         let http = compile(p.http, "http", &mut problems, http::HttpCheck::compile);
         let processes = compile(
@@ -142,21 +134,14 @@ impl HealthRequest {
             &mut problems,
             processes::ProcessCheck::compile,
         );
-        let nothing_else =
-            services.is_empty() && ports.is_empty() && http.is_empty() && processes.is_empty();
+        let nothing_else = services.is_empty() && ports.is_empty() && http.is_empty() && processes.is_empty();
         let resources = match p.resources {
-            Some(r) => Some(resources::ResourceCheck::compile(
-                r,
-                "resources",
-                &mut problems,
-            )),
+            Some(r) => Some(resources::ResourceCheck::compile(r, "resources", &mut problems)),
             None if nothing_else => Some(default_resources()?),
             None => None,
         };
         if !problems.is_empty() {
-            return Err(RequestError {
-                problems: problems.0,
-            });
+            return Err(RequestError { problems: problems.0 });
         }
         Ok(HealthRequest {
             services,
@@ -203,9 +188,7 @@ fn compile<P, C>(
 fn default_resources() -> Result<resources::ResourceCheck, RequestError> {
     let sub = resources::option().options.map(|s| *s).unwrap_or_default();
     let internal = |e: String| RequestError {
-        problems: vec![format!(
-            "internal error: the default resources do not validate: {e}"
-        )],
+        problems: vec![format!("internal error: the default resources do not validate: {e}")],
     };
     let params = sub
         .validate(&Map::new(), &Env::default())
@@ -244,12 +227,12 @@ pub fn run(request: &HealthRequest) -> HealthReport {
     let started = Instant::now();
     let interval = request.sample_interval;
     let (services, ports, http, processes, resources) = std::thread::scope(|scope| {
-        let services = (!request.services.is_empty())
-            .then(|| scope.spawn(|| services::run(&request.services, interval)));
+        let services =
+            (!request.services.is_empty()).then(|| scope.spawn(|| services::run(&request.services, interval)));
         let ports = (!request.ports.is_empty()).then(|| scope.spawn(|| ports::run(&request.ports)));
         let http = (!request.http.is_empty()).then(|| scope.spawn(|| http::run(&request.http)));
-        let processes = (!request.processes.is_empty())
-            .then(|| scope.spawn(|| processes::run(&request.processes, interval)));
+        let processes =
+            (!request.processes.is_empty()).then(|| scope.spawn(|| processes::run(&request.processes, interval)));
         let resources = request
             .resources
             .as_ref()
@@ -271,19 +254,14 @@ pub fn run(request: &HealthRequest) -> HealthReport {
 
 /// The results of one kind's thread; a thread that panicked gives one unknown result
 /// instead of taking the whole run down.
-fn joined(
-    kind: &str,
-    handle: Option<std::thread::ScopedJoinHandle<'_, Vec<CheckResult>>>,
-) -> Vec<CheckResult> {
+fn joined(kind: &str, handle: Option<std::thread::ScopedJoinHandle<'_, Vec<CheckResult>>>) -> Vec<CheckResult> {
     match handle {
         None => Vec::new(),
         Some(h) => h.join().unwrap_or_else(|_| {
             vec![CheckResult::unknown(
                 kind,
                 kind,
-                format!(
-                    "internal error: the {kind} checks panicked (this is a bug, please report it)"
-                ),
+                format!("internal error: the {kind} checks panicked (this is a bug, please report it)"),
                 Duration::ZERO,
             )]
         }),
@@ -328,21 +306,13 @@ pub fn summarise(status: Overall, counts: &Counts, checks: &[CheckResult]) -> St
     }
     let mut bad: Vec<&CheckResult> = checks.iter().filter(|c| c.status != Status::Ok).collect();
     bad.sort_by_key(|c| std::cmp::Reverse(c.status));
-    let mut said: Vec<&str> = bad
-        .iter()
-        .take(MSG_PROBLEMS)
-        .map(|c| c.message.as_str())
-        .collect();
+    let mut said: Vec<&str> = bad.iter().take(MSG_PROBLEMS).map(|c| c.message.as_str()).collect();
     let more = bad.len().saturating_sub(MSG_PROBLEMS);
     let more_text = format!("and {more} more");
     if more > 0 {
         said.push(&more_text);
     }
-    format!(
-        "{status}: {} of {total} {noun}: {}",
-        tally.join(", "),
-        said.join("; ")
-    )
+    format!("{status}: {} of {total} {noun}: {}", tally.join(", "), said.join("; "))
 }
 
 #[cfg(test)]
@@ -481,45 +451,22 @@ mod tests {
         );
         assert_eq!(r.status, Overall::Unhealthy);
         assert_eq!(
-            (
-                r.counts.ok,
-                r.counts.warning,
-                r.counts.critical,
-                r.counts.unknown
-            ),
+            (r.counts.ok, r.counts.warning, r.counts.critical, r.counts.unknown),
             (1, 1, 2, 1)
         );
         assert!(r.failed);
         assert_eq!(r.duration_ms, 12.0);
         assert_eq!(r.msg, "unhealthy: 2 critical, 1 unknown, 1 warning of 5 checks: c is critical; e is critical; d is unknown; b is warning");
-        let ok = report(
-            vec![result("a", Status::Ok)],
-            FailOn::Warning,
-            Duration::ZERO,
-        );
+        let ok = report(vec![result("a", Status::Ok)], FailOn::Warning, Duration::ZERO);
         assert_eq!((ok.msg.as_str(), ok.failed), ("healthy: 1 check ok", false));
-        let warn = report(
-            vec![result("a", Status::Warning)],
-            FailOn::Critical,
-            Duration::ZERO,
-        );
+        let warn = report(vec![result("a", Status::Warning)], FailOn::Critical, Duration::ZERO);
         assert!(!warn.failed);
-        assert!(
-            report(
-                vec![result("a", Status::Warning)],
-                FailOn::Warning,
-                Duration::ZERO
-            )
-            .failed
-        );
-        let many: Vec<CheckResult> = (0..8)
-            .map(|i| result(&format!("p{i}"), Status::Critical))
-            .collect();
+        assert!(report(vec![result("a", Status::Warning)], FailOn::Warning, Duration::ZERO).failed);
+        let many: Vec<CheckResult> = (0..8).map(|i| result(&format!("p{i}"), Status::Critical)).collect();
         let r = report(many, FailOn::Never, Duration::ZERO);
         assert!(!r.failed);
         assert!(
-            r.msg
-                .ends_with("p3 is critical; p4 is critical; and 3 more"),
+            r.msg.ends_with("p3 is critical; p4 is critical; and 3 more"),
             "{}",
             r.msg
         );

@@ -28,9 +28,7 @@ pub fn option() -> Opt {
             Opt::str("host").default("127.0.0.1"),
             Opt::list("hosts", Kind::Str),
             Opt::int("port").required().range(1.0, 65535.0),
-            Opt::str("state")
-                .choices(&["open", "closed"])
-                .default("open"),
+            Opt::str("state").choices(&["open", "closed"]).default("open"),
             Opt::float("timeout").default(5.0).range(0.001, 300.0),
             Opt::raw("latency_warning"),
             Opt::raw("latency_critical"),
@@ -172,20 +170,11 @@ pub fn judge(check: &PortCheck, name: &str, probe: &TcpProbe, duration: Duration
     let error = probe.error.as_deref().unwrap_or("not open");
     let unresolved = probe.address.is_none() && error.starts_with("cannot resolve");
     let mut result = match (probe.open, check.expect_open) {
-        (_, _) if unresolved => {
-            CheckResult::unknown(name, "port", format!("port {endpoint}: {error}"), duration)
-        }
+        (_, _) if unresolved => CheckResult::unknown(name, "port", format!("port {endpoint}: {error}"), duration),
         (true, true) => {
             let ms = probe.latency.map_or(f64::NAN, |l| l.as_secs_f64() * 1000.0);
             let ms = (ms * 1000.0).round() / 1000.0;
-            let mut r = CheckResult::measured(
-                name,
-                "port",
-                ms,
-                Some(Unit::Milliseconds),
-                &check.latency,
-                duration,
-            );
+            let mut r = CheckResult::measured(name, "port", ms, Some(Unit::Milliseconds), &check.latency, duration);
             r.message = match check.latency.explain(ms) {
                 Some(why) => format!("port {endpoint} open in {ms} ms ({why})"),
                 None => format!("port {endpoint} open in {ms} ms"),
@@ -214,19 +203,14 @@ pub fn judge(check: &PortCheck, name: &str, probe: &TcpProbe, duration: Duration
             duration,
         ),
     };
+    result.details.insert("host".into(), probe.host.clone().into());
+    result.details.insert("port".into(), probe.port.into());
     result
         .details
-        .insert("host".into(), probe.host.clone().into());
-    result.details.insert("port".into(), probe.port.into());
-    result.details.insert(
-        "address".into(),
-        probe.address.map(|a| a.to_string()).into(),
-    );
+        .insert("address".into(), probe.address.map(|a| a.to_string()).into());
     result.details.insert("open".into(), probe.open.into());
     result.details.insert("expected".into(), expected.into());
-    result
-        .details
-        .insert("error".into(), probe.error.clone().into());
+    result.details.insert("error".into(), probe.error.clone().into());
     result
 }
 
@@ -272,11 +256,7 @@ mod tests {
     #[test]
     fn open_ports_are_judged_by_latency() {
         let c = check("open", json!(100), json!(500));
-        judged(
-            &c,
-            &probe(true, Some(3), None, true),
-            "ok: port db:5432 open in 3 ms",
-        );
+        judged(&c, &probe(true, Some(3), None, true), "ok: port db:5432 open in 3 ms");
         judged(
             &c,
             &probe(true, Some(250), None, true),
@@ -287,12 +267,7 @@ mod tests {
             &probe(true, Some(900), None, true),
             "critical: port db:5432 open in 900 ms (critical: above 500)",
         );
-        let r = judge(
-            &c,
-            "db",
-            &probe(true, Some(3), None, true),
-            Duration::from_millis(3),
-        );
+        let r = judge(&c, "db", &probe(true, Some(3), None, true), Duration::from_millis(3));
         assert_eq!((r.value, r.unit.as_deref()), (Some(3.0), Some("ms")));
         assert_eq!(r.perfdata, "db=3ms;100;500");
         assert_eq!(r.details["address"], json!("192.0.2.7:5432"));
@@ -304,37 +279,16 @@ mod tests {
         let closed = check("closed", json!(null), json!(null));
         let refused = probe(false, None, Some("connection refused"), true);
         let silent = probe(false, None, Some("timed out after 1s"), true);
-        let unresolved = probe(
-            false,
-            None,
-            Some("cannot resolve 'db': no address found"),
-            false,
-        );
-        judged(
-            &open,
-            &refused,
-            "critical: port db:5432 closed: connection refused",
-        );
-        judged(
-            &open,
-            &silent,
-            "critical: port db:5432 closed: timed out after 1s",
-        );
+        let unresolved = probe(false, None, Some("cannot resolve 'db': no address found"), false);
+        judged(&open, &refused, "critical: port db:5432 closed: connection refused");
+        judged(&open, &silent, "critical: port db:5432 closed: timed out after 1s");
         judged(
             &open,
             &unresolved,
             "unknown: port db:5432: cannot resolve 'db': no address found",
         );
-        judged(
-            &closed,
-            &refused,
-            "ok: port db:5432 closed (connection refused)",
-        );
-        judged(
-            &closed,
-            &silent,
-            "ok: port db:5432 closed (timed out after 1s)",
-        );
+        judged(&closed, &refused, "ok: port db:5432 closed (connection refused)");
+        judged(&closed, &silent, "ok: port db:5432 closed (timed out after 1s)");
         judged(
             &closed,
             &probe(true, Some(1), None, true),

@@ -116,22 +116,16 @@ pub struct ProcessCheck {
 impl ProcessCheck {
     /// Validates what the spec cannot: the regex, the count bounds, the levels.
     pub fn compile(p: ProcessParams, path: &str, problems: &mut Problems) -> ProcessCheck {
-        let cmdline = p
-            .cmdline
-            .as_deref()
-            .and_then(|re| match regex_lite::Regex::new(re) {
-                Ok(compiled) => Some(compiled),
-                Err(e) => {
-                    problems.push(&at(path, "cmdline"), crate::http::invalid_regex(re, &e));
-                    None
-                }
-            });
+        let cmdline = p.cmdline.as_deref().and_then(|re| match regex_lite::Regex::new(re) {
+            Ok(compiled) => Some(compiled),
+            Err(e) => {
+                problems.push(&at(path, "cmdline"), crate::http::invalid_regex(re, &e));
+                None
+            }
+        });
         if let Some(user) = &p.user {
             if user.trim().is_empty() || user.contains(|c: char| c == ':' || c.is_whitespace()) {
-                problems.push(
-                    &at(path, "user"),
-                    format!("'{user}' is not a user name or uid"),
-                );
+                problems.push(&at(path, "user"), format!("'{user}' is not a user name or uid"));
             }
         }
         if let Some(name) = &p.name {
@@ -177,24 +171,9 @@ impl ProcessCheck {
         let cpu = read("cpu", &p.cpu_warning, &p.cpu_critical, false);
         let rss = read("rss", &p.rss_warning, &p.rss_critical, true);
         let fds = read("fds", &p.fds_warning, &p.fds_critical, false);
-        let total_cpu = read(
-            "total_cpu",
-            &p.total_cpu_warning,
-            &p.total_cpu_critical,
-            false,
-        );
-        let total_rss = read(
-            "total_rss",
-            &p.total_rss_warning,
-            &p.total_rss_critical,
-            true,
-        );
-        let total_fds = read(
-            "total_fds",
-            &p.total_fds_warning,
-            &p.total_fds_critical,
-            false,
-        );
+        let total_cpu = read("total_cpu", &p.total_cpu_warning, &p.total_cpu_critical, false);
+        let total_rss = read("total_rss", &p.total_rss_warning, &p.total_rss_critical, true);
+        let total_fds = read("total_fds", &p.total_fds_warning, &p.total_fds_critical, false);
         ProcessCheck {
             name: format!("process {}", label.join(" ")),
             cpu: Each {
@@ -261,10 +240,7 @@ impl ProcessCheck {
 pub fn run(checks: &[ProcessCheck], interval: Duration) -> Vec<CheckResult> {
     let started = Instant::now();
     let me = std::process::id();
-    let table: Vec<ProcInfo> = list_processes()
-        .into_iter()
-        .filter(|p| p.pid != me)
-        .collect();
+    let table: Vec<ProcInfo> = list_processes().into_iter().filter(|p| p.pid != me).collect();
     let selected: Vec<(Vec<&ProcInfo>, Option<String>)> = checks
         .iter()
         .map(|check| {
@@ -334,10 +310,7 @@ pub fn judge(
         problems.push(error.to_string());
     }
 
-    let cpu_of = |p: &ProcInfo| {
-        cpu.and_then(|c| c.get(&p.pid))
-            .map(|v| (v * 100.0).round() / 100.0)
-    };
+    let cpu_of = |p: &ProcInfo| cpu.and_then(|c| c.get(&p.pid)).map(|v| (v * 100.0).round() / 100.0);
     let percent = |v: f64| format!("{}%", format_number(v));
     let measures = [
         Measure {
@@ -355,10 +328,7 @@ pub fn judge(
             unit: Some(Unit::Bytes),
             show: &format_size,
             missing_is_unknown: true,
-            values: procs
-                .iter()
-                .map(|p| (p.pid, Some(p.rss_bytes as f64)))
-                .collect(),
+            values: procs.iter().map(|p| (p.pid, Some(p.rss_bytes as f64))).collect(),
         },
         Measure {
             name: "fds",
@@ -366,10 +336,7 @@ pub fn judge(
             unit: None,
             show: &format_number,
             missing_is_unknown: true,
-            values: procs
-                .iter()
-                .map(|p| (p.pid, p.open_fds.map(f64::from)))
-                .collect(),
+            values: procs.iter().map(|p| (p.pid, p.open_fds.map(f64::from))).collect(),
         },
     ];
     let mut totals = serde_json::Map::new();
@@ -406,31 +373,18 @@ pub fn judge(
         } else if m.name == "rss" {
             said.push(format!("total rss {}", (m.show)(total)));
         }
-        perfdata.push(
-            Perfdata::new(format!("{} {}", check.name, m.name), total, m.unit)
-                .with_levels(&m.levels.total),
-        );
+        perfdata.push(Perfdata::new(format!("{} {}", check.name, m.name), total, m.unit).with_levels(&m.levels.total));
     }
 
     let status = Status::worst(statuses);
-    let mut result = CheckResult::measured(
-        &check.name,
-        "process",
-        count,
-        Some(Unit::Count),
-        &check.count,
-        duration,
-    );
+    let mut result = CheckResult::measured(&check.name, "process", count, Some(Unit::Count), &check.count, duration);
     result.status = status;
     result.perfdata = Perfdata::join(&perfdata);
     let all: Vec<String> = problems.into_iter().chain(said).collect();
     result.message = format!("{}: {}", check.name, all.join(", "));
     let d = &mut result.details;
     d.insert("count".into(), procs.len().into());
-    d.insert(
-        "pids".into(),
-        procs.iter().map(|p| p.pid).collect::<Vec<_>>().into(),
-    );
+    d.insert("pids".into(), procs.iter().map(|p| p.pid).collect::<Vec<_>>().into());
     d.insert(
         "processes".into(),
         procs
@@ -451,10 +405,7 @@ pub fn judge(
     for (k, v) in totals {
         d.insert(k, v);
     }
-    d.insert(
-        "count_range".into(),
-        check.count.critical.map(|r| r.to_string()).into(),
-    );
+    d.insert("count_range".into(), check.count.critical.map(|r| r.to_string()).into());
     if let Some(error) = pidfile_error {
         d.insert("pidfile_error".into(), error.into());
     }
@@ -521,9 +472,7 @@ mod tests {
 
     #[test]
     fn bad_input_is_named() {
-        let fails = |p: ProcessParams, expected: &str| {
-            assert_eq!(compile(p).map(|_| ()), Err(expected.to_string()))
-        };
+        let fails = |p: ProcessParams, expected: &str| assert_eq!(compile(p).map(|_| ()), Err(expected.to_string()));
         fails(
             ProcessParams {
                 cmdline: Some("(".into()),
@@ -572,9 +521,8 @@ mod tests {
             state: 'Z',
             ..proc(12, "web", &[], "www-data", 0, 0)
         };
-        let m = |p: ProcessParams, who: &ProcInfo, pidfile: Option<u32>| {
-            compile(p).expect("valid").matches(who, pidfile)
-        };
+        let m =
+            |p: ProcessParams, who: &ProcInfo, pidfile: Option<u32>| compile(p).expect("valid").matches(who, pidfile);
         let by_name = |n: &str| ProcessParams {
             name: Some(n.into()),
             ..params()
@@ -661,7 +609,11 @@ mod tests {
             "critical: process web: 2 processes (critical: above 1), total rss 80 MiB",
         );
         judged(
-            ProcessParams { rss_warning: Some(json!("32M")), fds_critical: Some(json!(512)), ..params() },
+            ProcessParams {
+                rss_warning: Some(json!("32M")),
+                fds_critical: Some(json!(512)),
+                ..params()
+            },
             &two,
             &[],
             "critical: process web: pid 10 rss 64 MiB (warning: above 32 MiB), pid 11 fds 900 (critical: above 512), \

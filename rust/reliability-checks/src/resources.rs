@@ -32,31 +32,29 @@ pub const MEASURES: [&str; 6] = ["cpu", "memory", "swap", "load", "disk", "netwo
 /// The `resources` option: one dict. Absent (null) unless given, so that a call with only
 /// port checks does not also sample the CPU.
 pub fn option() -> Opt {
-    Opt::dict("resources")
-        .default(Value::Null)
-        .options(Spec::new(vec![
-            Opt::list("include", Kind::Str)
-                .choices(&MEASURES)
-                .default(json!(["cpu", "memory", "swap", "load", "disk"])),
-            Opt::raw("cpu_warning").default(70),
-            Opt::raw("cpu_critical").default(90),
-            Opt::raw("memory_warning").default(80),
-            Opt::raw("memory_critical").default(95),
-            Opt::raw("swap_warning"),
-            Opt::raw("swap_critical"),
-            Opt::raw("load_warning"),
-            Opt::raw("load_critical"),
-            Opt::list("disks", Kind::Path).default(json!(["/"])),
-            Opt::raw("disk_warning").default(85),
-            Opt::raw("disk_critical").default(95),
-            Opt::raw("inode_warning").default(85),
-            Opt::raw("inode_critical").default(95),
-            Opt::list("interfaces", Kind::Str).default(json!([])),
-            Opt::raw("net_rate_warning"),
-            Opt::raw("net_rate_critical"),
-            Opt::raw("net_errors_warning"),
-            Opt::raw("net_errors_critical"),
-        ]))
+    Opt::dict("resources").default(Value::Null).options(Spec::new(vec![
+        Opt::list("include", Kind::Str)
+            .choices(&MEASURES)
+            .default(json!(["cpu", "memory", "swap", "load", "disk"])),
+        Opt::raw("cpu_warning").default(70),
+        Opt::raw("cpu_critical").default(90),
+        Opt::raw("memory_warning").default(80),
+        Opt::raw("memory_critical").default(95),
+        Opt::raw("swap_warning"),
+        Opt::raw("swap_critical"),
+        Opt::raw("load_warning"),
+        Opt::raw("load_critical"),
+        Opt::list("disks", Kind::Path).default(json!(["/"])),
+        Opt::raw("disk_warning").default(85),
+        Opt::raw("disk_critical").default(95),
+        Opt::raw("inode_warning").default(85),
+        Opt::raw("inode_critical").default(95),
+        Opt::list("interfaces", Kind::Str).default(json!([])),
+        Opt::raw("net_rate_warning"),
+        Opt::raw("net_rate_critical"),
+        Opt::raw("net_errors_warning"),
+        Opt::raw("net_errors_critical"),
+    ]))
 }
 
 /// The `resources` dict as the spec validated it.
@@ -124,9 +122,8 @@ impl ResourceCheck {
                 );
             }
         }
-        let mut l = |name: &str, w: &Option<Value>, c: &Option<Value>| {
-            levels(path, name, w.as_ref(), c.as_ref(), problems)
-        };
+        let mut l =
+            |name: &str, w: &Option<Value>, c: &Option<Value>| levels(path, name, w.as_ref(), c.as_ref(), problems);
         let cpu = l("cpu", &p.cpu_warning, &p.cpu_critical);
         let memory = l("memory", &p.memory_warning, &p.memory_critical);
         let swap = l("swap", &p.swap_warning, &p.swap_critical);
@@ -162,10 +159,7 @@ pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
     let started = Instant::now();
     let groups = [
         (check.cpu.is_some(), Group::Cpu),
-        (
-            check.memory.is_some() || check.swap.is_some(),
-            Group::Memory,
-        ),
+        (check.memory.is_some() || check.swap.is_some(), Group::Memory),
         (check.load.is_some(), Group::Load),
     ];
     let subset: Subset = groups.iter().filter(|(w, _)| *w).map(|(_, g)| *g).collect();
@@ -182,11 +176,7 @@ pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
             .interfaces
             .as_ref()
             .map(|_| (Instant::now(), facts::gather(&network, Duration::ZERO)));
-        let sample = if check.cpu.is_some() {
-            interval
-        } else {
-            Duration::ZERO
-        };
+        let sample = if check.cpu.is_some() { interval } else { Duration::ZERO };
         let facts = facts::gather(&subset, sample);
         let net = before.map(|(t0, before)| {
             let rest = interval.saturating_sub(t0.elapsed());
@@ -201,20 +191,17 @@ pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
     });
     let duration = started.elapsed();
     let mut results = Vec::new();
-    let unknown = |name: &str, kind: &str, why: &str| {
-        CheckResult::unknown(name, kind, format!("{name}: {why}"), duration)
-    };
+    let unknown =
+        |name: &str, kind: &str, why: &str| CheckResult::unknown(name, kind, format!("{name}: {why}"), duration);
 
     if let Some(levels) = &check.cpu {
         results.push(match facts.cpu.as_ref().map(gathered) {
             Some(Ok(cpu)) => match cpu.usage_percent {
-                Some(busy) => {
-                    CheckResult::measured("cpu", "cpu", busy, Some(Unit::Percent), levels, duration)
-                        .with_detail("count", cpu.count)
-                        .with_detail("iowait_percent", cpu.iowait_percent)
-                        .with_detail("steal_percent", cpu.steal_percent)
-                        .with_detail("sample_seconds", cpu.sample_seconds)
-                }
+                Some(busy) => CheckResult::measured("cpu", "cpu", busy, Some(Unit::Percent), levels, duration)
+                    .with_detail("count", cpu.count)
+                    .with_detail("iowait_percent", cpu.iowait_percent)
+                    .with_detail("steal_percent", cpu.steal_percent)
+                    .with_detail("sample_seconds", cpu.sample_seconds),
                 None => unknown("cpu", "cpu", "no clock tick passed during the sample"),
             },
             Some(Err(e)) => unknown("cpu", "cpu", &e),
@@ -279,8 +266,7 @@ pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
         results.push(match facts.load.as_ref().map(gathered) {
             Some(Ok(load)) => match load.load1_per_core {
                 Some(per_core) => {
-                    let mut r =
-                        CheckResult::measured("load", "load", per_core, None, levels, duration);
+                    let mut r = CheckResult::measured("load", "load", per_core, None, levels, duration);
                     r.message = format!(
                         "{} per core (load average {} {} {})",
                         r.message, load.load1, load.load5, load.load15
@@ -309,13 +295,9 @@ pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
         };
         match (read(before), read(after)) {
             (Some(Ok(before)), Some(Ok(after))) => {
-                results.extend(judge_network(
-                    check, wanted, &before, &after, elapsed, duration,
-                ));
+                results.extend(judge_network(check, wanted, &before, &after, elapsed, duration));
             }
-            (Some(Err(e)), _) | (_, Some(Err(e))) => {
-                results.push(unknown("network", "network", &e))
-            }
+            (Some(Err(e)), _) | (_, Some(Err(e))) => results.push(unknown("network", "network", &e)),
             _ => results.push(unknown("network", "network", "not measured")),
         }
     }
@@ -360,9 +342,7 @@ pub fn judge_disk(
                 &check.disk,
                 duration,
             );
-            if let (Some(used), Some(avail), Some(total)) =
-                (usage.size_used, usage.size_available, usage.size_total)
-            {
+            if let (Some(used), Some(avail), Some(total)) = (usage.size_used, usage.size_available, usage.size_total) {
                 r.message = format!(
                     "{} ({} used, {} available of {})",
                     r.message,
@@ -414,11 +394,7 @@ pub fn judge_network(
     duration: Duration,
 ) -> Vec<CheckResult> {
     let names: Vec<String> = if wanted.is_empty() {
-        after
-            .iter()
-            .map(|i| i.name.clone())
-            .filter(|n| n != "lo")
-            .collect()
+        after.iter().map(|i| i.name.clone()).filter(|n| n != "lo").collect()
     } else {
         wanted.to_vec()
     };
@@ -438,15 +414,13 @@ pub fn judge_network(
             ));
             continue;
         };
-        let rate =
-            |x: u64, y: u64| ((y.saturating_sub(x) as f64 / seconds) * 100.0).round() / 100.0;
+        let rate = |x: u64, y: u64| ((y.saturating_sub(x) as f64 / seconds) * 100.0).round() / 100.0;
         for (dir, value) in [
             ("rx", rate(b.rx_bytes, a.rx_bytes)),
             ("tx", rate(b.tx_bytes, a.tx_bytes)),
         ] {
             let rname = format!("{base} {dir}");
-            let mut r =
-                CheckResult::measured(&rname, "network", value, None, &check.net_rate, duration);
+            let mut r = CheckResult::measured(&rname, "network", value, None, &check.net_rate, duration);
             let why = check
                 .net_rate
                 .explain_with(value, format_size)
@@ -458,8 +432,7 @@ pub fn judge_network(
         }
         let errors = rate(b.rx_errors + b.tx_errors, a.rx_errors + a.tx_errors);
         let ename = format!("{base} errors");
-        let mut r =
-            CheckResult::measured(&ename, "network", errors, None, &check.net_errors, duration);
+        let mut r = CheckResult::measured(&ename, "network", errors, None, &check.net_errors, duration);
         let why = check
             .net_errors
             .explain(errors)
@@ -548,9 +521,7 @@ mod tests {
             ..params()
         })
         .expect("valid");
-        assert!(
-            c.cpu.is_none() && c.memory.is_some() && c.disks.is_empty() && c.interfaces.is_none()
-        );
+        assert!(c.cpu.is_none() && c.memory.is_some() && c.disks.is_empty() && c.interfaces.is_none());
     }
 
     fn usage(used_percent: u32, inodes: Option<u32>) -> DiskUsage {
@@ -610,32 +581,12 @@ mod tests {
     #[test]
     fn network_rates_between_two_readings() {
         let c = compile(params()).expect("valid");
-        let before = [
-            iface("lo", 0, 0, 0, "unknown"),
-            iface("eth0", 0, 0, 0, "up"),
-        ];
-        let after = [
-            iface("lo", 9, 9, 0, "unknown"),
-            iface("eth0", 4 << 20, 1024, 3, "up"),
-        ];
-        let got: Vec<String> = judge_network(
-            &c,
-            &[],
-            &before,
-            &after,
-            Duration::from_secs(2),
-            Duration::ZERO,
-        )
-        .iter()
-        .map(|r| {
-            format!(
-                "{}: {} [{}]",
-                r.status,
-                r.message,
-                r.unit.as_deref().unwrap_or("")
-            )
-        })
-        .collect();
+        let before = [iface("lo", 0, 0, 0, "unknown"), iface("eth0", 0, 0, 0, "up")];
+        let after = [iface("lo", 9, 9, 0, "unknown"), iface("eth0", 4 << 20, 1024, 3, "up")];
+        let got: Vec<String> = judge_network(&c, &[], &before, &after, Duration::from_secs(2), Duration::ZERO)
+            .iter()
+            .map(|r| format!("{}: {} [{}]", r.status, r.message, r.unit.as_deref().unwrap_or("")))
+            .collect();
         assert_eq!(
             got,
             [
@@ -653,10 +604,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::ZERO,
         );
-        let got: Vec<String> = named
-            .iter()
-            .map(|r| format!("{}: {}", r.status, r.message))
-            .collect();
+        let got: Vec<String> = named.iter().map(|r| format!("{}: {}", r.status, r.message)).collect();
         assert_eq!(got[2], "critical: net eth0: link down");
         assert_eq!(got[3], "unknown: net eth9: no such interface");
     }

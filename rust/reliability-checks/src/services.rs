@@ -141,13 +141,7 @@ impl ServiceCheck {
                 p.memory_critical.as_ref(),
                 problems,
             ),
-            cpu: levels(
-                path,
-                "cpu",
-                p.cpu_warning.as_ref(),
-                p.cpu_critical.as_ref(),
-                problems,
-            ),
+            cpu: levels(path, "cpu", p.cpu_warning.as_ref(), p.cpu_critical.as_ref(), problems),
             tasks: levels(
                 path,
                 "tasks",
@@ -180,14 +174,7 @@ pub fn run(checks: &[ServiceCheck], interval: Duration) -> Vec<CheckResult> {
     let all_unknown = |why: &str| -> Vec<CheckResult> {
         checks
             .iter()
-            .map(|c| {
-                CheckResult::unknown(
-                    &c.unit,
-                    "service",
-                    format!("{}: {why}", c.unit),
-                    started.elapsed(),
-                )
-            })
+            .map(|c| CheckResult::unknown(&c.unit, "service", format!("{}: {why}", c.unit), started.elapsed()))
             .collect()
     };
     if checks.is_empty() {
@@ -263,10 +250,7 @@ fn measure(props: &UnitProps) -> Usage {
         (None, Some(main)) => vec![main],
         (None, None) => return usage,
     };
-    let procs: Vec<_> = pids
-        .iter()
-        .filter_map(|pid| read_process(*pid).ok())
-        .collect();
+    let procs: Vec<_> = pids.iter().filter_map(|pid| read_process(*pid).ok()).collect();
     if procs.is_empty() {
         return usage;
     }
@@ -283,12 +267,7 @@ fn measure(props: &UnitProps) -> Usage {
 
 /// CPU rates for the checks with CPU levels: from systemd's `CPUUsageNSec` where it has
 /// one, else from the processes' ticks. Both samples run at once, over `interval`.
-fn sample_cpu_of(
-    checks: &[ServiceCheck],
-    units: &[UnitProps],
-    usages: &mut [Usage],
-    interval: Duration,
-) {
+fn sample_cpu_of(checks: &[ServiceCheck], units: &[UnitProps], usages: &mut [Usage], interval: Duration) {
     let wanted: Vec<usize> = (0..checks.len())
         .filter(|&i| any(&checks[i].cpu) && units[i].is_active())
         .collect();
@@ -305,22 +284,21 @@ fn sample_cpu_of(
     if by_cgroup.is_empty() && by_pids.is_empty() {
         return;
     }
-    let (rates, ticks): (BTreeMap<String, Option<f64>>, HashMap<u32, f64>) =
-        std::thread::scope(|scope| {
-            let rates = scope.spawn(|| {
-                if by_cgroup.is_empty() {
-                    BTreeMap::new()
-                } else {
-                    sample_cpu_rates(&by_cgroup, interval).unwrap_or_default()
-                }
-            });
-            let ticks = if by_pids.is_empty() {
-                HashMap::new()
+    let (rates, ticks): (BTreeMap<String, Option<f64>>, HashMap<u32, f64>) = std::thread::scope(|scope| {
+        let rates = scope.spawn(|| {
+            if by_cgroup.is_empty() {
+                BTreeMap::new()
             } else {
-                sample_cpu(&by_pids, interval)
-            };
-            (rates.join().unwrap_or_default(), ticks)
+                sample_cpu_rates(&by_cgroup, interval).unwrap_or_default()
+            }
         });
+        let ticks = if by_pids.is_empty() {
+            HashMap::new()
+        } else {
+            sample_cpu(&by_pids, interval)
+        };
+        (rates.join().unwrap_or_default(), ticks)
+    });
     for &i in &wanted {
         let usage = &mut usages[i];
         usage.cpu_percent = match rates.get(&checks[i].unit) {
@@ -372,27 +350,16 @@ pub fn judge(
                     Status::Critical,
                     format!("crash-looping: {state} after {}", last_exit(props)),
                 ),
-                ("activating", Expect::Running) => {
-                    (Status::Warning, format!("{state}, not yet running"))
-                }
-                ("activating", Expect::Stopped) => {
-                    (Status::Critical, format!("{state}, expected stopped"))
-                }
-                ("failed", Expect::Running) => {
-                    (Status::Critical, format!("{state}: {}", last_exit(props)))
-                }
-                ("failed", Expect::Stopped) => {
-                    (Status::Warning, format!("{state}: {}", last_exit(props)))
-                }
+                ("activating", Expect::Running) => (Status::Warning, format!("{state}, not yet running")),
+                ("activating", Expect::Stopped) => (Status::Critical, format!("{state}, expected stopped")),
+                ("failed", Expect::Running) => (Status::Critical, format!("{state}: {}", last_exit(props))),
+                ("failed", Expect::Stopped) => (Status::Warning, format!("{state}: {}", last_exit(props))),
                 (_, Expect::Stopped) => (Status::Ok, state.clone()),
                 (_, Expect::Running) => (Status::Critical, format!("{state}, expected running")),
             };
             verdict.add(status, text);
         }
-        (load, _) => verdict.add(
-            Status::Critical,
-            format!("cannot be loaded (LoadState={load})"),
-        ),
+        (load, _) => verdict.add(Status::Critical, format!("cannot be loaded (LoadState={load})")),
     }
 
     if let Some(want) = check.enabled {
@@ -414,18 +381,12 @@ pub fn judge(
     if let Some(n) = props.n_restarts.filter(|_| props.exists()) {
         let n = n as f64;
         let status = check.restarts.evaluate(n);
-        let why = check
-            .restarts
-            .explain(n)
-            .map(|w| format!(" ({w})"))
-            .unwrap_or_default();
+        let why = check.restarts.explain(n).map(|w| format!(" ({w})")).unwrap_or_default();
         if n > 0.0 || status != Status::Ok {
             verdict.add(status, format!("{n} automatic restarts{why}"));
         }
-        perfdata.push(
-            Perfdata::new(format!("{} restarts", check.unit), n, Some(Unit::Count))
-                .with_levels(&check.restarts),
-        );
+        perfdata
+            .push(Perfdata::new(format!("{} restarts", check.unit), n, Some(Unit::Count)).with_levels(&check.restarts));
     }
 
     let mut dep_details = Vec::new();
@@ -433,21 +394,13 @@ pub fn judge(
         Ok(deps) => {
             for (name, dep) in deps {
                 let (ok, text) = match dep {
-                    Some(d) if !d.exists() => {
-                        (false, format!("requires {name}, which does not exist"))
-                    }
+                    Some(d) if !d.exists() => (false, format!("requires {name}, which does not exist")),
                     Some(d) if d.is_active() => (true, String::new()),
                     Some(d) => (
                         false,
-                        format!(
-                            "requires {name}, which is {} ({})",
-                            d.active_state, d.sub_state
-                        ),
+                        format!("requires {name}, which is {} ({})", d.active_state, d.sub_state),
                     ),
-                    None => (
-                        false,
-                        format!("requires {name}, which systemd did not describe"),
-                    ),
+                    None => (false, format!("requires {name}, which systemd did not describe")),
                 };
                 if !ok {
                     verdict.add(Status::Critical, text);
@@ -461,10 +414,7 @@ pub fn judge(
                 }));
             }
         }
-        Err(e) => verdict.add(
-            Status::Unknown,
-            format!("cannot read its dependencies: {e}"),
-        ),
+        Err(e) => verdict.add(Status::Unknown, format!("cannot read its dependencies: {e}")),
     }
 
     if running {
@@ -477,13 +427,7 @@ pub fn judge(
                 format_size,
                 Some(Unit::Bytes),
             ),
-            (
-                "cpu",
-                &check.cpu,
-                usage.cpu_percent,
-                percent,
-                Some(Unit::Percent),
-            ),
+            ("cpu", &check.cpu, usage.cpu_percent, percent, Some(Unit::Percent)),
             (
                 "tasks",
                 &check.tasks,
@@ -501,10 +445,7 @@ pub fn judge(
                         .map(|w| format!(" ({w})"))
                         .unwrap_or_default();
                     verdict.add(status, format!("{name} {}{why}", show(v)));
-                    perfdata.push(
-                        Perfdata::new(format!("{} {name}", check.unit), v, unit)
-                            .with_levels(levels),
-                    );
+                    perfdata.push(Perfdata::new(format!("{} {name}", check.unit), v, unit).with_levels(levels));
                 }
                 None if any(levels) => {
                     let why = usage
@@ -545,22 +486,13 @@ pub fn judge(
     d.insert("load_state".into(), props.load_state.clone().into());
     d.insert("active_state".into(), props.active_state.clone().into());
     d.insert("sub_state".into(), props.sub_state.clone().into());
-    d.insert(
-        "unit_file_state".into(),
-        props.unit_file_state.clone().into(),
-    );
+    d.insert("unit_file_state".into(), props.unit_file_state.clone().into());
     d.insert("main_pid".into(), props.main_pid.into());
     d.insert("n_restarts".into(), props.n_restarts.into());
     d.insert("result".into(), props.result.clone().into());
     d.insert("exec_main_status".into(), props.exec_main_status.into());
-    d.insert(
-        "memory_bytes".into(),
-        usage.memory_bytes.filter(|_| running).into(),
-    );
-    d.insert(
-        "memory_source".into(),
-        usage.memory_source.filter(|_| running).into(),
-    );
+    d.insert("memory_bytes".into(), usage.memory_bytes.filter(|_| running).into());
+    d.insert("memory_source".into(), usage.memory_source.filter(|_| running).into());
     d.insert("tasks".into(), usage.tasks.filter(|_| running).into());
     d.insert("cpu_percent".into(), usage.cpu_percent.into());
     if check.dependencies {
@@ -570,13 +502,7 @@ pub fn judge(
 }
 
 /// A usage measure of a unit: name, levels, value, how to show it, perfdata unit.
-type Measure<'a> = (
-    &'static str,
-    &'a Levels,
-    Option<f64>,
-    fn(f64) -> String,
-    Option<Unit>,
-);
+type Measure<'a> = (&'static str, &'a Levels, Option<f64>, fn(f64) -> String, Option<Unit>);
 
 /// The parts of a verdict: statuses, and what to say, problems first.
 #[derive(Default)]
@@ -681,12 +607,7 @@ mod tests {
         };
         let broken = unit("bad-setting", "inactive", "dead");
 
-        judged(
-            &running,
-            &active,
-            &none,
-            "ok: web.service: active (running)",
-        );
+        judged(&running, &active, &none, "ok: web.service: active (running)");
         judged(
             &running,
             &inactive,
@@ -712,12 +633,7 @@ mod tests {
             "warning: web.service: activating (start), not yet running",
         );
         judged(&running, &masked, &none, "critical: web.service: masked");
-        judged(
-            &running,
-            &missing,
-            &none,
-            "critical: web.service: unit not found",
-        );
+        judged(&running, &missing, &none, "critical: web.service: unit not found");
         judged(
             &running,
             &broken,
@@ -725,12 +641,7 @@ mod tests {
             "critical: web.service: cannot be loaded (LoadState=bad-setting)",
         );
 
-        judged(
-            &stopped,
-            &inactive,
-            &none,
-            "ok: web.service: inactive (dead)",
-        );
+        judged(&stopped, &inactive, &none, "ok: web.service: inactive (dead)");
         judged(
             &stopped,
             &active,
@@ -765,17 +676,17 @@ mod tests {
         c.enabled = Some(true);
         let active = unit("loaded", "active", "running");
         let none = Usage::default();
-        judged(
-            &c,
-            &active,
-            &none,
-            "ok: web.service: active (running), enabled",
-        );
+        judged(&c, &active, &none, "ok: web.service: active (running), enabled");
         let disabled = UnitProps {
             unit_file_state: Some("disabled".into()),
             ..active.clone()
         };
-        judged(&c, &disabled, &none, "warning: web.service: not enabled (disabled): it will not start at boot, active (running)");
+        judged(
+            &c,
+            &disabled,
+            &none,
+            "warning: web.service: not enabled (disabled): it will not start at boot, active (running)",
+        );
         c.enabled = Some(false);
         judged(
             &c,
@@ -787,12 +698,7 @@ mod tests {
             unit_file_state: Some("static".into()),
             ..active.clone()
         };
-        judged(
-            &c,
-            &static_unit,
-            &none,
-            "ok: web.service: active (running), static",
-        );
+        judged(&c, &static_unit, &none, "ok: web.service: active (running), static");
 
         c.enabled = None;
         c.dependencies = true;
@@ -822,14 +728,11 @@ mod tests {
             r.details["dependencies"][1],
             json!({"name": "db.service", "load_state": "loaded", "active_state": "failed", "sub_state": "failed", "ok": false})
         );
-        let r = judge(
-            &c,
-            &active,
-            Err("systemctl timed out".into()),
-            &none,
-            Duration::ZERO,
+        let r = judge(&c, &active, Err("systemctl timed out".into()), &none, Duration::ZERO);
+        assert_eq!(
+            format!("{}: {}", r.status, r.message),
+            "unknown: web.service: cannot read its dependencies: systemctl timed out, active (running)"
         );
-        assert_eq!(format!("{}: {}", r.status, r.message), "unknown: web.service: cannot read its dependencies: systemctl timed out, active (running)");
     }
 
     #[test]
@@ -844,7 +747,12 @@ mod tests {
             pids: vec![42],
             ..Usage::default()
         };
-        judged(&c, &active, &big, "critical: web.service: memory 64 MiB (critical: above 32 MiB), active (running), tasks 1");
+        judged(
+            &c,
+            &active,
+            &big,
+            "critical: web.service: memory 64 MiB (critical: above 32 MiB), active (running), tasks 1",
+        );
         let small = Usage {
             memory_bytes: Some(1 << 20),
             memory_source: Some("cgroup"),
@@ -874,7 +782,12 @@ mod tests {
             error: Some("cannot read /sys/fs/cgroup/x".into()),
             ..Usage::default()
         };
-        judged(&c, &active, &unmeasured, "unknown: web.service: memory cannot be measured: cannot read /sys/fs/cgroup/x, active (running)");
+        judged(
+            &c,
+            &active,
+            &unmeasured,
+            "unknown: web.service: memory cannot be measured: cannot read /sys/fs/cgroup/x, active (running)",
+        );
     }
 
     #[test]

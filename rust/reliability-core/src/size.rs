@@ -40,9 +40,7 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     };
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(invalid(
-            "empty (expected e.g. '4096', '512M' or '1G')".into(),
-        ));
+        return Err(invalid("empty (expected e.g. '4096', '512M' or '1G')".into()));
     }
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -74,10 +72,7 @@ fn unit_scale(unit: &str) -> Option<f64> {
     let letter = match upper.as_str() {
         "" | "B" => 'B',
         u => {
-            let rest = u
-                .strip_suffix("IB")
-                .or_else(|| u.strip_suffix('B'))
-                .unwrap_or(u);
+            let rest = u.strip_suffix("IB").or_else(|| u.strip_suffix('B')).unwrap_or(u);
             let mut chars = rest.chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) if c != 'B' => c,
@@ -120,11 +115,7 @@ pub fn parse_size_range(text: &str) -> Result<Range, SizeError> {
         // Say it in the words the user wrote.
         ThresholdError::StartAfterEnd { start, end, .. } => SizeError::Invalid {
             text: text.to_string(),
-            reason: format!(
-                "start {} is greater than end {}",
-                show_bound(&start),
-                show_bound(&end)
-            ),
+            reason: format!("start {} is greater than end {}", show_bound(&start), show_bound(&end)),
         },
         other => SizeError::Range(other),
     })
@@ -146,9 +137,7 @@ pub fn size_level(value: Option<&Value>) -> Result<Option<Range>, SizeError> {
         Some(Value::String(s)) => parse_size_range(s).map(Some),
         Some(Value::Number(n)) => match n.as_f64() {
             Some(f) => Range::from_number(f).map(Some).map_err(SizeError::Range),
-            None => Err(SizeError::NotASize {
-                value: n.to_string(),
-            }),
+            None => Err(SizeError::NotASize { value: n.to_string() }),
         },
         Some(other) => Err(SizeError::NotASize {
             value: other.to_string(),
@@ -216,18 +205,9 @@ mod tests {
 
     #[test]
     fn bad_sizes_name_the_text() {
-        check_size(
-            "",
-            Err("invalid size '': empty (expected e.g. '4096', '512M' or '1G')"),
-        );
-        check_size(
-            "M",
-            Err("invalid size 'M': 'M' does not start with a number"),
-        );
-        check_size(
-            "-5M",
-            Err("invalid size '-5M': '-5M' does not start with a number"),
-        );
+        check_size("", Err("invalid size '': empty (expected e.g. '4096', '512M' or '1G')"));
+        check_size("M", Err("invalid size 'M': 'M' does not start with a number"));
+        check_size("-5M", Err("invalid size '-5M': '-5M' does not start with a number"));
         check_size(
             "12Q",
             Err("invalid size '12Q': unknown unit 'Q' (use B, K, M, G, T, P or E; binary, so K is 1024 bytes)"),
@@ -240,10 +220,7 @@ mod tests {
             "1BB",
             Err("invalid size '1BB': unknown unit 'BB' (use B, K, M, G, T, P or E; binary, so K is 1024 bytes)"),
         );
-        check_size(
-            "1.2.3G",
-            Err("invalid size '1.2.3G': '1.2.3' is not a number"),
-        );
+        check_size("1.2.3G", Err("invalid size '1.2.3G': '1.2.3' is not a number"));
         check_size("99999E", Err("invalid size '99999E': too large"));
     }
 
@@ -269,14 +246,8 @@ mod tests {
 
     #[test]
     fn bad_size_ranges_name_the_text() {
-        check_range(
-            "2G:1G",
-            "invalid size '2G:1G': start 2 GiB is greater than end 1 GiB",
-        );
-        check_range(
-            "1G:x",
-            "invalid size '1G:x': 'x' does not start with a number",
-        );
+        check_range("2G:1G", "invalid size '2G:1G': start 2 GiB is greater than end 1 GiB");
+        check_range("1G:x", "invalid size '1G:x': 'x' does not start with a number");
         check_range(
             "",
             "invalid range '': empty (expected e.g. '10', '10:', '~:10', '10:20' or '@10:20')",
@@ -304,10 +275,7 @@ mod tests {
         check(json!("~:512M"), Ok(Some("~:536870912")));
         check(json!(null), Ok(None));
         check(json!(" "), Ok(None));
-        check(
-            json!(-1),
-            Err("invalid range '-1': start 0 is greater than end -1"),
-        );
+        check(json!(-1), Err("invalid range '-1': start 0 is greater than end -1"));
         check(
             json!([1]),
             Err("invalid size [1]: expected a number of bytes or a string such as '512M', '1G', '~:512M' or '@1G:2G'"),

@@ -17,13 +17,11 @@ pub fn spec() -> Spec {
 }
 
 pub fn run(module: &mut Module) -> Result<Response, Failure> {
-    let request = HealthRequest::from_params(&module.params).map_err(|e| {
-        Failure::new(format!("invalid arguments for health_check: {e}"))
-            .field("problems", e.problems)
-    })?;
+    let request = HealthRequest::from_params(&module.params)
+        .map_err(|e| Failure::new(format!("invalid arguments for health_check: {e}")).field("problems", e.problems))?;
     let report = reliability_checks::run(&request);
-    let Value::Object(mut fields) = serde_json::to_value(&report)
-        .map_err(|e| Failure::new(format!("cannot encode the report: {e}")))?
+    let Value::Object(mut fields) =
+        serde_json::to_value(&report).map_err(|e| Failure::new(format!("cannot encode the report: {e}")))?
     else {
         return Err(Failure::new("the report did not encode as an object"));
     };

@@ -11,9 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::socket::{
-    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
-};
+use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
 use rcgen::{CertificateParams, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
@@ -43,13 +41,10 @@ impl Run {
         let checks = self.result["checks"]
             .as_array()
             .unwrap_or_else(|| panic!("no checks: {}", self.result));
-        checks
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| {
-                let names: Vec<&Value> = checks.iter().map(|c| &c["name"]).collect();
-                panic!("no check {name:?} among {names:?}: {}", self.result)
-            })
+        checks.iter().find(|c| c["name"] == name).unwrap_or_else(|| {
+            let names: Vec<&Value> = checks.iter().map(|c| &c["name"]).collect();
+            panic!("no check {name:?} among {names:?}: {}", self.result)
+        })
     }
 
     /// `status: message` of the check called `name`.
@@ -88,11 +83,7 @@ fn run_exact(args: &Value, mut command: Command) -> Run {
     let out = command.arg(&path).output().unwrap();
     let elapsed = started.elapsed();
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "stdout must be one line: {stdout:?}"
-    );
+    assert_eq!(stdout.lines().count(), 1, "stdout must be one line: {stdout:?}");
     let result: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(result["changed"], json!(false), "{result}");
     Run {
@@ -122,29 +113,15 @@ fn open_port() -> u16 {
 
 /// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A listener whose accept queue is full: the next SYN is dropped and the client sends it
 /// again after the kernel's initial retransmission timeout of 1 s, when the listener has
 /// made room. A connect latency of about a second, on loopback, without netem.
 fn slow_port() -> u16 {
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::new(127, 0, 0, 1, 0),
-    )
-    .unwrap();
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
     listen(&fd, Backlog::new(0).unwrap()).unwrap();
     let listener = TcpListener::from(fd);
     let addr = listener.local_addr().unwrap();
@@ -201,10 +178,7 @@ fn http_server(status: &'static str, body: &'static str, delay: Duration) -> Str
 const DAY: i64 = 24 * 3600;
 
 fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// An HTTPS server with a self-signed certificate for 127.0.0.1 valid for `valid_for`
@@ -315,10 +289,7 @@ fn ports_open_closed_slow_and_unresolvable() {
     assert_eq!(r.code, 0, "{}", r.result);
     let open_name = format!("127.0.0.1:{open}");
     let v = r.verdict(&open_name);
-    assert!(
-        v.starts_with(&format!("ok: port {open_name} open in ")),
-        "{v}"
-    );
+    assert!(v.starts_with(&format!("ok: port {open_name} open in ")), "{v}");
     assert_eq!(r.check(&open_name)["unit"], "ms");
     assert_eq!(r.check(&open_name)["warning"], "500");
     assert!(r.check(&open_name)["perfdata"]
@@ -381,10 +352,7 @@ fn ports_over_ipv6_and_many_hosts_per_check() {
 
 /// Runs `f` on a thread with a network namespace of its own (`lo` up, `nft_rules` loaded);
 /// children it starts live there too. `None` (after saying why) without root.
-fn in_private_netns<R: Send + 'static>(
-    nft_rules: String,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> Option<R> {
+fn in_private_netns<R: Send + 'static>(nft_rules: String, f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
     if !is_root() {
         eprintln!("SKIPPED: needs root to make a network namespace");
         return None;
@@ -444,11 +412,7 @@ fn two_hundred_ports_half_unanswered_take_about_one_timeout() {
         (run(json!({"ports": ports})), open)
     });
     let Some((r, open)) = outcome else { return };
-    assert!(
-        r.elapsed < Duration::from_secs(10),
-        "200 checks took {:?}",
-        r.elapsed
-    );
+    assert!(r.elapsed < Duration::from_secs(10), "200 checks took {:?}", r.elapsed);
     assert!(
         r.elapsed >= Duration::from_secs(1),
         "the dropped ones wait their timeout: {:?}",
@@ -461,10 +425,7 @@ fn two_hundred_ports_half_unanswered_take_about_one_timeout() {
     assert!(r
         .verdict("p0")
         .starts_with(&format!("ok: port 127.0.0.1:{open} open in ")));
-    assert_eq!(
-        r.verdict("p1"),
-        "critical: port 127.0.0.1:9 closed: timed out after 1s"
-    );
+    assert_eq!(r.verdict("p1"), "critical: port 127.0.0.1:9 closed: timed out after 1s");
     let duration = r.result["duration_ms"].as_f64().unwrap();
     assert!(duration < 10_000.0, "{duration}");
     eprintln!(
@@ -480,11 +441,7 @@ fn http_statuses_bodies_and_latency() {
     let ok = http_server("200 OK", r#"{"status": "ok", "db": "up"}"#, Duration::ZERO);
     let broken = http_server("500 Internal Server Error", "db down", Duration::ZERO);
     let slow = http_server("200 OK", "ok", Duration::from_millis(400));
-    let bad_body = http_server(
-        "200 OK",
-        r#"{"status": "degraded", "db": "down"}"#,
-        Duration::ZERO,
-    );
+    let bad_body = http_server("200 OK", r#"{"status": "degraded", "db": "down"}"#, Duration::ZERO);
     let closed = format!("http://127.0.0.1:{}/", closed_port());
     let r = run(json!({"http": [
         {"name": "ok", "url": ok, "body_contains": "\"status\": \"ok\"", "body_regex": "\"db\":\\s*\"up\""},
@@ -497,26 +454,21 @@ fn http_statuses_bodies_and_latency() {
         {"name": "refused", "url": closed},
     ]}));
     assert!(
-        r.verdict("ok")
-            .starts_with(&format!("ok: GET {ok}: 200, in ")),
+        r.verdict("ok").starts_with(&format!("ok: GET {ok}: 200, in ")),
         "{}",
         r.verdict("ok")
     );
     assert_eq!(r.check("ok")["details"]["status_code"], 200);
     assert!(
-        r.verdict("500").starts_with(&format!(
-            "critical: GET {broken}: status 500, expected 200, in "
-        )),
+        r.verdict("500")
+            .starts_with(&format!("critical: GET {broken}: status 500, expected 200, in ")),
         "{}",
         r.verdict("500")
     );
     assert_eq!(r.status("500 expected"), "ok");
     let slow_check = r.check("slow");
     assert_eq!(slow_check["status"], "warning", "{slow_check}");
-    assert!(
-        slow_check["value"].as_f64().unwrap() >= 400.0,
-        "{slow_check}"
-    );
+    assert!(slow_check["value"].as_f64().unwrap() >= 400.0, "{slow_check}");
     assert!(
         slow_check["message"]
             .as_str()
@@ -570,29 +522,15 @@ fn https_self_signed_near_expiry_with_ca_file() {
     let days = trusted["details"]["tls"]["days_left"].as_f64().unwrap();
     assert!((4.9..=5.0).contains(&days), "{days}");
     assert!(
-        trusted["perfdata"]
-            .as_str()
-            .unwrap()
-            .contains("tls_days'=5;30:;7:")
-            || trusted["perfdata"]
-                .as_str()
-                .unwrap()
-                .contains("tls_days'=4.99;30:;7:"),
+        trusted["perfdata"].as_str().unwrap().contains("tls_days'=5;30:;7:")
+            || trusted["perfdata"].as_str().unwrap().contains("tls_days'=4.99;30:;7:"),
         "{trusted}"
     );
-    assert_eq!(
-        r.status("relaxed levels"),
-        "warning",
-        "{}",
-        r.check("relaxed levels")
-    );
+    assert_eq!(r.status("relaxed levels"), "warning", "{}", r.check("relaxed levels"));
     let untrusted = r.check("untrusted");
     assert_eq!(untrusted["status"], "critical");
     assert!(
-        untrusted["message"]
-            .as_str()
-            .unwrap()
-            .contains("UnknownIssuer"),
+        untrusted["message"].as_str().unwrap().contains("UnknownIssuer"),
         "{untrusted}"
     );
     assert!(
@@ -658,25 +596,15 @@ fn processes_by_name_cmdline_pidfile_and_user() {
     let checks = r.result["checks"].as_array().unwrap();
     let verdicts: Vec<String> = checks
         .iter()
-        .map(|c| {
-            format!(
-                "{}: {}",
-                c["status"].as_str().unwrap(),
-                c["message"].as_str().unwrap()
-            )
-        })
+        .map(|c| format!("{}: {}", c["status"].as_str().unwrap(), c["message"].as_str().unwrap()))
         .collect();
     assert!(
-        verdicts[1].starts_with(&format!(
-            "critical: {by_name}: 2 processes (critical: below 3)"
-        )),
+        verdicts[1].starts_with(&format!("critical: {by_name}: 2 processes (critical: below 3)")),
         "{}",
         verdicts[1]
     );
     assert!(
-        verdicts[2].starts_with(&format!(
-            "critical: {by_name}: 2 processes (critical: above 1)"
-        )),
+        verdicts[2].starts_with(&format!("critical: {by_name}: 2 processes (critical: above 1)")),
         "{}",
         verdicts[2]
     );
@@ -707,7 +635,13 @@ fn processes_by_name_cmdline_pidfile_and_user() {
         "{}",
         verdicts[6]
     );
-    assert_eq!(verdicts[7], format!("critical: process pidfile {s}: 0 processes (critical: below 1), pid 999999999 from {s} is not running", s = stale.display()));
+    assert_eq!(
+        verdicts[7],
+        format!(
+            "critical: process pidfile {s}: 0 processes (critical: below 1), pid 999999999 from {s} is not running",
+            s = stale.display()
+        )
+    );
     assert_eq!(verdicts[8], "ok: process no-such-proc-hc: no processes");
 }
 
@@ -718,10 +652,11 @@ fn process_usage_levels() {
     let tag = unique("hc");
     let hog = procs.start(Command::new("/usr/bin/python3").args([
         "-c",
-        &format!("import time; x = bytearray(64 << 20); x[::4096] = b'1' * len(x[::4096]); time.sleep(1000) # {tag}-hog"),
+        &format!(
+            "import time; x = bytearray(64 << 20); x[::4096] = b'1' * len(x[::4096]); time.sleep(1000) # {tag}-hog"
+        ),
     ]));
-    let busy = procs
-        .start(Command::new("/bin/sh").args(["-c", &format!("while :; do :; done # {tag}-busy")]));
+    let busy = procs.start(Command::new("/bin/sh").args(["-c", &format!("while :; do :; done # {tag}-busy")]));
     let fds = procs.start(Command::new("/bin/sh").args([
         "-c",
         &format!(
@@ -758,41 +693,24 @@ fn process_usage_levels() {
         )
     };
     assert!(
-        verdict(0).starts_with(&format!(
-            "critical: process cmdline~'{tag}-hog': pid {hog} rss "
-        )),
+        verdict(0).starts_with(&format!("critical: process cmdline~'{tag}-hog': pid {hog} rss ")),
         "{}",
         verdict(0)
     );
-    assert!(
-        verdict(0).contains("MiB (critical: above 32 MiB)"),
-        "{}",
-        verdict(0)
-    );
+    assert!(verdict(0).contains("MiB (critical: above 32 MiB)"), "{}", verdict(0));
     assert!(verdict(1).starts_with("warning: "), "{}", verdict(1));
-    assert!(
-        verdict(1).contains("(warning: above 32 MiB)"),
-        "{}",
-        verdict(1)
-    );
-    let cpu = checks[2]["details"]["processes"][0]["cpu_percent"]
-        .as_f64()
-        .unwrap();
+    assert!(verdict(1).contains("(warning: above 32 MiB)"), "{}", verdict(1));
+    let cpu = checks[2]["details"]["processes"][0]["cpu_percent"].as_f64().unwrap();
     assert_eq!(checks[2]["details"]["pids"], json!([busy]));
     assert!(cpu > 20.0, "a busy loop uses a core: {cpu}%");
     assert!(
-        verdict(2).starts_with(&format!(
-            "warning: process cmdline~'{tag}-busy': pid {busy} cpu "
-        )),
+        verdict(2).starts_with(&format!("warning: process cmdline~'{tag}-busy': pid {busy} cpu ")),
         "{}",
         verdict(2)
     );
     // Seven at least: stdio and 3-6 (more if the test runner leaked some of its own).
     assert!(
-        checks[3]["details"]["processes"][0]["open_fds"]
-            .as_u64()
-            .unwrap()
-            >= 7,
+        checks[3]["details"]["processes"][0]["open_fds"].as_u64().unwrap() >= 7,
         "{}",
         checks[3]
     );
@@ -831,9 +749,7 @@ fn resources_that_must_pass_and_must_fail() {
     ] {
         assert_eq!(pass.status(name), "ok", "{name}: {}", pass.check(name));
     }
-    let sampled = pass.check("cpu")["details"]["sample_seconds"]
-        .as_f64()
-        .unwrap();
+    let sampled = pass.check("cpu")["details"]["sample_seconds"].as_f64().unwrap();
     assert!((0.2..0.5).contains(&sampled), "{sampled}");
     assert_eq!(pass.check("net lo rx")["unit"], "bytes/s");
 
@@ -914,23 +830,12 @@ fn a_small_tmpfs_filled_past_ninety_percent() {
         .filter_map(|f| f.trim_end_matches('%').parse().ok())
         .collect();
     assert_eq!(df.len(), 2, "df --output=pcent,ipcent");
-    assert_eq!(
-        disk["value"].as_f64(),
-        Some(df[0]),
-        "module {disk} vs df {df:?}"
-    );
-    assert_eq!(
-        inodes["value"].as_f64(),
-        Some(df[1]),
-        "module {inodes} vs df {df:?}"
-    );
+    assert_eq!(disk["value"].as_f64(), Some(df[0]), "module {disk} vs df {df:?}");
+    assert_eq!(inodes["value"].as_f64(), Some(df[1]), "module {inodes} vs df {df:?}");
     assert!(df[0] > 90.0, "{df:?}");
     assert_eq!(disk["status"], "critical", "{disk}");
     assert!(
-        disk["message"]
-            .as_str()
-            .unwrap()
-            .contains("% (critical: above 90) ("),
+        disk["message"].as_str().unwrap().contains("% (critical: above 90) ("),
         "{disk}"
     );
     assert_eq!(inodes["status"], "warning", "{inodes}");
@@ -942,9 +847,7 @@ fn a_small_tmpfs_filled_past_ninety_percent() {
 #[test]
 fn services_without_systemd_are_unknown_not_a_crash() {
     if Path::new("/run/systemd/system").is_dir() {
-        eprintln!(
-            "SKIPPED: this host runs systemd (the systemd cases run on the nspawn test hosts)"
-        );
+        eprintln!("SKIPPED: this host runs systemd (the systemd cases run on the nspawn test hosts)");
         return;
     }
     let r = run(
@@ -968,8 +871,7 @@ fn services_without_systemd_are_unknown_not_a_crash() {
 #[test]
 fn fail_on_decides_failed_and_every_check_is_returned() {
     let (open, closed) = (open_port(), closed_port());
-    let ports =
-        json!([{"port": open, "latency_warning": "@0:"}, {"port": closed, "state": "closed"}]);
+    let ports = json!([{"port": open, "latency_warning": "@0:"}, {"port": closed, "state": "closed"}]);
     let gate = |fail_on: &str| run(json!({"ports": ports, "fail_on": fail_on}));
     let r = gate("critical");
     assert_eq!((r.code, r.result.get("failed")), (0, None), "{}", r.result);
@@ -982,12 +884,7 @@ fn fail_on_decides_failed_and_every_check_is_returned() {
         r.msg()
     );
     let r = gate("warning");
-    assert_eq!(
-        (r.code, &r.result["failed"]),
-        (1, &json!(true)),
-        "{}",
-        r.result
-    );
+    assert_eq!((r.code, &r.result["failed"]), (1, &json!(true)), "{}", r.result);
     assert_eq!(r.result["checks"].as_array().map(Vec::len), Some(2));
     assert_eq!(
         r.result["counts"],
@@ -1006,14 +903,10 @@ fn fail_on_decides_failed_and_every_check_is_returned() {
 #[test]
 fn check_mode_runs_the_same_read_only_checks() {
     let open = open_port();
-    let r =
-        run(json!({"ports": [{"port": open}], "_ansible_check_mode": true, "_ansible_diff": true}));
+    let r = run(json!({"ports": [{"port": open}], "_ansible_check_mode": true, "_ansible_diff": true}));
     assert_eq!(r.code, 0);
     assert_eq!(r.result["status"], "healthy");
-    assert_eq!(
-        r.result["invocation"]["module_args"]["ports"][0]["port"],
-        open
-    );
+    assert_eq!(r.result["invocation"]["module_args"]["ports"][0]["port"], open);
 }
 
 #[test]
@@ -1025,12 +918,7 @@ fn no_arguments_check_the_host_resources() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(
-        &names[..5],
-        ["cpu", "memory", "swap", "load", "disk /"],
-        "{}",
-        r.result
-    );
+    assert_eq!(&names[..5], ["cpu", "memory", "swap", "load", "disk /"], "{}", r.result);
     assert_eq!(r.check("cpu")["warning"], "70");
     assert_eq!(r.check("memory")["critical"], "95");
     assert_eq!(r.check("disk /")["warning"], "85");
@@ -1048,39 +936,83 @@ fn kinds_run_at_the_same_time() {
         "sample_interval": 0.8,
     }));
     // 0.8 s of HTTP, ~1 s of connect, 0.8 s of CPU sample: one after the other, 2.6 s.
-    assert!(
-        r.elapsed < Duration::from_millis(2200),
-        "{:?}: {}",
-        r.elapsed,
-        r.result
-    );
+    assert!(r.elapsed < Duration::from_millis(2200), "{:?}: {}", r.elapsed, r.result);
     assert_eq!(r.result["checks"].as_array().map(Vec::len), Some(4));
 }
 
 #[test]
 fn bad_input_names_the_check_field_and_value() {
     for (args, expected) in [
-        (json!({"ports": [{"port": 1}, {"port": 2}, {"port": 70000}]}), "ports[2].port: 70000 is out of range 1-65535"),
-        (json!({"ports": [{"port": 22, "prot": "tcp"}]}), "ports[0]: unknown option 'prot'; did you mean 'port'?"),
-        (json!({"ports": [{"port": 22, "latency_warning": "20:10"}]}), "ports[0].latency_warning: invalid range '20:10': start 20 is greater than end 10"),
-        (json!({"http": [{"url": "http://x/"}, {"url": "htp://x"}]}), "http[1].url: 'htp://x' is not an http or https URL"),
-        (json!({"http": [{"url": "http://exa mple/"}]}), "http[0].url: 'http://exa mple/' is not a valid URL"),
-        (json!({"http": [{"url": "http://x/", "body_regex": "(["}]}), "http[0].body_regex: invalid regex '([': "),
-        (json!({"processes": [{"cmdline": "("}]}), "processes[0].cmdline: invalid regex '(': "),
-        (json!({"processes": [{"min_count": 1}]}), "processes[0]: one of these options is required: name, cmdline, pidfile, user"),
-        (json!({"services": [{"name": "nginx;reboot"}]}), "services[0].name: invalid unit name 'nginx;reboot': ';' is not allowed in unit names"),
-        (json!({"services": [{"name": "-.mount"}]}), "services[0].name: invalid unit name '-.mount': a name starting with '-' would be read as an option"),
-        (json!({"services": [{"name": "a", "memory_critical": "12Q"}]}), "services[0].memory_critical: invalid size '12Q': unknown unit 'Q'"),
-        (json!({"resources": {"disk_warning": "x"}}), "resources.disk_warning: invalid range 'x': 'x' is not a number"),
-        (json!({"resources": {"colour": "x"}}), "resources: unknown option 'colour'"),
-        (json!({"fail_on": "sometimes"}), "fail_on: 'sometimes' is not one of 'critical', 'warning', 'never'"),
+        (
+            json!({"ports": [{"port": 1}, {"port": 2}, {"port": 70000}]}),
+            "ports[2].port: 70000 is out of range 1-65535",
+        ),
+        (
+            json!({"ports": [{"port": 22, "prot": "tcp"}]}),
+            "ports[0]: unknown option 'prot'; did you mean 'port'?",
+        ),
+        (
+            json!({"ports": [{"port": 22, "latency_warning": "20:10"}]}),
+            "ports[0].latency_warning: invalid range '20:10': start 20 is greater than end 10",
+        ),
+        (
+            json!({"http": [{"url": "http://x/"}, {"url": "htp://x"}]}),
+            "http[1].url: 'htp://x' is not an http or https URL",
+        ),
+        (
+            json!({"http": [{"url": "http://exa mple/"}]}),
+            "http[0].url: 'http://exa mple/' is not a valid URL",
+        ),
+        (
+            json!({"http": [{"url": "http://x/", "body_regex": "(["}]}),
+            "http[0].body_regex: invalid regex '([': ",
+        ),
+        (
+            json!({"processes": [{"cmdline": "("}]}),
+            "processes[0].cmdline: invalid regex '(': ",
+        ),
+        (
+            json!({"processes": [{"min_count": 1}]}),
+            "processes[0]: one of these options is required: name, cmdline, pidfile, user",
+        ),
+        (
+            json!({"services": [{"name": "nginx;reboot"}]}),
+            "services[0].name: invalid unit name 'nginx;reboot': ';' is not allowed in unit names",
+        ),
+        (
+            json!({"services": [{"name": "-.mount"}]}),
+            "services[0].name: invalid unit name '-.mount': a name starting with '-' would be read as an option",
+        ),
+        (
+            json!({"services": [{"name": "a", "memory_critical": "12Q"}]}),
+            "services[0].memory_critical: invalid size '12Q': unknown unit 'Q'",
+        ),
+        (
+            json!({"resources": {"disk_warning": "x"}}),
+            "resources.disk_warning: invalid range 'x': 'x' is not a number",
+        ),
+        (
+            json!({"resources": {"colour": "x"}}),
+            "resources: unknown option 'colour'",
+        ),
+        (
+            json!({"fail_on": "sometimes"}),
+            "fail_on: 'sometimes' is not one of 'critical', 'warning', 'never'",
+        ),
     ] {
         let r = run_exact(&args, Command::new(BIN));
         assert_eq!((r.code, &r.result["failed"]), (1, &json!(true)), "{args}: {}", r.result);
         let msg = r.msg();
         assert!(msg.starts_with("invalid arguments for health_check: "), "{msg}");
-        assert!(msg.contains(expected), "{args}:\n  msg {msg:?}\n  should contain {expected:?}");
-        assert!(r.result["problems"].as_array().is_some_and(|p| !p.is_empty()), "{}", r.result);
+        assert!(
+            msg.contains(expected),
+            "{args}:\n  msg {msg:?}\n  should contain {expected:?}"
+        );
+        assert!(
+            r.result["problems"].as_array().is_some_and(|p| !p.is_empty()),
+            "{}",
+            r.result
+        );
         assert!(r.result.get("checks").is_none(), "nothing ran: {}", r.result);
     }
 }
@@ -1088,8 +1020,7 @@ fn bad_input_names_the_check_field_and_value() {
 #[test]
 fn header_values_stay_out_of_the_result() {
     let ok = http_server("200 OK", "fine", Duration::ZERO);
-    let r =
-        run(json!({"http": [{"url": ok, "headers": {"Authorization": "Bearer s3cr3t-t0ken"}}]}));
+    let r = run(json!({"http": [{"url": ok, "headers": {"Authorization": "Bearer s3cr3t-t0ken"}}]}));
     assert_eq!(r.status(&ok), "ok");
     let text = r.result.to_string();
     assert!(!text.contains("s3cr3t-t0ken"), "{text}");

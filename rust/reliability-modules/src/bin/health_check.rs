@@ -1,3 +1,7 @@
 fn main() -> std::process::ExitCode {
-    ansible_module::main("health_check", reliability_modules::health_check::spec(), reliability_modules::health_check::run)
+    ansible_module::main(
+        "health_check",
+        reliability_modules::health_check::spec(),
+        reliability_modules::health_check::run,
+    )
 }
