@@ -26,7 +26,7 @@ def listener() -> int:
 
     def serve():
         while True:
-            conn, _ = sock.accept()
+            conn = sock.accept()[0]
             conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
