@@ -85,7 +85,8 @@ impl Module {
     }
 
     pub fn deprecate(&mut self, msg: impl Into<String>, version: &str) {
-        self.deprecations.push(serde_json::json!({"msg": msg.into(), "version": version}));
+        self.deprecations
+            .push(serde_json::json!({"msg": msg.into(), "version": version}));
     }
 
     /// A diagnostic line on stderr, shown with `-vvv`; never on stdout.
@@ -143,7 +144,10 @@ impl Response {
     }
     /// A `diff` with `before` and `after` (strings or data), shown with `--diff`.
     pub fn diff(self, before: impl Into<Value>, after: impl Into<Value>) -> Response {
-        self.field("diff", serde_json::json!({"before": before.into(), "after": after.into()}))
+        self.field(
+            "diff",
+            serde_json::json!({"before": before.into(), "after": after.into()}),
+        )
     }
 }
 
@@ -156,7 +160,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(msg: impl Into<String>) -> Failure {
-        Failure { msg: msg.into(), fields: Map::new() }
+        Failure {
+            msg: msg.into(),
+            fields: Map::new(),
+        }
     }
     pub fn field(mut self, key: &str, value: impl Into<Value>) -> Failure {
         self.fields.insert(key.to_string(), value.into());
@@ -225,7 +232,10 @@ pub fn execute(
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
-        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         if let Ok(mut s) = slot.lock() {
             *s = Some(format!("{payload}{location}"));
         }
@@ -265,7 +275,9 @@ fn run_body(
         Err(msg) => return (failed(msg, Map::new()), false),
     };
     let internal = Internal::from_args(&mut args);
-    let env = Env { home: std::env::var("HOME").ok() };
+    let env = Env {
+        home: std::env::var("HOME").ok(),
+    };
     let params = match spec.validate(&args, &env) {
         Ok(p) => p,
         Err(e) => {
@@ -273,13 +285,22 @@ fn run_body(
             // collect what we can recognise before reporting.
             secrets.extend(raw_secrets(spec, &args));
             let mut m = failed(format!("invalid arguments for {name}: {e}"), Map::new());
-            m.insert("problems".into(), e.errors.iter().map(|p| Value::String(p.to_string())).collect());
+            m.insert(
+                "problems".into(),
+                e.errors.iter().map(|p| Value::String(p.to_string())).collect(),
+            );
             return (m, false);
         }
     };
     secrets.extend(spec.secrets(&params));
     let invocation = serde_json::json!({"module_args": spec.mask_no_log(&params)});
-    let mut module = Module { name, params, internal, warnings: Vec::new(), deprecations: Vec::new() };
+    let mut module = Module {
+        name,
+        params,
+        internal,
+        warnings: Vec::new(),
+        deprecations: Vec::new(),
+    };
     let (mut map, ok) = match body(&mut module) {
         Ok(r) => {
             let mut m = r.fields;
@@ -293,7 +314,10 @@ fn run_body(
     };
     map.insert("invocation".into(), invocation);
     if !module.warnings.is_empty() {
-        map.insert("warnings".into(), module.warnings.into_iter().map(Value::String).collect());
+        map.insert(
+            "warnings".into(),
+            module.warnings.into_iter().map(Value::String).collect(),
+        );
     }
     if !module.deprecations.is_empty() {
         map.insert("deprecations".into(), Value::Array(module.deprecations));
@@ -319,7 +343,9 @@ fn read_args(input: &Input) -> Result<Map<String, Value>, String> {
         },
         Input::Stdin => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("cannot read arguments from stdin: {e}"))?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("cannot read arguments from stdin: {e}"))?;
             (buf, "arguments on stdin".to_string())
         }
     };
@@ -350,7 +376,11 @@ fn json_kind(v: &Value) -> &'static str {
 fn raw_secrets(spec: &Spec, args: &Map<String, Value>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (key, value) in args {
-        let Some(opt) = spec.options.iter().find(|o| o.name == key || o.aliases.contains(&key.as_str())) else {
+        let Some(opt) = spec
+            .options
+            .iter()
+            .find(|o| o.name == key || o.aliases.contains(&key.as_str()))
+        else {
             continue;
         };
         let mut one = Map::new();
@@ -387,7 +417,11 @@ fn scrub(value: &mut Value, secrets: &BTreeSet<String>) {
         }
         Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secrets)),
         Value::Object(map) => {
-            let keys: Vec<String> = map.keys().filter(|k| secrets.iter().any(|s| k.contains(s.as_str()))).cloned().collect();
+            let keys: Vec<String> = map
+                .keys()
+                .filter(|k| secrets.iter().any(|s| k.contains(s.as_str())))
+                .cloned()
+                .collect();
             for key in keys {
                 if let Some(v) = map.remove(&key) {
                     map.insert(NO_LOG_PLACEHOLDER.to_string(), v);

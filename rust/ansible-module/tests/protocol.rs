@@ -11,7 +11,10 @@ fn spec() -> Spec {
         Opt::str("state").choices(&["present", "absent"]).default("present"),
         Opt::int("count").default(1).range(0.0, 10.0),
         Opt::str("api_token").no_log().aliases(&["token"]),
-        Opt::dict("db").options(Spec::new(vec![Opt::str("host").default("localhost"), Opt::str("password").no_log()])),
+        Opt::dict("db").options(Spec::new(vec![
+            Opt::str("host").default("localhost"),
+            Opt::str("password").no_log(),
+        ])),
         Opt::str("src"),
         Opt::str("content"),
         Opt::bool("boom").default(false),
@@ -55,8 +58,10 @@ fn msg(v: &Value) -> &str {
 
 #[test]
 fn success_has_real_booleans_and_invocation() {
-    let (out, ok) = run(json!({"name": "x", "count": "3", "_ansible_check_mode": true, "_ansible_diff": "yes",
-                               "_ansible_tmpdir": "/tmp/t", "_ansible_version": "2.19.4", "_ansible_future": 1}));
+    let (out, ok) = run(
+        json!({"name": "x", "count": "3", "_ansible_check_mode": true, "_ansible_diff": "yes",
+                               "_ansible_tmpdir": "/tmp/t", "_ansible_version": "2.19.4", "_ansible_future": 1}),
+    );
     assert!(ok);
     assert_eq!(out["changed"], json!(false));
     assert_eq!(msg(&out), "check_mode=true diff=true");
@@ -78,7 +83,10 @@ fn bad_args_files() {
 
     let as_dir = dir.path().to_string_lossy().into_owned();
     let (out, _) = execute("probe", &spec(), Input::File(as_dir.clone()), body);
-    assert!(msg(&out).starts_with(&format!("cannot read args file '{as_dir}'")), "{out}");
+    assert!(
+        msg(&out).starts_with(&format!("cannot read args file '{as_dir}'")),
+        "{out}"
+    );
 
     let cases = [
         ("", "is empty; expected a JSON object"),
@@ -125,8 +133,14 @@ fn secrets_never_appear() {
     assert!(ok);
     let text = out.to_string();
     assert!(!text.contains(secret) && !text.contains(db_pw), "{text}");
-    assert_eq!(out["invocation"]["module_args"]["api_token"], json!("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"));
-    assert_eq!(out["invocation"]["module_args"]["db"]["password"], json!("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"));
+    assert_eq!(
+        out["invocation"]["module_args"]["api_token"],
+        json!("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER")
+    );
+    assert_eq!(
+        out["invocation"]["module_args"]["db"]["password"],
+        json!("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER")
+    );
     assert_eq!(out["warnings"], json!(["token in a warning: ********"]));
 
     // In a failure message too, and when the arguments themselves are invalid.
@@ -143,7 +157,10 @@ fn panic_becomes_a_failure() {
     assert!(!ok);
     assert_eq!(out["failed"], json!(true));
     let m = msg(&out);
-    assert!(m.starts_with("internal error in module probe (this is a bug, please report it): panic: index out of bounds"), "{m}");
+    assert!(
+        m.starts_with("internal error in module probe (this is a bug, please report it): panic: index out of bounds"),
+        "{m}"
+    );
     assert!(m.contains("protocol.rs"), "{m}");
 }
 

@@ -58,12 +58,7 @@ pub enum Status {
 
 impl Status {
     /// Every status, in exit-code order.
-    pub const ALL: [Status; 4] = [
-        Status::Ok,
-        Status::Warning,
-        Status::Critical,
-        Status::Unknown,
-    ];
+    pub const ALL: [Status; 4] = [Status::Ok, Status::Warning, Status::Critical, Status::Unknown];
 
     /// The name used in JSON and messages: `ok`, `warning`, `critical`, `unknown`.
     pub fn name(self) -> &'static str {
@@ -325,11 +320,7 @@ impl Perfdata {
 
     /// Items separated by spaces, as they follow the `|` of plugin output.
     pub fn join(items: &[Perfdata]) -> String {
-        items
-            .iter()
-            .map(Perfdata::to_string)
-            .collect::<Vec<_>>()
-            .join(" ")
+        items.iter().map(Perfdata::to_string).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -340,37 +331,24 @@ impl fmt::Display for Perfdata {
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        if label.is_empty() || label.contains(|c: char| c.is_whitespace() || c == '=' || c == '\'')
-        {
+        if label.is_empty() || label.contains(|c: char| c.is_whitespace() || c == '=' || c == '\'') {
             write!(f, "'{}'=", label.replace('\'', "''"))?;
         } else {
             write!(f, "{label}=")?;
         }
         if self.value.is_finite() {
-            write!(
-                f,
-                "{}{}",
-                format_number(self.value),
-                self.unit.map_or("", Unit::uom)
-            )?;
+            write!(f, "{}{}", format_number(self.value), self.unit.map_or("", Unit::uom))?;
         } else {
             f.write_str("U")?;
         }
-        let number = |n: Option<f64>| {
-            n.filter(|n| n.is_finite())
-                .map(format_number)
-                .unwrap_or_default()
-        };
+        let number = |n: Option<f64>| n.filter(|n| n.is_finite()).map(format_number).unwrap_or_default();
         let fields = [
             self.warning.map(|r| r.to_string()).unwrap_or_default(),
             self.critical.map(|r| r.to_string()).unwrap_or_default(),
             number(self.min),
             number(self.max),
         ];
-        let used = fields
-            .iter()
-            .rposition(|s| !s.is_empty())
-            .map_or(0, |i| i + 1);
+        let used = fields.iter().rposition(|s| !s.is_empty()).map_or(0, |i| i + 1);
         for field in &fields[..used] {
             write!(f, ";{field}")?;
         }
@@ -419,9 +397,7 @@ impl CheckResult {
     ) -> CheckResult {
         let name = name.into();
         let status = levels.evaluate(value);
-        let perfdata = Perfdata::new(name.clone(), value, unit)
-            .with_levels(levels)
-            .to_string();
+        let perfdata = Perfdata::new(name.clone(), value, unit).with_levels(levels).to_string();
         let message = if value.is_finite() {
             let shown = unit.map_or_else(|| format_number(value), |u| u.show(value));
             match levels.explain(value) {
@@ -554,20 +530,12 @@ mod tests {
 
     #[test]
     fn status_codes_names_and_serde() {
-        for (status, code, name) in [
-            (O, 0, "ok"),
-            (W, 1, "warning"),
-            (C, 2, "critical"),
-            (U, 3, "unknown"),
-        ] {
+        for (status, code, name) in [(O, 0, "ok"), (W, 1, "warning"), (C, 2, "critical"), (U, 3, "unknown")] {
             assert_eq!(status.exit_code(), code);
             assert_eq!(Status::from_exit_code(code), status);
             assert_eq!(status.to_string(), name);
             assert_eq!(serde_json::to_value(status).ok(), Some(json!(name)));
-            assert_eq!(
-                serde_json::from_value::<Status>(json!(name)).ok(),
-                Some(status)
-            );
+            assert_eq!(serde_json::from_value::<Status>(json!(name)).ok(), Some(status));
         }
         for code in [-1, 4, 126, 127, 137, 255] {
             assert_eq!(Status::from_exit_code(code), U, "exit code {code}");
@@ -581,15 +549,11 @@ mod tests {
         let got = (
             Status::worst(statuses.iter().copied()),
             Overall::from_statuses(statuses.iter().copied()),
-            [
-                (FailOn::Critical, "c"),
-                (FailOn::Warning, "w"),
-                (FailOn::Never, "n"),
-            ]
-            .into_iter()
-            .filter(|(f, _)| f.fails(statuses.iter().copied()))
-            .map(|(_, s)| s)
-            .collect::<String>(),
+            [(FailOn::Critical, "c"), (FailOn::Warning, "w"), (FailOn::Never, "n")]
+                .into_iter()
+                .filter(|(f, _)| f.fails(statuses.iter().copied()))
+                .map(|(_, s)| s)
+                .collect::<String>(),
         );
         assert_eq!(
             got,
@@ -639,10 +603,7 @@ mod tests {
         ] {
             assert_eq!(FailOn::from_name(name), Some(fail_on));
             assert_eq!(fail_on.to_string(), name);
-            assert_eq!(
-                serde_json::from_value::<FailOn>(json!(name)).ok(),
-                Some(fail_on)
-            );
+            assert_eq!(serde_json::from_value::<FailOn>(json!(name)).ok(), Some(fail_on));
         }
         assert_eq!(FailOn::from_name("Critical"), None);
         for unit in Unit::ALL {
@@ -659,28 +620,16 @@ mod tests {
     fn perfdata_units_and_numbers() {
         check_perfdata(Perfdata::new("cpu", 12.5, Some(Unit::Percent)), "cpu=12.5%");
         check_perfdata(Perfdata::new("rtt", 0.25, Some(Unit::Seconds)), "rtt=0.25s");
-        check_perfdata(
-            Perfdata::new("rtt", 12.0, Some(Unit::Milliseconds)),
-            "rtt=12ms",
-        );
+        check_perfdata(Perfdata::new("rtt", 12.0, Some(Unit::Milliseconds)), "rtt=12ms");
         check_perfdata(Perfdata::new("rss", 4096.0, Some(Unit::Bytes)), "rss=4096B");
         check_perfdata(Perfdata::new("procs", 7.0, Some(Unit::Count)), "procs=7");
         check_perfdata(Perfdata::new("load1", 0.52, None), "load1=0.52");
-        check_perfdata(
-            Perfdata::new("tx", 123456789.0, Some(Unit::Counter)),
-            "tx=123456789c",
-        );
+        check_perfdata(Perfdata::new("tx", 123456789.0, Some(Unit::Counter)), "tx=123456789c");
         check_perfdata(Perfdata::new("temp", -3.0, None), "temp=-3");
         check_perfdata(Perfdata::new("zero", -0.0, None), "zero=0");
-        check_perfdata(
-            Perfdata::new("tiny", 1e-7, Some(Unit::Seconds)),
-            "tiny=0.0000001s",
-        );
+        check_perfdata(Perfdata::new("tiny", 1e-7, Some(Unit::Seconds)), "tiny=0.0000001s");
         check_perfdata(Perfdata::new("x", 10.50, None), "x=10.5");
-        check_perfdata(
-            Perfdata::new("gone", f64::NAN, Some(Unit::Percent)),
-            "gone=U",
-        );
+        check_perfdata(Perfdata::new("gone", f64::NAN, Some(Unit::Percent)), "gone=U");
         check_perfdata(Perfdata::new("gone", f64::INFINITY, None), "gone=U");
     }
 
@@ -691,22 +640,13 @@ mod tests {
             cpu.clone().with_levels(&levels(json!(70), json!(90))),
             "cpu=93.5%;70;90",
         );
-        check_perfdata(
-            cpu.clone().with_levels(&levels(json!(70), json!(null))),
-            "cpu=93.5%;70",
-        );
+        check_perfdata(cpu.clone().with_levels(&levels(json!(70), json!(null))), "cpu=93.5%;70");
         check_perfdata(
             cpu.clone().with_levels(&levels(json!(null), json!(90))),
             "cpu=93.5%;;90",
         );
-        check_perfdata(
-            cpu.clone().with_bounds(Some(0.0), Some(100.0)),
-            "cpu=93.5%;;;0;100",
-        );
-        check_perfdata(
-            cpu.clone().with_bounds(None, Some(100.0)),
-            "cpu=93.5%;;;;100",
-        );
+        check_perfdata(cpu.clone().with_bounds(Some(0.0), Some(100.0)), "cpu=93.5%;;;0;100");
+        check_perfdata(cpu.clone().with_bounds(None, Some(100.0)), "cpu=93.5%;;;;100");
         check_perfdata(cpu.clone().with_bounds(Some(0.0), None), "cpu=93.5%;;;0");
         check_perfdata(cpu.clone().with_bounds(Some(f64::NAN), None), "cpu=93.5%");
         check_perfdata(
@@ -820,14 +760,7 @@ mod tests {
             json!({"message": "load1 is 0.52", "unit": null, "perfdata": "load1=0.52;4;8"}),
         );
         check_result(
-            CheckResult::measured(
-                "rss",
-                "process",
-                4096.0,
-                Some(Unit::Bytes),
-                &Levels::default(),
-                ms,
-            ),
+            CheckResult::measured("rss", "process", 4096.0, Some(Unit::Bytes), &Levels::default(), ms),
             json!({"message": "rss is 4096 B", "unit": "bytes"}),
         );
         check_result(
@@ -847,26 +780,12 @@ mod tests {
     fn measured_non_finite_is_unknown() {
         let cpu = levels(json!(70), json!(90));
         check_result(
-            CheckResult::measured(
-                "cpu",
-                "cpu",
-                f64::NAN,
-                Some(Unit::Percent),
-                &cpu,
-                Duration::ZERO,
-            ),
+            CheckResult::measured("cpu", "cpu", f64::NAN, Some(Unit::Percent), &cpu, Duration::ZERO),
             json!({"status": "unknown", "value": null, "message": "cpu: the measured value NaN is not a finite number",
                    "perfdata": "cpu=U;70;90", "duration_ms": 0.0}),
         );
         check_result(
-            CheckResult::measured(
-                "cpu",
-                "cpu",
-                f64::INFINITY,
-                Some(Unit::Percent),
-                &cpu,
-                Duration::ZERO,
-            ),
+            CheckResult::measured("cpu", "cpu", f64::INFINITY, Some(Unit::Percent), &cpu, Duration::ZERO),
             json!({"status": "unknown", "value": null, "message": "cpu: the measured value inf is not a finite number"}),
         );
     }
@@ -888,12 +807,7 @@ mod tests {
                    "duration_ms": 3.0, "details": {"ActiveState": "activating", "NRestarts": 2}}),
         );
         check_result(
-            CheckResult::unknown(
-                "db",
-                "tcp",
-                "connect timed out after 5 s",
-                Duration::from_secs(5),
-            ),
+            CheckResult::unknown("db", "tcp", "connect timed out after 5 s", Duration::from_secs(5)),
             json!({"status": "unknown", "message": "connect timed out after 5 s", "perfdata": "", "duration_ms": 5000.0}),
         );
     }
@@ -932,18 +846,12 @@ mod tests {
 
     fn check_summary(results: &[CheckResult], expected: Value) {
         let summary = Summary::of(results);
-        assert_eq!(
-            serde_json::to_value(&summary).ok(),
-            Some(expected),
-            "{results:?}"
-        );
+        assert_eq!(serde_json::to_value(&summary).ok(), Some(expected), "{results:?}");
     }
 
     #[test]
     fn summaries() {
-        let r = |status: Status, micros: u64| {
-            CheckResult::state("x", "k", status, "", Duration::from_micros(micros))
-        };
+        let r = |status: Status, micros: u64| CheckResult::state("x", "k", status, "", Duration::from_micros(micros));
         check_summary(
             &[],
             json!({"status": "healthy", "counts": {"ok": 0, "warning": 0, "critical": 0, "unknown": 0}, "total_duration_ms": 0.0}),
@@ -968,14 +876,7 @@ mod tests {
         let results = [
             CheckResult::measured("cpu", "cpu", 5.0, Some(Unit::Percent), &l, Duration::ZERO),
             CheckResult::state("nginx", "systemd_unit", O, "active", Duration::ZERO),
-            CheckResult::measured(
-                "mem used",
-                "memory",
-                50.0,
-                Some(Unit::Percent),
-                &l,
-                Duration::ZERO,
-            ),
+            CheckResult::measured("mem used", "memory", 50.0, Some(Unit::Percent), &l, Duration::ZERO),
         ];
         assert_eq!(join_perfdata(&results), "cpu=5%;70;90 'mem used'=50%;70;90");
         assert_eq!(join_perfdata(&[]), "");

@@ -96,7 +96,10 @@ impl Opt {
         Opt::new(name, Kind::Raw)
     }
     pub fn list(name: &'static str, elements: Kind) -> Opt {
-        Opt { elements: Some(elements), ..Opt::new(name, Kind::List) }
+        Opt {
+            elements: Some(elements),
+            ..Opt::new(name, Kind::List)
+        }
     }
     pub fn dict(name: &'static str) -> Opt {
         Opt::new(name, Kind::Dict)
@@ -144,7 +147,10 @@ pub struct Spec {
 
 impl Spec {
     pub fn new(options: Vec<Opt>) -> Spec {
-        Spec { options, ..Spec::default() }
+        Spec {
+            options,
+            ..Spec::default()
+        }
     }
     pub fn mutually_exclusive(mut self, names: &[&'static str]) -> Spec {
         self.mutually_exclusive.push(names.to_vec());
@@ -158,12 +164,7 @@ impl Spec {
         self.required_together.push(names.to_vec());
         self
     }
-    pub fn required_if(
-        mut self,
-        option: &'static str,
-        value: impl Into<Value>,
-        requirements: &[&'static str],
-    ) -> Spec {
+    pub fn required_if(mut self, option: &'static str, value: impl Into<Value>, requirements: &[&'static str]) -> Spec {
         self.required_if.push((option, value.into(), requirements.to_vec()));
         self
     }
@@ -196,11 +197,18 @@ impl Spec {
         // Resolve names and aliases first, so that unknown keys are reported together.
         let mut given: Map<String, Value> = Map::new();
         for (key, value) in input {
-            let Some(opt) = self.options.iter().find(|o| o.name == key || o.aliases.contains(&key.as_str()))
+            let Some(opt) = self
+                .options
+                .iter()
+                .find(|o| o.name == key || o.aliases.contains(&key.as_str()))
             else {
                 errors.push(Problem::new(
                     prefix,
-                    ProblemKind::Unknown { key: key.clone(), suggestion: self.closest(key), valid: self.names() },
+                    ProblemKind::Unknown {
+                        key: key.clone(),
+                        suggestion: self.closest(key),
+                        valid: self.names(),
+                    },
                 ));
                 continue;
             };
@@ -248,9 +256,7 @@ impl Spec {
                     (Some(d), _, _) => d.clone(),
                     // A dict with sub-options gets its sub-defaults, as AnsibleModule does
                     // only when asked (apply_defaults); we always do: simpler to read.
-                    (None, Some(sub), Kind::Dict) => {
-                        Value::Object(sub.validate_at(&path, &Map::new(), env, errors))
-                    }
+                    (None, Some(sub), Kind::Dict) => Value::Object(sub.validate_at(&path, &Map::new(), env, errors)),
                     _ => Value::Null,
                 },
             };
@@ -259,8 +265,11 @@ impl Spec {
 
         for (option, expected, requirements) in &self.required_if {
             if out.get(*option) == Some(expected) {
-                let missing: Vec<&str> =
-                    requirements.iter().copied().filter(|n| out.get(*n).is_none_or(Value::is_null)).collect();
+                let missing: Vec<&str> = requirements
+                    .iter()
+                    .copied()
+                    .filter(|n| out.get(*n).is_none_or(Value::is_null))
+                    .collect();
                 if !missing.is_empty() {
                     errors.push(Problem::new(
                         prefix,
@@ -277,8 +286,12 @@ impl Spec {
     }
 
     fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> =
-            self.options.iter().flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied())).map(String::from).collect();
+        let mut names: Vec<String> = self
+            .options
+            .iter()
+            .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
+            .map(String::from)
+            .collect();
         names.sort();
         names
     }
@@ -412,22 +425,44 @@ pub struct Problem {
 
 impl Problem {
     fn new(path: &str, kind: ProblemKind) -> Problem {
-        Problem { path: path.to_string(), kind }
+        Problem {
+            path: path.to_string(),
+            kind,
+        }
     }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProblemKind {
-    Unknown { key: String, suggestion: Option<String>, valid: Vec<String> },
+    Unknown {
+        key: String,
+        suggestion: Option<String>,
+        valid: Vec<String>,
+    },
     GivenTwice,
     Missing,
-    WrongType { expected: &'static str, value: Value, detail: Option<String> },
-    NotInChoices { value: Value, choices: Vec<Value> },
-    OutOfRange { value: Value, min: f64, max: f64 },
+    WrongType {
+        expected: &'static str,
+        value: Value,
+        detail: Option<String>,
+    },
+    NotInChoices {
+        value: Value,
+        choices: Vec<Value>,
+    },
+    OutOfRange {
+        value: Value,
+        min: f64,
+        max: f64,
+    },
     MutuallyExclusive(Vec<String>),
     RequiredOneOf(Vec<String>),
     RequiredTogether(Vec<String>),
-    RequiredIf { option: String, value: Value, missing: Vec<String> },
+    RequiredIf {
+        option: String,
+        value: Value,
+        missing: Vec<String>,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -450,7 +485,11 @@ impl fmt::Display for Problem {
             }
             ProblemKind::GivenTwice => write!(f, "given twice (by its name and an alias)"),
             ProblemKind::Missing => write!(f, "missing required option"),
-            ProblemKind::WrongType { expected, value, detail } => {
+            ProblemKind::WrongType {
+                expected,
+                value,
+                detail,
+            } => {
                 write!(f, "{} is not a valid {expected}", show(value))?;
                 if let Some(d) = detail {
                     write!(f, " ({d})")?;
@@ -474,7 +513,12 @@ impl fmt::Display for Problem {
                 write!(f, "these options must be given together: {}", names.join(", "))
             }
             ProblemKind::RequiredIf { option, value, missing } => {
-                write!(f, "{option} is {} but these options are missing: {}", show(value), missing.join(", "))
+                write!(
+                    f,
+                    "{option} is {} but these options are missing: {}",
+                    show(value),
+                    missing.join(", ")
+                )
             }
         }
     }
@@ -542,7 +586,9 @@ fn coerce(opt: &Opt, value: &Value, path: &str, env: &Env, errors: &mut Vec<Prob
             let before = errors.len();
             for (i, item) in items.iter().enumerate() {
                 let item_path = format!("{path}[{i}]");
-                let Some(v) = coerce_scalar(elements, item, &item_path, env, errors) else { continue };
+                let Some(v) = coerce_scalar(elements, item, &item_path, env, errors) else {
+                    continue;
+                };
                 let v = match (&opt.options, v) {
                     (Some(sub), Value::Object(map)) => Value::Object(sub.validate_at(&item_path, &map, env, errors)),
                     (_, v) => v,
@@ -575,12 +621,25 @@ fn coerce(opt: &Opt, value: &Value, path: &str, env: &Env, errors: &mut Vec<Prob
 /// Choices and range of one (scalar or element) value.
 fn check_value(opt: &Opt, value: &Value, path: &str, errors: &mut Vec<Problem>) -> bool {
     if !opt.choices.is_empty() && !opt.choices.contains(value) {
-        errors.push(Problem::new(path, ProblemKind::NotInChoices { value: value.clone(), choices: opt.choices.clone() }));
+        errors.push(Problem::new(
+            path,
+            ProblemKind::NotInChoices {
+                value: value.clone(),
+                choices: opt.choices.clone(),
+            },
+        ));
         return false;
     }
     if let (Some((min, max)), Some(n)) = (opt.range, value.as_f64()) {
         if n < min || n > max {
-            errors.push(Problem::new(path, ProblemKind::OutOfRange { value: value.clone(), min, max }));
+            errors.push(Problem::new(
+                path,
+                ProblemKind::OutOfRange {
+                    value: value.clone(),
+                    min,
+                    max,
+                },
+            ));
             return false;
         }
     }
@@ -588,7 +647,14 @@ fn check_value(opt: &Opt, value: &Value, path: &str, errors: &mut Vec<Problem>) 
 }
 
 fn wrong_type(path: &str, expected: &'static str, value: &Value, detail: Option<String>) -> Problem {
-    Problem::new(path, ProblemKind::WrongType { expected, value: value.clone(), detail })
+    Problem::new(
+        path,
+        ProblemKind::WrongType {
+            expected,
+            value: value.clone(),
+            detail,
+        },
+    )
 }
 
 fn coerce_scalar(kind: Kind, value: &Value, path: &str, env: &Env, errors: &mut Vec<Problem>) -> Option<Value> {
@@ -796,8 +862,12 @@ mod tests {
 
     /// Validate `input` and compare either the listed output fields or the error text.
     fn check(input: Value, expected: Result<Value, &str>) {
-        let env = Env { home: Some("/root".into()) };
-        let Value::Object(map) = input else { panic!("test input must be an object") };
+        let env = Env {
+            home: Some("/root".into()),
+        };
+        let Value::Object(map) = input else {
+            panic!("test input must be an object")
+        };
         match (spec().validate(&map, &env), expected) {
             (Ok(out), Ok(Value::Object(want))) => {
                 for (k, v) in want {
@@ -813,8 +883,10 @@ mod tests {
     fn defaults_and_aliases() {
         check(
             json!({"unit": "nginx"}),
-            Ok(json!({"name": "nginx", "timeout": 5, "enabled": true, "state": "started",
-                      "subset": ["all"], "labels": null, "dir": "/var/lib/x"})),
+            Ok(
+                json!({"name": "nginx", "timeout": 5, "enabled": true, "state": "started",
+                      "subset": ["all"], "labels": null, "dir": "/var/lib/x"}),
+            ),
         );
         check(json!({"name": "x", "timeout": null}), Ok(json!({"timeout": 5})));
     }
@@ -824,14 +896,30 @@ mod tests {
         check(
             json!({"name": "x", "timeout": "30", "enabled": "no", "ratio": "0.5", "subset": "cpu, !mounts",
                    "labels": "team=sre env='prod east'", "dir": "~/state"}),
-            Ok(json!({"timeout": 30, "enabled": false, "ratio": 0.5, "subset": ["cpu", "!mounts"],
-                      "labels": {"team": "sre", "env": "prod east"}, "dir": "/root/state"})),
+            Ok(
+                json!({"timeout": 30, "enabled": false, "ratio": 0.5, "subset": ["cpu", "!mounts"],
+                      "labels": {"team": "sre", "env": "prod east"}, "dir": "/root/state"}),
+            ),
         );
-        for (text, want) in [("yes", true), ("On", true), ("1", true), ("true", true), ("off", false), ("0", false), ("False", false)] {
+        for (text, want) in [
+            ("yes", true),
+            ("On", true),
+            ("1", true),
+            ("true", true),
+            ("off", false),
+            ("0", false),
+            ("False", false),
+        ] {
             check(json!({"name": "x", "enabled": text}), Ok(json!({"enabled": want})));
         }
-        check(json!({"name": "x", "labels": "{\"a\": 1}"}), Ok(json!({"labels": {"a": 1}})));
-        check(json!({"name": "x", "subset": "[\"a\",\"b\"]"}), Ok(json!({"subset": ["a", "b"]})));
+        check(
+            json!({"name": "x", "labels": "{\"a\": 1}"}),
+            Ok(json!({"labels": {"a": 1}})),
+        );
+        check(
+            json!({"name": "x", "subset": "[\"a\",\"b\"]"}),
+            Ok(json!({"subset": ["a", "b"]})),
+        );
         check(json!({"name": 12}), Ok(json!({"name": "12"})));
         check(json!({"name": "x", "timeout": 7.0}), Ok(json!({"timeout": 7})));
     }
@@ -841,30 +929,63 @@ mod tests {
         check(json!({"name": "x", "timout": 3}),
             Err("unknown option 'timout'; did you mean 'timeout'? (valid options: a, b, dir, enabled, labels, name, password, ports, ratio, state, subset, timeout, unit)"));
         check(json!({}), Err("name: missing required option"));
-        check(json!({"name": "x", "timeout": "soon"}), Err("timeout: 'soon' is not a valid int"));
-        check(json!({"name": "x", "timeout": 2.5}), Err("timeout: 2.5 is not a valid int (not a whole number)"));
-        check(json!({"name": "x", "timeout": 0}), Err("timeout: 0 is out of range 1-3600"));
-        check(json!({"name": "x", "enabled": "maybe"}),
-            Err("enabled: 'maybe' is not a valid bool (use yes/no, true/false, on/off or 1/0)"));
-        check(json!({"name": "x", "state": "running"}), Err("state: 'running' is not one of 'started', 'stopped'"));
-        check(json!({"name": "x", "a": "1", "b": "2"}), Err("options are mutually exclusive: a, b"));
+        check(
+            json!({"name": "x", "timeout": "soon"}),
+            Err("timeout: 'soon' is not a valid int"),
+        );
+        check(
+            json!({"name": "x", "timeout": 2.5}),
+            Err("timeout: 2.5 is not a valid int (not a whole number)"),
+        );
+        check(
+            json!({"name": "x", "timeout": 0}),
+            Err("timeout: 0 is out of range 1-3600"),
+        );
+        check(
+            json!({"name": "x", "enabled": "maybe"}),
+            Err("enabled: 'maybe' is not a valid bool (use yes/no, true/false, on/off or 1/0)"),
+        );
+        check(
+            json!({"name": "x", "state": "running"}),
+            Err("state: 'running' is not one of 'started', 'stopped'"),
+        );
+        check(
+            json!({"name": "x", "a": "1", "b": "2"}),
+            Err("options are mutually exclusive: a, b"),
+        );
         check(json!({"name": ["x"]}), Err("name: [\"x\"] is not a valid str"));
-        check(json!({"name": "x", "labels": "novalue"}), Err("labels: 'novalue' is not a valid dict ('novalue' is not key=value)"));
-        check(json!({"name": "x", "unit": "y"}), Err("name: given twice (by its name and an alias)"));
-        check(json!({"name": "x", "ratio": "NaN"}), Err("ratio: 'NaN' is not a valid float (not a finite number)"));
+        check(
+            json!({"name": "x", "labels": "novalue"}),
+            Err("labels: 'novalue' is not a valid dict ('novalue' is not key=value)"),
+        );
+        check(
+            json!({"name": "x", "unit": "y"}),
+            Err("name: given twice (by its name and an alias)"),
+        );
+        check(
+            json!({"name": "x", "ratio": "NaN"}),
+            Err("ratio: 'NaN' is not a valid float (not a finite number)"),
+        );
     }
 
     #[test]
     fn nested_options_have_paths() {
         check(
             json!({"name": "x", "ports": [{"port": 80}, {"port": "443", "host": "::1"}]}),
-            Ok(json!({"ports": [{"host": "127.0.0.1", "port": 80, "token": null}, {"host": "::1", "port": 443, "token": null}]})),
+            Ok(
+                json!({"ports": [{"host": "127.0.0.1", "port": 80, "token": null}, {"host": "::1", "port": 443, "token": null}]}),
+            ),
         );
-        check(json!({"name": "x", "ports": [{"port": 1}, {"port": 2}, {"port": 70000}]}),
-            Err("ports[2].port: 70000 is out of range 1-65535"));
+        check(
+            json!({"name": "x", "ports": [{"port": 1}, {"port": 2}, {"port": 70000}]}),
+            Err("ports[2].port: 70000 is out of range 1-65535"),
+        );
         check(json!({"name": "x", "ports": [{"prot": 1}]}),
             Err("ports[0]: unknown option 'prot'; did you mean 'port'? (valid options: host, port, token); ports[0].port: missing required option"));
-        check(json!({"name": "x", "ports": ["web"]}), Err("ports[0]: 'web' is not a valid dict ('web' is not key=value)"));
+        check(
+            json!({"name": "x", "ports": ["web"]}),
+            Err("ports[0]: 'web' is not a valid dict ('web' is not key=value)"),
+        );
     }
 
     #[test]
@@ -888,21 +1009,38 @@ mod tests {
 
     #[test]
     fn required_one_of_together_and_if() {
-        let s = Spec::new(vec![Opt::str("x"), Opt::str("y"), Opt::str("mode").default("a"), Opt::str("z")])
-            .required_one_of(&["x", "y"])
-            .required_together(&["x", "z"])
-            .required_if("mode", "b", &["z"]);
+        let s = Spec::new(vec![
+            Opt::str("x"),
+            Opt::str("y"),
+            Opt::str("mode").default("a"),
+            Opt::str("z"),
+        ])
+        .required_one_of(&["x", "y"])
+        .required_together(&["x", "z"])
+        .required_if("mode", "b", &["z"]);
         let env = Env::default();
-        let run = |v: Value| s.validate(v.as_object().expect("object"), &env).map_err(|e| e.to_string());
+        let run = |v: Value| {
+            s.validate(v.as_object().expect("object"), &env)
+                .map_err(|e| e.to_string())
+        };
         assert_eq!(run(json!({})).unwrap_err(), "one of these options is required: x, y");
-        assert_eq!(run(json!({"x": "1"})).unwrap_err(), "these options must be given together: x, z");
-        assert_eq!(run(json!({"y": "1", "mode": "b"})).unwrap_err(), "mode is 'b' but these options are missing: z");
+        assert_eq!(
+            run(json!({"x": "1"})).unwrap_err(),
+            "these options must be given together: x, z"
+        );
+        assert_eq!(
+            run(json!({"y": "1", "mode": "b"})).unwrap_err(),
+            "mode is 'b' but these options are missing: z"
+        );
         assert!(run(json!({"y": "1"})).is_ok());
     }
 
     #[test]
     fn argument_spec_shape() {
-        let spec = Spec::new(vec![Opt::str("state").choices(&["a", "b"]).default("a"), Opt::str("pw").no_log()]);
+        let spec = Spec::new(vec![
+            Opt::str("state").choices(&["a", "b"]).default("a"),
+            Opt::str("pw").no_log(),
+        ]);
         assert_eq!(
             spec.to_argument_spec(),
             json!({"state": {"type": "str", "required": false, "default": "a", "choices": ["a", "b"]},

@@ -218,13 +218,7 @@ fn unknown(item: &str, negated: bool, name: &str) -> SubsetError {
         .map(|n| (crate::spec::edit_distance(name, n), n))
         .filter(|(d, n)| *d > 0 && *d <= 2.max(n.len() / 3))
         .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| {
-            if negated {
-                format!("!{n}")
-            } else {
-                n.to_string()
-            }
-        });
+        .map(|(_, n)| if negated { format!("!{n}") } else { n.to_string() });
     SubsetError {
         item: item.to_string(),
         suggestion,
@@ -239,19 +233,14 @@ mod tests {
     fn check(input: &[&str], expected: &str) {
         let items: Vec<String> = input.iter().map(|s| s.to_string()).collect();
         let got = match parse(&items) {
-            Ok(subset) => subset
-                .groups()
-                .map(Group::name)
-                .collect::<Vec<_>>()
-                .join(" "),
+            Ok(subset) => subset.groups().map(Group::name).collect::<Vec<_>>().join(" "),
             Err(e) => e.to_string(),
         };
         assert_eq!(got, expected, "gather_subset {input:?}");
     }
 
     const EVERY: &str = "cpu load memory mounts network uptime kernel systemd";
-    const VALID: &str =
-        "(valid subsets: all, min, cpu, load, memory, mounts, network, uptime, kernel, \
+    const VALID: &str = "(valid subsets: all, min, cpu, load, memory, mounts, network, uptime, kernel, \
                          systemd; prefix one with '!' to exclude it)";
 
     #[test]
@@ -277,18 +266,9 @@ mod tests {
 
     #[test]
     fn exclusions() {
-        check(
-            &["all", "!mounts"],
-            "cpu load memory network uptime kernel systemd",
-        );
-        check(
-            &["all", "!mounts", "!network"],
-            "cpu load memory uptime kernel systemd",
-        );
-        check(
-            &["all", "!systemd"],
-            "cpu load memory mounts network uptime kernel",
-        );
+        check(&["all", "!mounts"], "cpu load memory network uptime kernel systemd");
+        check(&["all", "!mounts", "!network"], "cpu load memory uptime kernel systemd");
+        check(&["all", "!systemd"], "cpu load memory mounts network uptime kernel");
         // As in Ansible, exclusions alone start from `min`, not from `all`.
         check(&["!mounts"], "uptime kernel systemd");
         check(&["!systemd"], "uptime kernel");

@@ -57,9 +57,7 @@ impl Range {
             None => (false, trimmed),
         };
         if body.is_empty() {
-            return Err(ThresholdError::Empty {
-                text: text.to_string(),
-            });
+            return Err(ThresholdError::Empty { text: text.to_string() });
         }
         let number = |part: &str, which: Part| -> Result<f64, ThresholdError> {
             match part.parse::<f64>() {
@@ -229,10 +227,7 @@ impl Levels {
     /// `0:90`), a range string (`"~:90"`, `"@10:20"`), or absent. `null` and `""` mean no
     /// level, so `warning=` in ad-hoc `k=v` arguments switches a default level off. An error
     /// says which level was wrong.
-    pub fn parse(
-        warning: Option<&Value>,
-        critical: Option<&Value>,
-    ) -> Result<Levels, ThresholdError> {
+    pub fn parse(warning: Option<&Value>, critical: Option<&Value>) -> Result<Levels, ThresholdError> {
         Ok(Levels {
             warning: level("warning", warning)?,
             critical: level("critical", critical)?,
@@ -295,9 +290,7 @@ fn level(name: &'static str, value: Option<&Value>) -> Result<Option<Range>, Thr
         Some(Value::String(s)) => Range::parse(s).map(Some).map_err(in_level),
         Some(Value::Number(n)) => match n.as_f64() {
             Some(f) => Range::from_number(f).map(Some).map_err(in_level),
-            None => Err(in_level(ThresholdError::NotARange {
-                value: n.to_string(),
-            })),
+            None => Err(in_level(ThresholdError::NotARange { value: n.to_string() })),
         },
         Some(other) => Err(in_level(ThresholdError::NotARange {
             value: other.to_string(),
@@ -319,22 +312,12 @@ pub enum Part {
 /// A range that cannot be read. Each message names the text as given.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ThresholdError {
-    #[error(
-        "invalid range '{text}': empty (expected e.g. '10', '10:', '~:10', '10:20' or '@10:20')"
-    )]
+    #[error("invalid range '{text}': empty (expected e.g. '10', '10:', '~:10', '10:20' or '@10:20')")]
     Empty { text: String },
     #[error("invalid range '{text}': {}'{value}' is not a number", part_prefix(*.part))]
-    NotANumber {
-        text: String,
-        part: Part,
-        value: String,
-    },
+    NotANumber { text: String, part: Part, value: String },
     #[error("invalid range '{text}': start {start} is greater than end {end}")]
-    StartAfterEnd {
-        text: String,
-        start: String,
-        end: String,
-    },
+    StartAfterEnd { text: String, start: String, end: String },
     /// A JSON value that is neither a number nor a string (`value` is its JSON text).
     #[error("invalid range {value}: expected a number or a string such as '10', '10:', '~:10', '10:20' or '@10:20'")]
     NotARange { value: String },
@@ -411,25 +394,13 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_text() {
-        check_parse(
-            "20:10",
-            "invalid range '20:10': start 20 is greater than end 10",
-        );
-        check_parse(
-            "@20:10",
-            "invalid range '@20:10': start 20 is greater than end 10",
-        );
+        check_parse("20:10", "invalid range '20:10': start 20 is greater than end 10");
+        check_parse("@20:10", "invalid range '@20:10': start 20 is greater than end 10");
         check_parse("-5", "invalid range '-5': start 0 is greater than end -5");
         check_parse("abc", "invalid range 'abc': 'abc' is not a number");
-        check_parse(
-            "10:abc",
-            "invalid range '10:abc': end 'abc' is not a number",
-        );
+        check_parse("10:abc", "invalid range '10:abc': end 'abc' is not a number");
         check_parse("x:10", "invalid range 'x:10': start 'x' is not a number");
-        check_parse(
-            "10:20:30",
-            "invalid range '10:20:30': end '20:30' is not a number",
-        );
+        check_parse("10:20:30", "invalid range '10:20:30': end '20:30' is not a number");
         check_parse("~5:10", "invalid range '~5:10': start '~5' is not a number");
         check_parse("10:~", "invalid range '10:~': end '~' is not a number");
         check_parse("~", "invalid range '~': '~' is not a number");
@@ -461,51 +432,26 @@ mod tests {
         // The table of the Nagios plugin guidelines, with the values on each edge.
         check_alerts(
             "10",
-            &[
-                (-0.1, true),
-                (0.0, false),
-                (5.0, false),
-                (10.0, false),
-                (10.1, true),
-            ],
+            &[(-0.1, true), (0.0, false), (5.0, false), (10.0, false), (10.1, true)],
         );
         check_alerts("10:", &[(9.9, true), (10.0, false), (1e300, false)]);
         check_alerts("~:10", &[(-1e300, false), (10.0, false), (10.01, true)]);
-        check_alerts(
-            "10:20",
-            &[(9.99, true), (10.0, false), (20.0, false), (20.5, true)],
-        );
+        check_alerts("10:20", &[(9.99, true), (10.0, false), (20.0, false), (20.5, true)]);
         check_alerts(
             "@10:20",
-            &[
-                (9.99, false),
-                (10.0, true),
-                (15.0, true),
-                (20.0, true),
-                (20.01, false),
-            ],
+            &[(9.99, false), (10.0, true), (15.0, true), (20.0, true), (20.01, false)],
         );
-        check_alerts(
-            "@10",
-            &[(-1.0, false), (0.0, true), (10.0, true), (10.5, false)],
-        );
+        check_alerts("@10", &[(-1.0, false), (0.0, true), (10.0, true), (10.5, false)]);
         check_alerts("@~:10", &[(-1e300, true), (10.0, true), (10.5, false)]);
         check_alerts("~:", &[(-1e300, false), (0.0, false), (1e300, false)]);
         check_alerts("@~:", &[(-1e300, true), (0.0, true), (1e300, true)]);
         check_alerts("10:10", &[(9.9, true), (10.0, false), (10.1, true)]);
         check_alerts("0", &[(-0.0, false), (0.0, false), (0.001, true)]);
-        check_alerts(
-            "-10:-5",
-            &[(-11.0, true), (-10.0, false), (-5.0, false), (0.0, true)],
-        );
+        check_alerts("-10:-5", &[(-11.0, true), (-10.0, false), (-5.0, false), (0.0, true)]);
         // Infinity is compared; NaN is never in or out of a range.
         check_alerts(
             "10",
-            &[
-                (f64::INFINITY, true),
-                (f64::NEG_INFINITY, true),
-                (f64::NAN, false),
-            ],
+            &[(f64::INFINITY, true), (f64::NEG_INFINITY, true), (f64::NAN, false)],
         );
         check_alerts("@~:", &[(f64::NAN, false)]);
     }
@@ -517,24 +463,12 @@ mod tests {
             (0.0, Ok("0")),
             (-0.0, Ok("0")),
             (2.5, Ok("2.5")),
-            (
-                -5.0,
-                Err("invalid range '-5': start 0 is greater than end -5"),
-            ),
+            (-5.0, Err("invalid range '-5': start 0 is greater than end -5")),
             (f64::NAN, Err("invalid range 'NaN': 'NaN' is not a number")),
-            (
-                f64::INFINITY,
-                Err("invalid range 'inf': 'inf' is not a number"),
-            ),
+            (f64::INFINITY, Err("invalid range 'inf': 'inf' is not a number")),
         ] {
-            let got = Range::from_number(n)
-                .map(|r| r.to_string())
-                .map_err(|e| e.to_string());
-            assert_eq!(
-                got,
-                expected.map(String::from).map_err(String::from),
-                "number {n}"
-            );
+            let got = Range::from_number(n).map(|r| r.to_string()).map_err(|e| e.to_string());
+            assert_eq!(got, expected.map(String::from).map_err(String::from), "number {n}");
             if let Ok(r) = Range::from_number(n) {
                 assert_eq!(
                     Some(r),
@@ -551,11 +485,7 @@ mod tests {
         match (levels, expected) {
             (Ok(levels), Ok(table)) => {
                 for &(value, status) in table {
-                    assert_eq!(
-                        levels.evaluate(value),
-                        status,
-                        "w={warning} c={critical} value {value}"
-                    );
+                    assert_eq!(levels.evaluate(value), status, "w={warning} c={critical} value {value}");
                 }
             }
             (Err(e), Err(want)) => assert_eq!(e.to_string(), want),
@@ -598,12 +528,7 @@ mod tests {
         check_levels(
             json!("@1:5"),
             json!("@~:0"),
-            Ok(&[
-                (0.0, Critical),
-                (1.0, Warning),
-                (5.0, Warning),
-                (6.0, Status::Ok),
-            ]),
+            Ok(&[(0.0, Critical), (1.0, Warning), (5.0, Warning), (6.0, Status::Ok)]),
         );
         // Overlapping ranges: critical wins.
         check_levels(
@@ -626,17 +551,9 @@ mod tests {
     #[test]
     fn levels_may_be_absent() {
         use Status::{Critical, Unknown, Warning};
-        check_levels(
-            json!(null),
-            json!(null),
-            Ok(&[(-1e9, Status::Ok), (1e9, Status::Ok)]),
-        );
+        check_levels(json!(null), json!(null), Ok(&[(-1e9, Status::Ok), (1e9, Status::Ok)]));
         check_levels(json!(""), json!(" "), Ok(&[(1e9, Status::Ok)]));
-        check_levels(
-            json!(null),
-            json!(90),
-            Ok(&[(95.0, Critical), (80.0, Status::Ok)]),
-        );
+        check_levels(json!(null), json!(90), Ok(&[(95.0, Critical), (80.0, Status::Ok)]));
         check_levels(json!(70), json!(""), Ok(&[(95.0, Warning)]));
         assert_eq!(Levels::parse(None, None), Ok(Levels::default()));
         assert_eq!(Levels::default().evaluate(f64::NAN), Unknown);
@@ -673,14 +590,8 @@ mod tests {
     fn higher_is_worse_seeds() {
         let levels = Levels::higher_is_worse(70.0, 90.0).expect("valid seeds");
         assert_eq!(levels.warning.map(|r| r.to_string()).as_deref(), Some("70"));
-        assert_eq!(
-            levels.critical.map(|r| r.to_string()).as_deref(),
-            Some("90")
-        );
-        assert_eq!(
-            Some(levels),
-            Levels::parse(Some(&json!(70)), Some(&json!(90))).ok()
-        );
+        assert_eq!(levels.critical.map(|r| r.to_string()).as_deref(), Some("90"));
+        assert_eq!(Some(levels), Levels::parse(Some(&json!(70)), Some(&json!(90))).ok());
         for (value, status) in [
             (69.9, Status::Ok),
             (70.0, Status::Ok),
@@ -739,15 +650,9 @@ mod tests {
     #[test]
     fn accessors_and_from_str() {
         let r: Range = "@~:10".parse().expect("valid");
-        assert_eq!(
-            (r.start(), r.end(), r.is_inside()),
-            (f64::NEG_INFINITY, 10.0, true)
-        );
+        assert_eq!((r.start(), r.end(), r.is_inside()), (f64::NEG_INFINITY, 10.0, true));
         let r: Range = "10:".parse().expect("valid");
-        assert_eq!(
-            (r.start(), r.end(), r.is_inside()),
-            (10.0, f64::INFINITY, false)
-        );
+        assert_eq!((r.start(), r.end(), r.is_inside()), (10.0, f64::INFINITY, false));
     }
 
     #[test]

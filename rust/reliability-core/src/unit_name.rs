@@ -162,9 +162,7 @@ pub fn validate(name: &str) -> Result<UnitName, UnitNameError> {
     {
         return Err(fail(Problem::Char(c)));
     }
-    let has_type = name
-        .rsplit_once('.')
-        .is_some_and(|(_, t)| UNIT_TYPES.contains(&t));
+    let has_type = name.rsplit_once('.').is_some_and(|(_, t)| UNIT_TYPES.contains(&t));
     let full = if has_type {
         name.to_string()
     } else {
@@ -188,11 +186,7 @@ pub fn validate(name: &str) -> Result<UnitName, UnitNameError> {
         };
         return Err(fail(Problem::EmptyPrefix(before)));
     }
-    Ok(UnitName {
-        name: full,
-        dot,
-        at,
-    })
+    Ok(UnitName { name: full, dot, at })
 }
 
 /// `s` with control characters escaped, so an error message stays on one line.
@@ -230,14 +224,8 @@ mod tests {
         );
         check("sys-devices-x.device", "sys-devices-x.device");
         check("var-lib-docker.mount", "var-lib-docker.mount");
-        check(
-            "proc-sys-fs-binfmt_misc.automount",
-            "proc-sys-fs-binfmt_misc.automount",
-        );
-        check(
-            "dev-disk-by\\x2duuid-1234.swap",
-            "dev-disk-by\\x2duuid-1234.swap",
-        );
+        check("proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.automount");
+        check("dev-disk-by\\x2duuid-1234.swap", "dev-disk-by\\x2duuid-1234.swap");
         check("foo@.service", "foo@.service");
         check("foo@bar.service", "foo@bar.service");
         check("getty@tty1.service", "getty@tty1.service");
@@ -250,10 +238,7 @@ mod tests {
         check("sshd.socket", "sshd.socket");
         check("multi-user.target", "multi-user.target");
         check("logrotate.timer", "logrotate.timer");
-        check(
-            "systemd-ask-password-console.path",
-            "systemd-ask-password-console.path",
-        );
+        check("systemd-ask-password-console.path", "systemd-ask-password-console.path");
         check("system.slice", "system.slice");
         check("session-1.scope", "session-1.scope");
         check("a:b_c.service", "a:b_c.service");
@@ -285,14 +270,8 @@ mod tests {
             "`reboot`",
             "invalid unit name '`reboot`': '`' is not allowed in unit names",
         );
-        check(
-            "a b",
-            "invalid unit name 'a b': ' ' is not allowed in unit names",
-        );
-        check(
-            "../x",
-            "invalid unit name '../x': '/' is not allowed in unit names",
-        );
+        check("a b", "invalid unit name 'a b': ' ' is not allowed in unit names");
+        check("../x", "invalid unit name '../x': '/' is not allowed in unit names");
         check(
             "/var/lib",
             "invalid unit name '/var/lib': '/' is not allowed in unit names",
@@ -305,34 +284,16 @@ mod tests {
             "nginx\0",
             "invalid unit name 'nginx\\0': '\\0' is not allowed in unit names",
         );
-        check(
-            "a|b",
-            "invalid unit name 'a|b': '|' is not allowed in unit names",
-        );
-        check(
-            "a&&b",
-            "invalid unit name 'a&&b': '&' is not allowed in unit names",
-        );
-        check(
-            "a>b",
-            "invalid unit name 'a>b': '>' is not allowed in unit names",
-        );
-        check(
-            "ssh*",
-            "invalid unit name 'ssh*': '*' is not allowed in unit names",
-        );
+        check("a|b", "invalid unit name 'a|b': '|' is not allowed in unit names");
+        check("a&&b", "invalid unit name 'a&&b': '&' is not allowed in unit names");
+        check("a>b", "invalid unit name 'a>b': '>' is not allowed in unit names");
+        check("ssh*", "invalid unit name 'ssh*': '*' is not allowed in unit names");
         check(
             "ssh?.service",
             "invalid unit name 'ssh?.service': '?' is not allowed in unit names",
         );
-        check(
-            "a'b",
-            "invalid unit name 'a'b': '\\'' is not allowed in unit names",
-        );
-        check(
-            "a\"b",
-            "invalid unit name 'a\"b': '\\\"' is not allowed in unit names",
-        );
+        check("a'b", "invalid unit name 'a'b': '\\'' is not allowed in unit names");
+        check("a\"b", "invalid unit name 'a\"b': '\\\"' is not allowed in unit names");
         check(
             "nginx.service ",
             "invalid unit name 'nginx.service ': ' ' is not allowed in unit names",
@@ -366,18 +327,9 @@ mod tests {
             "invalid unit name '-': a name starting with '-' would be read as an option",
         );
         check("", "invalid unit name '': the name is empty");
-        check(
-            ".service",
-            "invalid unit name '.service': nothing before '.service'",
-        );
-        check(
-            "@.service",
-            "invalid unit name '@.service': nothing before '@'",
-        );
-        check(
-            "@foo.service",
-            "invalid unit name '@foo.service': nothing before '@'",
-        );
+        check(".service", "invalid unit name '.service': nothing before '.service'");
+        check("@.service", "invalid unit name '@.service': nothing before '@'");
+        check("@foo.service", "invalid unit name '@foo.service': nothing before '@'");
         check("@", "invalid unit name '@': nothing before '@'");
         // systemd's grammar allows dots in the prefix, even a lone one.
         check(".", "..service");
@@ -397,27 +349,27 @@ mod tests {
             ),
         );
         check(&"a".repeat(247), &name(255, ".service"));
-        check(&"a".repeat(248), &format!(
+        check(
+            &"a".repeat(248),
+            &format!(
             "invalid unit name '{}': with '.service' appended it is 256 characters, longer than the 255 systemd allows",
             "a".repeat(248)
-        ));
-        check(&"a".repeat(256), &format!(
+        ),
+        );
+        check(
+            &"a".repeat(256),
+            &format!(
             "invalid unit name '{}': with '.service' appended it is 264 characters, longer than the 255 systemd allows",
             "a".repeat(256)
-        ));
+        ),
+        );
     }
 
     #[test]
     fn parts() {
         for (input, prefix, instance, unit_type, template) in [
             ("nginx", "nginx", None, "service", false),
-            (
-                "getty@tty1.service",
-                "getty",
-                Some("tty1"),
-                "service",
-                false,
-            ),
+            ("getty@tty1.service", "getty", Some("tty1"), "service", false),
             ("foo@.service", "foo", Some(""), "service", true),
             ("foo@a@b.timer", "foo", Some("a@b"), "timer", false),
             (
@@ -431,12 +383,7 @@ mod tests {
         ] {
             let unit = validate(input).expect("valid test name");
             assert_eq!(
-                (
-                    unit.prefix(),
-                    unit.instance(),
-                    unit.unit_type(),
-                    unit.is_template()
-                ),
+                (unit.prefix(), unit.instance(), unit.unit_type(), unit.is_template()),
                 (prefix, instance, unit_type, template),
                 "{input}"
             );

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 pub fn spec() -> Spec {
     Spec::new(vec![
-        Opt::list("gather_subset", Kind::Str).default(serde_json::json!(["all"])).aliases(&["subset"]),
+        Opt::list("gather_subset", Kind::Str)
+            .default(serde_json::json!(["all"]))
+            .aliases(&["subset"]),
         Opt::float("cpu_sample_interval").default(0.2).range(0.0, 10.0),
     ])
 }

@@ -14,7 +14,4 @@ use reliability_core::spec::Spec;
 pub type SpecFn = fn() -> Spec;
 
 /// Every module: name and option spec. The sidecar-docs test walks this list.
-pub const MODULES: &[(&str, SpecFn)] = &[
-    ("reliability_facts", facts::spec),
-    ("health_check", health_check::spec),
-];
+pub const MODULES: &[(&str, SpecFn)] = &[("reliability_facts", facts::spec), ("health_check", health_check::spec)];

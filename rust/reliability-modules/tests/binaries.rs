@@ -20,7 +20,11 @@ fn parse(out: std::process::Output) -> Run {
     assert_eq!(stdout.lines().count(), 1, "stdout must be one line: {stdout:?}");
     let result: Value = serde_json::from_str(&stdout).expect("stdout is JSON");
     assert!(result.is_object(), "{result}");
-    Run { code: out.status.code().unwrap_or(-1), result, stderr: String::from_utf8_lossy(&out.stderr).into() }
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        result,
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
 }
 
 fn run_file(bin: &str, contents: &[u8]) -> Run {
@@ -64,7 +68,12 @@ fn reads_stdin_when_no_argument_is_given() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(br#"{"gather_subset": "load", "cpu_sample_interval": "0"}"#).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(br#"{"gather_subset": "load", "cpu_sample_interval": "0"}"#)
+        .expect("write");
     let r = parse(child.wait_with_output().expect("wait"));
     assert_eq!(r.code, 0, "{}", r.result);
     assert!(r.result["ansible_facts"]["reliability"]["load"]["load1"].is_number());
@@ -79,18 +88,39 @@ fn bad_args_files() {
     failed_with(&r, &format!("cannot read args file '{}'", dir.path().display()));
     failed_with(&run_file(FACTS, b""), "is empty; expected a JSON object");
     failed_with(&run_file(FACTS, b"gather_subset=all"), "is not valid JSON");
-    failed_with(&run_file(FACTS, b"[\"all\"]"), "holds JSON an array, expected an object");
+    failed_with(
+        &run_file(FACTS, b"[\"all\"]"),
+        "holds JSON an array, expected an object",
+    );
     failed_with(&run_file(FACTS, &[0xff, 0xfe, 0x00]), "is not UTF-8 text");
 }
 
 #[test]
 fn bad_options() {
-    failed_with(&run(json!({"gather_subst": ["all"]})), "unknown option 'gather_subst'; did you mean 'gather_subset'?");
-    failed_with(&run(json!({"cpu_sample_interval": "soon"})), "cpu_sample_interval: 'soon' is not a valid float");
-    failed_with(&run(json!({"cpu_sample_interval": 60})), "cpu_sample_interval: 60 is out of range 0-10");
-    failed_with(&run(json!({"gather_subset": {"a": 1}})), "gather_subset: {\"a\":1} is not a valid list");
-    failed_with(&run(json!({"gather_subset": ["memroy"]})), "unknown subset 'memroy'; did you mean 'memory'?");
-    failed_with(&run(json!({"subset": "cpu", "gather_subset": "load"})), "gather_subset: given twice");
+    failed_with(
+        &run(json!({"gather_subst": ["all"]})),
+        "unknown option 'gather_subst'; did you mean 'gather_subset'?",
+    );
+    failed_with(
+        &run(json!({"cpu_sample_interval": "soon"})),
+        "cpu_sample_interval: 'soon' is not a valid float",
+    );
+    failed_with(
+        &run(json!({"cpu_sample_interval": 60})),
+        "cpu_sample_interval: 60 is out of range 0-10",
+    );
+    failed_with(
+        &run(json!({"gather_subset": {"a": 1}})),
+        "gather_subset: {\"a\":1} is not a valid list",
+    );
+    failed_with(
+        &run(json!({"gather_subset": ["memroy"]})),
+        "unknown subset 'memroy'; did you mean 'memory'?",
+    );
+    failed_with(
+        &run(json!({"subset": "cpu", "gather_subset": "load"})),
+        "gather_subset: given twice",
+    );
     // Every problem is named, not just the first.
     let r = run(json!({"bogus": 1, "cpu_sample_interval": "x"}));
     assert_eq!(r.result["problems"].as_array().map(Vec::len), Some(2), "{}", r.result);
@@ -101,5 +131,8 @@ fn adhoc_strings_are_coerced() {
     // `ansible -a 'gather_subset=memory,load cpu_sample_interval=0'` sends only strings.
     let r = run(json!({"gather_subset": "memory,load", "cpu_sample_interval": "0"}));
     assert_eq!(r.code, 0, "{}", r.result);
-    assert_eq!(r.result["invocation"]["module_args"], json!({"gather_subset": ["memory", "load"], "cpu_sample_interval": 0.0}));
+    assert_eq!(
+        r.result["invocation"]["module_args"],
+        json!({"gather_subset": ["memory", "load"], "cpu_sample_interval": 0.0})
+    );
 }

@@ -14,7 +14,12 @@ fn doc_options(module: &str) -> Map<String, Value> {
     let path = repo().join(format!("plugins/modules/{module}.yml"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(doc["DOCUMENTATION"]["module"], Value::from(module), "{}: DOCUMENTATION.module", path.display());
+    assert_eq!(
+        doc["DOCUMENTATION"]["module"],
+        Value::from(module),
+        "{}: DOCUMENTATION.module",
+        path.display()
+    );
     for key in ["EXAMPLES", "RETURN"] {
         assert!(doc.get(key).is_some(), "{}: no {key}", path.display());
     }
@@ -49,7 +54,10 @@ fn compare(at: &str, spec: &Map<String, Value>, docs: &Map<String, Value>, probl
         }
         let doc_required = d.get("required").cloned().unwrap_or(Value::Bool(false));
         if s["required"] != doc_required {
-            problems.push(format!("{path}: required is {} in code, {doc_required} in docs", s["required"]));
+            problems.push(format!(
+                "{path}: required is {} in code, {doc_required} in docs",
+                s["required"]
+            ));
         }
         // `no_log` is not a documentation key (validate-modules refuses it): secrecy is
         // said in the description and enforced by the protocol's own tests.
@@ -59,10 +67,17 @@ fn compare(at: &str, spec: &Map<String, Value>, docs: &Map<String, Value>, probl
                 problems.push(format!("{path}: {key} is {code:?} in code, {doc:?} in docs"));
             }
         }
-        match (s.get("options").and_then(Value::as_object), d.get("suboptions").and_then(Value::as_object)) {
+        match (
+            s.get("options").and_then(Value::as_object),
+            d.get("suboptions").and_then(Value::as_object),
+        ) {
             (Some(so), Some(ds)) => compare(&path, so, ds, problems),
             (None, None) => {}
-            (so, ds) => problems.push(format!("{path}: sub-options in code: {}, in docs: {}", so.is_some(), ds.is_some())),
+            (so, ds) => problems.push(format!(
+                "{path}: sub-options in code: {}, in docs: {}",
+                so.is_some(),
+                ds.is_some()
+            )),
         }
     }
 }
@@ -75,7 +90,11 @@ fn sidecar_docs_match_declarations() {
         let spec = spec.as_object().cloned().unwrap_or_default();
         compare(name, &spec, &doc_options(name), &mut problems);
     }
-    assert!(problems.is_empty(), "sidecar docs drifted from spec():\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "sidecar docs drifted from spec():\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]

@@ -52,7 +52,10 @@ pub fn run(
 
     let mut argv = vec![program.display().to_string()];
     argv.extend(args.iter().cloned());
-    let spawn_error = |source| CommandError::Spawn { program: argv[0].clone(), source };
+    let spawn_error = |source| CommandError::Spawn {
+        program: argv[0].clone(),
+        source,
+    };
     let started = Instant::now();
     let mut child = Command::new(program)
         .args(args)
@@ -76,7 +79,10 @@ pub fn run(
             kill_group(pid);
             // Reap it so no zombie is left behind; the group was SIGKILLed, so this is quick.
             let _ = done_rx.recv_timeout(Duration::from_secs(5));
-            return Err(CommandError::Timeout { command: argv.join(" "), timeout });
+            return Err(CommandError::Timeout {
+                command: argv.join(" "),
+                timeout,
+            });
         }
     };
     // The streams close when the process exits, unless something it started keeps them open.
@@ -115,13 +121,21 @@ mod tests {
     use super::*;
 
     fn sh(script: &str, timeout: Duration) -> Result<CommandOutput, CommandError> {
-        run(Path::new("/bin/sh"), &["-c".into(), script.into()], &[("HX_PROBE", "1")], timeout)
+        run(
+            Path::new("/bin/sh"),
+            &["-c".into(), script.into()],
+            &[("HX_PROBE", "1")],
+            timeout,
+        )
     }
 
     #[test]
     fn captures_streams_exit_code_and_env() {
         let out = sh("echo out $HX_PROBE; echo err >&2; exit 3", Duration::from_secs(10)).expect("runs");
-        assert_eq!((out.stdout.as_str(), out.stderr.as_str(), out.exit_code), ("out 1\n", "err\n", Some(3)));
+        assert_eq!(
+            (out.stdout.as_str(), out.stderr.as_str(), out.exit_code),
+            ("out 1\n", "err\n", Some(3))
+        );
         assert!(!out.success());
     }
 
@@ -136,6 +150,9 @@ mod tests {
     #[test]
     fn a_missing_program_is_named() {
         let err = run(Path::new("/nonexistent/prog"), &[], &[], Duration::from_secs(1)).expect_err("fails");
-        assert!(err.to_string().starts_with("could not run '/nonexistent/prog'"), "{err}");
+        assert!(
+            err.to_string().starts_with("could not run '/nonexistent/prog'"),
+            "{err}"
+        );
     }
 }

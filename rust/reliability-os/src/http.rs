@@ -33,8 +33,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
-    time::Duration as UreqDuration, time::Instant as UreqInstant, Buffers, ConnectionDetails,
-    Connector, Either, LazyBuffers, NextTimeout, TcpConnector, Transport, TransportAdapter,
+    time::Duration as UreqDuration, time::Instant as UreqInstant, Buffers, ConnectionDetails, Connector, Either,
+    LazyBuffers, NextTimeout, TcpConnector, Transport, TransportAdapter,
 };
 use x509_cert::der::Decode;
 
@@ -175,11 +175,7 @@ fn prepare(request: &HttpRequest, seen: &SeenCert) -> Result<(ureq::Agent, Strin
     };
     // An https URL needs TLS: set it up now, off the clock. A plain http one needs it only
     // if redirected to https, so a host without CA certificates can still probe http.
-    if request
-        .url
-        .get(..6)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https:"))
-    {
+    if request.url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:")) {
         tls.config()?;
     }
     // ureq adds the timeout to the current time: keep it addable.
@@ -188,11 +184,7 @@ fn prepare(request: &HttpRequest, seen: &SeenCert) -> Result<(ureq::Agent, Strin
         .http_status_as_error(false)
         .timeout_global(Some(timeout))
         .timeout_connect(Some(timeout))
-        .max_redirects(if request.follow_redirects {
-            MAX_REDIRECTS
-        } else {
-            0
-        })
+        .max_redirects(if request.follow_redirects { MAX_REDIRECTS } else { 0 })
         .proxy(None)
         .user_agent(concat!("hx.reliability/", env!("CARGO_PKG_VERSION")))
         .build();
@@ -242,16 +234,10 @@ fn exchange(
 
 /// The URL's host, or why the URL cannot be probed.
 fn check_url(url: &str) -> Result<String, String> {
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|e| format!("invalid URL '{url}': {e}"))?;
+    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("invalid URL '{url}': {e}"))?;
     match uri.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
-        _ => {
-            return Err(format!(
-                "invalid URL '{url}': the scheme must be http or https"
-            ))
-        }
+        _ => return Err(format!("invalid URL '{url}': the scheme must be http or https")),
     }
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(host.to_owned()),
@@ -270,9 +256,7 @@ fn describe(error: &ureq::Error, request: &HttpRequest, host: &str) -> String {
         ureq::Error::Http(e) => format!("invalid request: {e}"),
         ureq::Error::Protocol(e) => format!("invalid HTTP response: {e}"),
         ureq::Error::Io(e) => {
-            let tls = e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+            let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
             match (tls, e.kind()) {
                 (Some(tls), _) => format!("TLS handshake with '{host}' failed: {tls}"),
                 (None, ErrorKind::ConnectionRefused) => "connection refused".into(),
@@ -292,9 +276,7 @@ fn describe(error: &ureq::Error, request: &HttpRequest, host: &str) -> String {
 fn tls_info(der: &[u8]) -> Result<TlsInfo, String> {
     let cert = x509_cert::Certificate::from_der(der).map_err(|e| e.to_string())?;
     let tbs = cert.tbs_certificate();
-    let unix = |t: x509_cert::time::Time| {
-        i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
-    };
+    let unix = |t: x509_cert::time::Time| i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX);
     Ok(TlsInfo {
         subject: rfc4514(tbs.subject()),
         issuer: rfc4514(tbs.issuer()),
@@ -338,9 +320,7 @@ fn rfc4514(name: &x509_cert::name::Name) -> String {
             let value = &atv.value;
             let text = match value.tag() {
                 Tag::Utf8String => Utf8StringRef::try_from(value).ok().map(|s| s.as_str()),
-                Tag::PrintableString => {
-                    PrintableStringRef::try_from(value).ok().map(|s| s.as_str())
-                }
+                Tag::PrintableString => PrintableStringRef::try_from(value).ok().map(|s| s.as_str()),
                 Tag::Ia5String => Ia5StringRef::try_from(value).ok().map(|s| s.as_str()),
                 Tag::TeletexString => TeletexStringRef::try_from(value).ok().map(|s| s.as_str()),
                 _ => None,
@@ -383,11 +363,7 @@ fn escape_rfc4514(value: &str, out: &mut String) {
 
 // ---- trust --------------------------------------------------------------------------------
 
-fn tls_config(
-    ca_file: Option<&Path>,
-    validate_certs: bool,
-    seen: &SeenCert,
-) -> Result<Arc<ClientConfig>, String> {
+fn tls_config(ca_file: Option<&Path>, validate_certs: bool, seen: &SeenCert) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let webpki = if validate_certs {
         let roots = Arc::new(trusted_roots(ca_file)?);
@@ -418,9 +394,7 @@ fn tls_config(
 fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-    let candidates = from_env
-        .into_iter()
-        .chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
+    let candidates = from_env.into_iter().chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
     for bundle in candidates {
         if let Ok(certs) = read_pem_certs(&bundle) {
             roots.add_parsable_certificates(certs);
@@ -429,8 +403,7 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
     }
     if let Some(path) = ca_file {
         let shown = path.display();
-        let certs =
-            read_pem_certs(path).map_err(|e| format!("cannot read ca_file '{shown}': {e}"))?;
+        let certs = read_pem_certs(path).map_err(|e| format!("cannot read ca_file '{shown}': {e}"))?;
         if certs.is_empty() {
             return Err(format!("ca_file '{shown}' holds no PEM certificate"));
         }
@@ -474,16 +447,9 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(end_entity.clone().into_owned());
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Some(end_entity.clone().into_owned());
         match &self.webpki {
-            Some(webpki) => webpki.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            ),
+            Some(webpki) => webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
             None => Ok(ServerCertVerified::assertion()),
         }
     }
@@ -494,12 +460,7 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -508,18 +469,11 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -549,11 +503,7 @@ impl TlsConnector {
 impl<In: Transport> Connector<In> for TlsConnector {
     type Out = Either<In, TlsTransport>;
 
-    fn connect(
-        &self,
-        details: &ConnectionDetails,
-        chained: Option<In>,
-    ) -> Result<Option<Self::Out>, ureq::Error> {
+    fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> Result<Option<Self::Out>, ureq::Error> {
         let Some(transport) = chained else {
             return Ok(None);
         };
@@ -565,8 +515,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let name = ServerName::try_from(bare.to_owned())
             .map_err(|e| ureq::Error::BadUri(format!("'{host}' cannot name a TLS server: {e}")))?;
         let config = self.config().map_err(|e| ureq::Error::Other(e.into()))?;
-        let mut conn =
-            ClientConnection::new(config, name).map_err(|e| ureq::Error::Other(Box::new(e)))?;
+        let mut conn = ClientConnection::new(config, name).map_err(|e| ureq::Error::Other(Box::new(e)))?;
         let inner: Box<dyn Transport> = Box::new(transport);
         let mut sock = TransportAdapter::new(inner, Arc::clone(&details.current_time));
         // The handshake gets what the TCP connect left of the connect (or global) timeout.
@@ -583,10 +532,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
             ..details.timeout
         });
         conn.complete_io(&mut sock)?;
-        let buffers = LazyBuffers::new(
-            details.config.input_buffer_size(),
-            details.config.output_buffer_size(),
-        );
+        let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
         Ok(Some(Either::B(TlsTransport {
             buffers,
             stream: StreamOwned { conn, sock },
@@ -641,8 +587,7 @@ mod tests {
 
     #[test]
     fn urls_that_cannot_be_probed_are_named_in_the_error() {
-        let check =
-            |url: &str, expected: &str| assert_eq!(check_url(url), Err(expected.to_string()));
+        let check = |url: &str, expected: &str| assert_eq!(check_url(url), Err(expected.to_string()));
         check(
             "ftp://example.org/",
             "invalid URL 'ftp://example.org/': the scheme must be http or https",

@@ -31,8 +31,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::socket::{
-    connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockProtocol, SockType,
-    SockaddrStorage,
+    connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockProtocol, SockType, SockaddrStorage,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -93,10 +92,7 @@ pub fn probe_tcp(targets: &[TcpTarget]) -> Vec<TcpProbe> {
         match resolution {
             Ok(Resolved { addrs, took }) => queue.push_back(Pending {
                 index,
-                addrs: addrs
-                    .into_iter()
-                    .map(|ip| SocketAddr::new(ip, target.port))
-                    .collect(),
+                addrs: addrs.into_iter().map(|ip| SocketAddr::new(ip, target.port)).collect(),
                 budget: target.timeout.saturating_sub(took),
             }),
             Err(error) => probes[index].error = Some(error),
@@ -204,10 +200,7 @@ fn resolve_names<'a>(
         resolver_loop(&shared, &next, &stop, &sender, started);
     }
     drop(sender);
-    let give_up = after(
-        started,
-        patience.values().copied().max().unwrap_or(Duration::ZERO),
-    );
+    let give_up = after(started, patience.values().copied().max().unwrap_or(Duration::ZERO));
     while answers.len() < names.len() {
         let wait = give_up.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(wait) {
@@ -273,9 +266,7 @@ fn connect_window(wanted: usize) -> usize {
         }
     }
     let room = soft.saturating_sub(in_use + FD_RESERVE);
-    usize::try_from(room)
-        .unwrap_or(usize::MAX)
-        .clamp(1, wanted.max(1))
+    usize::try_from(room).unwrap_or(usize::MAX).clamp(1, wanted.max(1))
 }
 
 /// File descriptors open in this process now (a guess when `/proc` is not mounted).
@@ -312,12 +303,7 @@ enum Started {
     Failed(String),
 }
 
-fn connect_all(
-    mut queue: VecDeque<Pending>,
-    window: usize,
-    targets: &[TcpTarget],
-    probes: &mut [TcpProbe],
-) {
+fn connect_all(mut queue: VecDeque<Pending>, window: usize, targets: &[TcpTarget], probes: &mut [TcpProbe]) {
     let mut in_flight: Vec<InFlight> = Vec::with_capacity(window.min(queue.len()));
     loop {
         // One connect is started per turn, and while more remain to be started the turn
@@ -327,14 +313,7 @@ fn connect_all(
             if let Some(p) = queue.pop_front() {
                 let deadline = after(Instant::now(), p.budget);
                 let timeout = targets[p.index].timeout;
-                try_from(
-                    p.index,
-                    p.addrs,
-                    0,
-                    (deadline, timeout),
-                    probes,
-                    &mut in_flight,
-                );
+                try_from(p.index, p.addrs, 0, (deadline, timeout), probes, &mut in_flight);
             }
         }
         if in_flight.is_empty() {
@@ -344,16 +323,8 @@ fn connect_all(
             continue;
         }
         let more_to_start = !queue.is_empty() && in_flight.len() < window;
-        let soonest = in_flight
-            .iter()
-            .map(|f| f.deadline)
-            .min()
-            .unwrap_or_else(Instant::now);
-        let until = if more_to_start {
-            Instant::now()
-        } else {
-            soonest
-        };
+        let soonest = in_flight.iter().map(|f| f.deadline).min().unwrap_or_else(Instant::now);
+        let until = if more_to_start { Instant::now() } else { soonest };
         let ready = match wait_writable(&in_flight, until) {
             Ok(ready) => ready,
             Err(Errno::EINTR) => continue,
@@ -392,14 +363,7 @@ fn connect_all(
                         if f.tried + 1 < f.addrs.len() && now < f.deadline {
                             let timeout = targets[f.index].timeout;
                             let limits = (f.deadline, timeout);
-                            try_from(
-                                f.index,
-                                f.addrs,
-                                f.tried + 1,
-                                limits,
-                                probes,
-                                &mut in_flight,
-                            );
+                            try_from(f.index, f.addrs, f.tried + 1, limits, probes, &mut in_flight);
                         } else {
                             probes[f.index].address = f.addrs.get(f.tried).copied();
                             probes[f.index].error = Some(error);
@@ -520,10 +484,7 @@ mod tests {
     #[test]
     fn ip_literals_need_no_lookup() {
         let v6: IpAddr = "::1".parse().unwrap();
-        assert_eq!(
-            parse_ip_literal("127.0.0.1"),
-            Some("127.0.0.1".parse().unwrap())
-        );
+        assert_eq!(parse_ip_literal("127.0.0.1"), Some("127.0.0.1".parse().unwrap()));
         assert_eq!(parse_ip_literal("::1"), Some(v6));
         assert_eq!(parse_ip_literal("[::1]"), Some(v6));
         assert_eq!(parse_ip_literal("[127.0.0.1]"), None);

@@ -86,10 +86,7 @@ pub enum ProcError {
     #[error("pidfile {path} does not exist")]
     PidfileMissing { path: PathBuf },
     #[error("cannot read pidfile {path}: {source}")]
-    PidfileUnreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    PidfileUnreadable { path: PathBuf, source: std::io::Error },
     #[error("'{content}' in {path} is not a pid")]
     NotAPid { path: PathBuf, content: String },
     #[error("pid {pid} from {path} is not running")]
@@ -97,10 +94,7 @@ pub enum ProcError {
     #[error("no process with pid {pid}")]
     NoSuchProcess { pid: u32 },
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("cannot parse {path}: '{content}'")]
     Unparsable { path: PathBuf, content: String },
 }
@@ -131,8 +125,7 @@ fn read_process_with(pid: u32, users: &HashMap<u32, String>) -> Result<ProcInfo,
     let stat = read_stat(pid)?;
     let status_path = dir.join("status");
     let status_text = read_proc_file(pid, &status_path)?;
-    let status =
-        parse_status(&status_text).ok_or_else(|| unparsable(&status_path, &status_text))?;
+    let status = parse_status(&status_text).ok_or_else(|| unparsable(&status_path, &status_text))?;
     let cmdline = fs::read(dir.join("cmdline"))
         .map(|bytes| parse_cmdline(&bytes))
         .unwrap_or_default();
@@ -194,9 +187,7 @@ fn unparsable(path: &Path, content: &str) -> ProcError {
 pub fn read_pidfile(path: impl AsRef<Path>) -> Result<u32, ProcError> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|source| match source.kind() {
-        ErrorKind::NotFound => ProcError::PidfileMissing {
-            path: path.to_owned(),
-        },
+        ErrorKind::NotFound => ProcError::PidfileMissing { path: path.to_owned() },
         _ => ProcError::PidfileUnreadable {
             path: path.to_owned(),
             source,
@@ -236,11 +227,7 @@ pub fn pid_running(pid: u32) -> bool {
 
 /// Where the cgroup hierarchy that holds every process is mounted, in the order tried: the
 /// cgroup v2 tree of a hybrid host, systemd's own named v1 hierarchy, the unified v2 root.
-pub const CGROUP_ROOTS: &[&str] = &[
-    "/sys/fs/cgroup/unified",
-    "/sys/fs/cgroup/systemd",
-    "/sys/fs/cgroup",
-];
+pub const CGROUP_ROOTS: &[&str] = &["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"];
 
 /// The processes in cgroup `path` (as systemd's `ControlGroup=` names it, e.g.
 /// `/system.slice/nginx.service`), sub-cgroups included, ordered by pid. This is how a
@@ -321,10 +308,7 @@ pub fn sample_cpu(pids: &[u32], interval: Duration) -> HashMap<u32, f64> {
             let &(start_after, ticks_after) = after.get(&pid)?;
             (start == start_after).then(|| {
                 let nsec = |ticks| ticks_to_nsec(ticks, hz);
-                (
-                    pid,
-                    cpu_percent(nsec(ticks_before), nsec(ticks_after), elapsed),
-                )
+                (pid, cpu_percent(nsec(ticks_before), nsec(ticks_after), elapsed))
             })
         })
         .collect()
@@ -443,9 +427,7 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
             continue;
         }
         let mut fields = line.split(':');
-        let (Some(name), Some(_password), Some(uid)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(name), Some(_password), Some(uid)) = (fields.next(), fields.next(), fields.next()) else {
             continue;
         };
         if let (false, Ok(uid)) = (name.is_empty(), uid.parse::<u32>()) {
@@ -539,10 +521,7 @@ mod tests {
     #[test]
     fn cmdline_splits_on_nul() {
         assert_eq!(parse_cmdline(b"sleep\x001000\0"), ["sleep", "1000"]);
-        assert_eq!(
-            parse_cmdline(b"nginx: worker process"),
-            ["nginx: worker process"]
-        );
+        assert_eq!(parse_cmdline(b"nginx: worker process"), ["nginx: worker process"]);
         assert_eq!(parse_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
         assert!(parse_cmdline(b"").is_empty());
     }
@@ -573,7 +552,12 @@ mod tests {
         // Sub-cgroups are walked, so the root lists every process of the host.
         match cgroup_pids("/") {
             Ok(pids) => assert!(pids.contains(&std::process::id()), "{pids:?}"),
-            Err(e) => assert!(CGROUP_ROOTS.iter().all(|r| !Path::new(r).join("cgroup.procs").is_file()), "{e}"),
+            Err(e) => assert!(
+                CGROUP_ROOTS
+                    .iter()
+                    .all(|r| !Path::new(r).join("cgroup.procs").is_file()),
+                "{e}"
+            ),
         }
         let missing = cgroup_pids("/no/such.slice/x.service").map_err(|e| e.to_string());
         assert_eq!(

@@ -147,10 +147,7 @@ pub enum SystemdError {
     #[error("cannot reach systemd over D-Bus: {}", first_line(stderr))]
     NoBus { stderr: String },
     #[error("could not run '{program}': {source}")]
-    Spawn {
-        program: String,
-        source: std::io::Error,
-    },
+    Spawn { program: String, source: std::io::Error },
     #[error("'{command}' did not finish within {timeout:?} and was killed")]
     Timeout { command: String, timeout: Duration },
     #[error("'{command}' failed with exit code {code}: {stderr}", code = fmt_code(*.exit_code))]
@@ -161,14 +158,12 @@ pub enum SystemdError {
     },
     /// `stdout` is kept for debugging but left out of the message: it can be long.
     #[error("'systemctl show' described {got} units for {wanted} names")]
-    Mismatch {
-        wanted: usize,
-        got: usize,
-        stdout: String,
-    },
+    Mismatch { wanted: usize, got: usize, stdout: String },
     #[error("unsupported systemctl action '{0}'; expected one of: {list}", list = ACTIONS.join(", "))]
     UnsupportedAction(String),
-    #[error("invalid unit property '{0}': a property is Name=value, the name without '=' or spaces, the value on one line")]
+    #[error(
+        "invalid unit property '{0}': a property is Name=value, the name without '=' or spaces, the value on one line"
+    )]
     InvalidProperty(String),
 }
 
@@ -222,10 +217,7 @@ pub fn show_units(names: &[String]) -> Result<Vec<UnitProps>, SystemdError> {
 /// busy), keyed by the requested name. `None` when systemd has no CPU figure for the unit
 /// (CPU accounting off, unit not running) in either sample; 0 when the unit restarted in
 /// between (its counter starts again).
-pub fn sample_cpu_rates(
-    names: &[String],
-    interval: Duration,
-) -> Result<BTreeMap<String, Option<f64>>, SystemdError> {
+pub fn sample_cpu_rates(names: &[String], interval: Duration) -> Result<BTreeMap<String, Option<f64>>, SystemdError> {
     let before = show_units(names)?;
     let t0 = Instant::now();
     thread::sleep(interval);
@@ -261,11 +253,7 @@ pub fn systemctl(action: &str, unit: &str) -> Result<CommandOutput, SystemdError
 
 /// `systemctl <action> -- <unit>`; a non-zero exit is returned, not an error, because its
 /// meaning depends on the action (`is-active` exits 3 for an inactive unit).
-pub fn systemctl_with_timeout(
-    action: &str,
-    unit: &str,
-    timeout: Duration,
-) -> Result<CommandOutput, SystemdError> {
+pub fn systemctl_with_timeout(action: &str, unit: &str, timeout: Duration) -> Result<CommandOutput, SystemdError> {
     if !ACTIONS.contains(&action) {
         return Err(SystemdError::UnsupportedAction(action.to_owned()));
     }
@@ -280,10 +268,7 @@ pub fn systemctl_with_timeout(
 
 /// `systemctl set-property --runtime -- <unit> K=V...`: changes that end at the next boot
 /// (e.g. `("CPUQuota", "50%")`, `("MemoryMax", "512M")`).
-pub fn set_property_runtime(
-    unit: &str,
-    properties: &[(&str, &str)],
-) -> Result<CommandOutput, SystemdError> {
+pub fn set_property_runtime(unit: &str, properties: &[(&str, &str)]) -> Result<CommandOutput, SystemdError> {
     let mut args = vec![
         "set-property".to_owned(),
         "--runtime".to_owned(),
@@ -543,10 +528,7 @@ mod tests {
     fn captured_missing_and_masked_units() {
         let missing = fixture("missing");
         assert!(!missing.exists() && !missing.is_masked() && !missing.is_active());
-        assert_eq!(
-            (missing.fragment_path, missing.state_change_timestamp),
-            (None, None)
-        );
+        assert_eq!((missing.fragment_path, missing.state_change_timestamp), (None, None));
         let masked = fixture("masked");
         assert!(masked.exists() && masked.is_masked() && !masked.is_active());
         assert_eq!(masked.requires, Vec::<String>::new());
@@ -556,10 +538,7 @@ mod tests {
     #[test]
     fn captured_multi_unit_output_keeps_argument_order() {
         let units = parse_show(include_str!("../tests/fixtures/systemd/many.txt"));
-        let got: Vec<_> = units
-            .iter()
-            .map(|u| format!("{} {}", u.id, u.load_state))
-            .collect();
+        let got: Vec<_> = units.iter().map(|u| format!("{} {}", u.id, u.load_state)).collect();
         assert_eq!(
             got,
             [
@@ -581,12 +560,7 @@ mod tests {
              NRestarts=12\nExecMainStatus=-1\n",
         )[0];
         assert_eq!(
-            (
-                u.memory_current,
-                u.cpu_usage_nsec,
-                u.tasks_current,
-                u.n_restarts
-            ),
+            (u.memory_current, u.cpu_usage_nsec, u.tasks_current, u.n_restarts),
             (Some(1519616), Some(21930000), Some(1), Some(12))
         );
         assert_eq!(u.exec_main_status, Some(-1));
@@ -622,10 +596,7 @@ mod tests {
         assert_eq!(units[0].description.as_deref(), Some("x=y z"));
         assert_eq!(units[0].requires, ["c.socket", "d.target"]);
         assert_eq!(units[1].memory_current, Some(4096));
-        assert_eq!(
-            units[1].control_group.as_deref(),
-            Some("/system.slice/a.service")
-        );
+        assert_eq!(units[1].control_group.as_deref(), Some("/system.slice/a.service"));
         assert_eq!(units[0].control_group, None);
     }
 
@@ -643,16 +614,12 @@ mod tests {
             exit_code: Some(1),
             stdout: String::new(),
             // Captured on this build machine, whose PID 1 is not systemd.
-            stderr:
-                "System has not been booted with systemd as init system (PID 1). Can't operate.\n\
+            stderr: "System has not been booted with systemd as init system (PID 1). Can't operate.\n\
                      Failed to connect to bus: Host is down\n"
-                    .into(),
+                .into(),
             duration_ms: 1,
         };
-        assert!(matches!(
-            classify(out),
-            Err(SystemdError::NotRunning { .. })
-        ));
+        assert!(matches!(classify(out), Err(SystemdError::NotRunning { .. })));
     }
 
     #[test]

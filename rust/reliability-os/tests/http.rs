@@ -47,9 +47,7 @@ fn read_head(stream: impl Read) -> String {
 
 /// An HTTP server on 127.0.0.1 answering each request with `answer(request head)`, and
 /// passing every request head it saw to the returned receiver.
-fn http_server(
-    answer: impl Fn(&str) -> Reply + Send + 'static,
-) -> (SocketAddr, mpsc::Receiver<String>) {
+fn http_server(answer: impl Fn(&str) -> Reply + Send + 'static) -> (SocketAddr, mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (seen, heads) = mpsc::channel();
@@ -90,10 +88,7 @@ fn a_200_with_its_body() {
     assert_eq!(probe.tls, None);
     let head = heads.recv().unwrap();
     assert!(head.starts_with("GET /health HTTP/1.1\r\n"), "{head}");
-    assert!(
-        head.to_lowercase().contains("user-agent: hx.reliability/"),
-        "{head}"
-    );
+    assert!(head.to_lowercase().contains("user-agent: hx.reliability/"), "{head}");
 }
 
 #[test]
@@ -180,11 +175,7 @@ fn a_server_slower_than_the_timeout_times_out() {
         ..get(format!("http://{addr}/"))
     };
     let probe = probe_http(&request);
-    assert_eq!(
-        probe.error.as_deref(),
-        Some("timed out after 500ms"),
-        "{probe:?}"
-    );
+    assert_eq!(probe.error.as_deref(), Some("timed out after 500ms"), "{probe:?}");
     assert_eq!((probe.status, probe.latency), (None, None));
     assert!(probe.total_time >= Duration::from_millis(500), "{probe:?}");
     assert!(probe.total_time < Duration::from_millis(2500), "{probe:?}");
@@ -208,26 +199,15 @@ fn latency_is_time_to_headers_and_total_time_includes_the_body() {
     let probe = probe_http(&get(format!("http://{addr}/")));
     assert_ok(&probe, 200);
     assert_eq!(probe.body.as_deref(), Some("done"));
-    assert!(
-        probe.latency.unwrap() < Duration::from_millis(300),
-        "{probe:?}"
-    );
+    assert!(probe.latency.unwrap() < Duration::from_millis(300), "{probe:?}");
     assert!(probe.total_time >= Duration::from_millis(400), "{probe:?}");
 }
 
 #[test]
 fn a_closed_port_is_refused() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let probe = probe_http(&get(format!("http://127.0.0.1:{port}/")));
-    assert_eq!(
-        probe.error.as_deref(),
-        Some("connection refused"),
-        "{probe:?}"
-    );
+    assert_eq!(probe.error.as_deref(), Some("connection refused"), "{probe:?}");
     assert_eq!(probe.status, None);
 }
 
@@ -274,9 +254,7 @@ fn redirects_are_reported_unless_asked_to_follow() {
         if head.starts_with("GET /old ") {
             Reply {
                 delay: Duration::ZERO,
-                bytes:
-                    b"HTTP/1.1 301 Moved Permanently\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n"
-                        .to_vec(),
+                bytes: b"HTTP/1.1 301 Moved Permanently\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n".to_vec(),
             }
         } else {
             reply("200 OK", "new place")
@@ -298,10 +276,7 @@ fn redirects_are_reported_unless_asked_to_follow() {
 const DAY: i64 = 24 * 3600;
 
 fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// A self-signed certificate for 127.0.0.1 and localhost, valid from an hour ago until
@@ -378,10 +353,7 @@ fn https_with_a_self_signed_certificate_that_expires_in_five_days() {
         "{error}"
     );
     assert_eq!(probe.status, None);
-    assert_eq!(
-        probe.tls.as_ref().map(|t| t.not_after_unix),
-        Some(server.not_after)
-    );
+    assert_eq!(probe.tls.as_ref().map(|t| t.not_after_unix), Some(server.not_after));
 
     // Trusted through ca_file.
     let dir = tempfile::tempdir().unwrap();
@@ -396,10 +368,7 @@ fn https_with_a_self_signed_certificate_that_expires_in_five_days() {
     assert_eq!(probe.body.as_deref(), Some("secure"));
     let tls = probe.tls.unwrap();
     let left = tls.not_after_unix - now_unix();
-    assert!(
-        left > 5 * DAY - 60 && left <= 5 * DAY,
-        "not_after is {left} s away"
-    );
+    assert!(left > 5 * DAY - 60 && left <= 5 * DAY, "not_after is {left} s away");
     assert!(tls.not_before_unix < now_unix());
     // RFC 4514, as `openssl x509 -noout -subject -nameopt RFC2253` prints this certificate:
     // the last RDN first, the comma in a value escaped.
@@ -428,10 +397,7 @@ fn an_expired_certificate_fails_verification_and_shows_when_it_expired() {
         ..get(url)
     });
     let error = probe.error.unwrap();
-    assert!(
-        error.contains("certificate") && error.contains("xpired"),
-        "{error}"
-    );
+    assert!(error.contains("certificate") && error.contains("xpired"), "{error}");
     assert_eq!(probe.tls.map(|t| t.not_after_unix), Some(server.not_after));
 }
 
@@ -459,10 +425,7 @@ fn a_ca_file_that_cannot_be_used_is_an_error() {
     });
     assert_eq!(
         probe.error,
-        Some(format!(
-            "ca_file '{}' holds no PEM certificate",
-            empty.display()
-        ))
+        Some(format!("ca_file '{}' holds no PEM certificate", empty.display()))
     );
 }
 
@@ -480,11 +443,7 @@ fn a_server_that_never_finishes_the_handshake_times_out() {
         timeout: Duration::from_millis(700),
         ..get(url)
     });
-    assert_eq!(
-        probe.error.as_deref(),
-        Some("timed out after 700ms"),
-        "{probe:?}"
-    );
+    assert_eq!(probe.error.as_deref(), Some("timed out after 700ms"), "{probe:?}");
     assert_eq!(probe.tls, None);
     assert!(probe.total_time < Duration::from_millis(2500), "{probe:?}");
 }
@@ -525,10 +484,7 @@ fn servers_that_misbehave_are_described() {
     let addr = raw(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     let probe = probe_http(&get(format!("https://{addr}/")));
     let error = probe.error.unwrap();
-    assert!(
-        error.starts_with("TLS handshake with '127.0.0.1' failed: "),
-        "{error}"
-    );
+    assert!(error.starts_with("TLS handshake with '127.0.0.1' failed: "), "{error}");
 }
 
 #[test]

@@ -8,9 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::socket::{
-    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
-};
+use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
 use reliability_os::net::{probe_tcp, TcpProbe, TcpTarget};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -99,10 +97,7 @@ fn closed_port_is_refused_at_once() {
 fn no_targets_no_probes_and_an_empty_name_is_an_error() {
     assert_eq!(probe_tcp(&[]), vec![]);
     let probes = probe_tcp(&[target("", 80, Duration::from_secs(1))]);
-    assert_eq!(
-        probes[0].error.as_deref(),
-        Some("cannot resolve '': empty host name")
-    );
+    assert_eq!(probes[0].error.as_deref(), Some("cannot resolve '': empty host name"));
     assert_eq!(probes[0].address, None);
     assert!(!probes[0].open);
 }
@@ -114,18 +109,8 @@ fn no_targets_no_probes_and_an_empty_name_is_an_error() {
 /// may lack).
 #[test]
 fn a_listener_with_a_full_queue_answers_late_and_the_latency_shows_it() {
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::new(127, 0, 0, 1, 0),
-    )
-    .unwrap();
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
     // A backlog of 0 holds one finished handshake; the next SYN is dropped.
     listen(&fd, Backlog::new(0).unwrap()).unwrap();
     let listener = TcpListener::from(fd);
@@ -174,10 +159,7 @@ fn more_targets_than_file_descriptors_are_probed_in_a_sliding_window() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("1 passed"),
-        "child ran no test:\n{stdout}\n{stderr}"
-    );
+    assert!(stdout.contains("1 passed"), "child ran no test:\n{stdout}\n{stderr}");
 }
 
 fn fd_limited_child() {
@@ -194,11 +176,7 @@ fn fd_limited_child() {
         .collect();
     let probes = probe_tcp(&targets);
     let open = probes.iter().filter(|p| p.open).count();
-    let errors: Vec<_> = probes
-        .iter()
-        .filter_map(|p| p.error.as_deref())
-        .take(3)
-        .collect();
+    let errors: Vec<_> = probes.iter().filter_map(|p| p.error.as_deref()).take(3).collect();
     assert_eq!(open, 600, "first errors: {errors:?}");
 }
 
@@ -207,10 +185,7 @@ fn fd_limited_child() {
 /// Runs `f` on a thread that has its own network namespace, with `lo` up and `nft_rules`
 /// (an `nft -f` script) loaded. The namespace goes away with the thread. `None` (after
 /// saying why) when that cannot be had: not root, no `ip`/`nft`, no namespaces.
-fn in_private_netns<R: Send + 'static>(
-    nft_rules: String,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> Option<R> {
+fn in_private_netns<R: Send + 'static>(nft_rules: String, f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("SKIPPED: needs root to make a network namespace");
         return None;
@@ -243,10 +218,7 @@ fn run(cmd: &mut Command, stdin: Option<&str>) -> Result<(), String> {
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!(
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(())
 }
@@ -313,10 +285,7 @@ fn two_hundred_probes_half_of_them_unanswered_take_one_timeout_not_a_hundred() {
     let Some((probes, elapsed, open_port)) = outcome else {
         return;
     };
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "200 probes took {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(5), "200 probes took {elapsed:?}");
     assert_eq!(probes.len(), 200);
     for (i, probe) in probes.iter().enumerate() {
         if i % 2 == 0 {
@@ -339,10 +308,7 @@ fn a_name_that_does_not_resolve_is_reported_with_the_name() {
         return;
     };
     let error = probes[0].error.clone().unwrap();
-    assert!(
-        error.starts_with("cannot resolve 'no-such-host.invalid': "),
-        "{error}"
-    );
+    assert!(error.starts_with("cannot resolve 'no-such-host.invalid': "), "{error}");
     assert_eq!(probes[0].address, None);
 }
 

@@ -62,19 +62,12 @@ fn unique_sleep(dir: &Path, tag: &str) -> PathBuf {
 fn finds_a_child_by_name_and_cmdline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = unique_sleep(dir.path(), "a");
-    let name = exe
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("name")
-        .to_owned();
+    let name = exe.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
     let arg = format!("1000.{}", std::process::id());
     let mut children = Children::default();
     let pid = children.spawn(Command::new(&exe).arg(&arg));
 
-    let found: Vec<_> = procs::list_processes()
-        .into_iter()
-        .filter(|p| p.name == name)
-        .collect();
+    let found: Vec<_> = procs::list_processes().into_iter().filter(|p| p.name == name).collect();
     assert_eq!(found.len(), 1, "{found:#?}");
     let p = &found[0];
     assert_eq!(p.pid, pid);
@@ -83,12 +76,7 @@ fn finds_a_child_by_name_and_cmdline() {
     assert_eq!(p.exe.as_deref(), Some(exe.to_str().expect("utf-8 path")));
     assert!(matches!(p.state, 'S' | 'R'), "state {}", p.state);
     assert!(p.rss_bytes > 0, "rss {}", p.rss_bytes);
-    assert!(
-        p.vsize >= p.rss_bytes,
-        "vsize {} rss {}",
-        p.vsize,
-        p.rss_bytes
-    );
+    assert!(p.vsize >= p.rss_bytes, "vsize {} rss {}", p.vsize, p.rss_bytes);
     assert!(p.open_fds.is_some_and(|n| n >= 3), "fds {:?}", p.open_fds);
     assert_eq!(p.threads, 1);
     assert!(p.start_time_ticks > 0);
@@ -101,10 +89,7 @@ fn finds_a_child_by_name_and_cmdline() {
 
     // The same process read on its own, and found by its argument.
     let single = procs::read_process(pid).expect("read_process");
-    assert_eq!(
-        (single.name.as_str(), &single.cmdline),
-        (name.as_str(), &p.cmdline)
-    );
+    assert_eq!((single.name.as_str(), &single.cmdline), (name.as_str(), &p.cmdline));
     let by_arg = procs::list_processes()
         .into_iter()
         .filter(|p| p.cmdline.get(1) == Some(&arg))
@@ -117,19 +102,14 @@ fn listing_is_sorted_and_contains_init_and_us() {
     let all = procs::list_processes();
     assert!(all.windows(2).all(|w| w[0].pid < w[1].pid));
     assert!(all.iter().any(|p| p.pid == 1));
-    let me = all
-        .iter()
-        .find(|p| p.pid == std::process::id())
-        .expect("self");
+    let me = all.iter().find(|p| p.pid == std::process::id()).expect("self");
     assert!(me.threads >= 1 && me.rss_bytes > 0);
 }
 
 #[test]
 fn listing_tolerates_processes_that_come_and_go() {
     let mut children = Children::default();
-    let churn = children.spawn(
-        Command::new("/bin/sh").args(["-c", "while :; do /bin/true; /bin/true & wait; done"]),
-    );
+    let churn = children.spawn(Command::new("/bin/sh").args(["-c", "while :; do /bin/true; /bin/true & wait; done"]));
     for _ in 0..20 {
         let all = procs::list_processes();
         assert!(all.iter().any(|p| p.pid == churn));
@@ -158,15 +138,9 @@ fn a_busy_loop_uses_most_of_a_core() {
         let busy_pct = rates.get(&busy).copied().unwrap_or(0.0);
         let idle_pct = rates.get(&idle).copied();
         assert!(!rates.contains_key(&gone));
-        assert!(
-            idle_pct.is_some_and(|p| p < 5.0),
-            "idle sleep at {idle_pct:?}%"
-        );
+        assert!(idle_pct.is_some_and(|p| p < 5.0), "idle sleep at {idle_pct:?}%");
         if busy_pct > 50.0 {
-            assert!(
-                busy_pct < 110.0,
-                "one thread cannot use {busy_pct}% of a core"
-            );
+            assert!(busy_pct < 110.0, "one thread cannot use {busy_pct}% of a core");
             return;
         }
         last = rates;
@@ -201,10 +175,7 @@ fn pidfile_errors_name_the_problem() {
         err.to_string().replace(&path.display().to_string(), "PATH")
     };
     assert_eq!(message("missing.pid", None), "pidfile PATH does not exist");
-    assert_eq!(
-        message("abc.pid", Some("abc\n")),
-        "'abc' in PATH is not a pid"
-    );
+    assert_eq!(message("abc.pid", Some("abc\n")), "'abc' in PATH is not a pid");
     assert_eq!(message("empty.pid", Some("")), "'' in PATH is not a pid");
     assert_eq!(message("neg.pid", Some("-1")), "'-1' in PATH is not a pid");
 
@@ -218,10 +189,7 @@ fn pidfile_errors_name_the_problem() {
     );
 
     let err = procs::read_pidfile(dir.path()).expect_err("a directory");
-    assert!(
-        matches!(err, ProcError::PidfileUnreadable { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ProcError::PidfileUnreadable { .. }), "{err:?}");
 }
 
 #[test]
@@ -261,8 +229,5 @@ fn zombies_and_threads_are_not_running_processes() {
 #[test]
 fn a_missing_pid_is_a_typed_error() {
     let err = procs::read_process(u32::MAX).expect_err("no such pid");
-    assert!(
-        matches!(err, ProcError::NoSuchProcess { pid: u32::MAX }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ProcError::NoSuchProcess { pid: u32::MAX }), "{err:?}");
 }

@@ -1,3 +1,7 @@
 fn main() -> std::process::ExitCode {
-    ansible_module::main("reliability_facts", reliability_modules::facts::spec(), reliability_modules::facts::run)
+    ansible_module::main(
+        "reliability_facts",
+        reliability_modules::facts::spec(),
+        reliability_modules::facts::run,
+    )
 }

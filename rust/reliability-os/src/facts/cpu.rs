@@ -87,10 +87,7 @@ impl CpuTimes {
             steal: self.steal.saturating_sub(earlier.steal),
         };
         let total = delta.total() as f64;
-        let busy = delta
-            .total()
-            .saturating_sub(delta.idle)
-            .saturating_sub(delta.iowait) as f64;
+        let busy = delta.total().saturating_sub(delta.idle).saturating_sub(delta.iowait) as f64;
         Some(CpuUsage {
             usage_percent: percent(busy, total)?,
             iowait_percent: percent(delta.iowait as f64, total)?,
@@ -185,9 +182,7 @@ pub(super) fn gather(
         return Ok(cpu);
     }
     std::thread::sleep(sample.saturating_sub(started.elapsed()));
-    let second = host
-        .read("/proc/stat")
-        .and_then(|text| parse_proc_stat(&text));
+    let second = host.read("/proc/stat").and_then(|text| parse_proc_stat(&text));
     cpu.sample_seconds = Some(round2(started.elapsed().as_secs_f64()));
     if let Some(usage) = second.ok().and_then(|s| s.cpu.usage_since(&first.cpu)) {
         cpu.usage_percent = Some(usage.usage_percent);
@@ -233,11 +228,7 @@ softirq 203875 0 28145 4 10077 40302 0 43 65027 0 60277
 ";
 
     fn check_stat(text: &str, expected: Result<ProcStat, &str>) {
-        assert_eq!(
-            parse_proc_stat(text),
-            expected.map_err(str::to_string),
-            "{text}"
-        );
+        assert_eq!(parse_proc_stat(text), expected.map_err(str::to_string), "{text}");
     }
 
     #[test]
@@ -274,10 +265,7 @@ softirq 203875 0 28145 4 10077 40302 0 43 65027 0 60277
                 btime: None,
             }),
         );
-        check_stat(
-            "cpu0 1 2 3 4\nbtime 5\n",
-            Err("/proc/stat: no aggregate 'cpu' line"),
-        );
+        check_stat("cpu0 1 2 3 4\nbtime 5\n", Err("/proc/stat: no aggregate 'cpu' line"));
         check_stat("cpu 1 2 3\n", Err("/proc/stat: no aggregate 'cpu' line"));
         check_stat("", Err("/proc/stat: no aggregate 'cpu' line"));
     }
@@ -301,11 +289,7 @@ softirq 203875 0 28145 4 10077 40302 0 43 65027 0 60277
 
     #[test]
     fn usage() {
-        check_usage(
-            [0; 8],
-            [25, 0, 25, 40, 10, 0, 0, 0],
-            Some((50.0, 10.0, 0.0)),
-        );
+        check_usage([0; 8], [25, 0, 25, 40, 10, 0, 0, 0], Some((50.0, 10.0, 0.0)));
         check_usage(
             [100, 0, 100, 100, 0, 0, 0, 0],
             [130, 0, 100, 160, 0, 0, 0, 10],
@@ -323,9 +307,8 @@ softirq 203875 0 28145 4 10077 40302 0 43 65027 0 60277
 
     #[test]
     fn cpu_model() {
-        let check = |text: &str, expected: Option<&str>| {
-            assert_eq!(parse_cpu_model(text).as_deref(), expected, "{text}")
-        };
+        let check =
+            |text: &str, expected: Option<&str>| assert_eq!(parse_cpu_model(text).as_deref(), expected, "{text}");
         // Captured on the development VM (first lines of the first block).
         check(
             "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nstepping\t: 1\n",
@@ -335,8 +318,14 @@ softirq 203875 0 28145 4 10077 40302 0 43 65027 0 60277
             "Processor\t: ARMv7 Processor rev 4 (v7l)\nprocessor\t: 0\nBogoMIPS\t: 38.40\n",
             Some("ARMv7 Processor rev 4 (v7l)"),
         );
-        check("processor\t: 0\ncpu\t\t: POWER9 (architected), altivec supported\nclock\t\t: 2200.000000MHz\n", Some("POWER9 (architected), altivec supported"));
-        check("processor\t: 0\nhart\t\t: 1\nisa\t\t: rv64imafdc\nmmu\t\t: sv39\nuarch\t\t: sifive,u74-mc\n", Some("sifive,u74-mc"));
+        check(
+            "processor\t: 0\ncpu\t\t: POWER9 (architected), altivec supported\nclock\t\t: 2200.000000MHz\n",
+            Some("POWER9 (architected), altivec supported"),
+        );
+        check(
+            "processor\t: 0\nhart\t\t: 1\nisa\t\t: rv64imafdc\nmmu\t\t: sv39\nuarch\t\t: sifive,u74-mc\n",
+            Some("sifive,u74-mc"),
+        );
         // ARM64: no model at all.
         check(
             "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n",

@@ -91,11 +91,7 @@ mod tests {
     fn check(text: &str, expected: [Option<&str>; 3]) {
         let os = parse_os_release(text);
         assert_eq!(
-            [
-                os.pretty_name.as_deref(),
-                os.id.as_deref(),
-                os.version_id.as_deref()
-            ],
+            [os.pretty_name.as_deref(), os.id.as_deref(), os.version_id.as_deref()],
             expected,
             "{text}"
         );
@@ -113,11 +109,7 @@ VERSION_CODENAME=bookworm
 ID=debian
 HOME_URL="https://www.debian.org/"
 "#,
-            [
-                Some("Debian GNU/Linux 12 (bookworm)"),
-                Some("debian"),
-                Some("12"),
-            ],
+            [Some("Debian GNU/Linux 12 (bookworm)"), Some("debian"), Some("12")],
         );
         // Rolling release: no VERSION_ID.
         check(

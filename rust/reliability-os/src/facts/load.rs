@@ -29,17 +29,9 @@ pub struct Load {
 pub fn parse_loadavg(text: &str, cpus: Option<u32>) -> Result<Load, String> {
     let bad = || format!("/proc/loadavg: unexpected content '{}'", text.trim());
     let fields: Vec<&str> = text.split_ascii_whitespace().collect();
-    let load = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .ok_or_else(bad)
-    };
+    let load = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).ok_or_else(bad);
     let (load1, load5, load15) = (load(0)?, load(1)?, load(2)?);
-    let (running, total) = fields
-        .get(3)
-        .and_then(|f| f.split_once('/'))
-        .ok_or_else(bad)?;
+    let (running, total) = fields.get(3).and_then(|f| f.split_once('/')).ok_or_else(bad)?;
     let per_core = |l: f64| cpus.filter(|n| *n > 0).map(|n| round2(l / f64::from(n)));
     Ok(Load {
         load1,
@@ -88,11 +80,7 @@ mod tests {
                 r#"{"load1":1.0,"load5":1.0,"load15":1.0,"load1_per_core":null,"load5_per_core":null,"load15_per_core":null,"tasks_running":1,"tasks_total":10}"#,
             );
         }
-        check(
-            "1.00 1.00\n",
-            Some(1),
-            "/proc/loadavg: unexpected content '1.00 1.00'",
-        );
+        check("1.00 1.00\n", Some(1), "/proc/loadavg: unexpected content '1.00 1.00'");
         check(
             "1.00 1.00 1.00 x 1\n",
             Some(1),

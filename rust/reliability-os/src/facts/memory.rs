@@ -139,10 +139,7 @@ Hugepagesize:       2048 kB
             r#"{"total":1024000,"free":102400,"available":409600,"used":614400,"used_percent":60.0,"buffers":51200,"cached":256000,"shared":0,"swap_total":409600,"swap_free":307200,"swap_used":102400,"swap_used_percent":25.0}"#,
         );
         check("MemFree: 1 kB\n", "/proc/meminfo: no 'MemTotal' line");
-        check(
-            "MemTotal: x kB\nMemFree: 1 kB\n",
-            "/proc/meminfo: no 'MemTotal' line",
-        );
+        check("MemTotal: x kB\nMemFree: 1 kB\n", "/proc/meminfo: no 'MemTotal' line");
         check("", "/proc/meminfo: no 'MemTotal' line");
     }
 }

@@ -130,10 +130,8 @@ fn gather_at(host: &Host, subset: &Subset, cpu_sample: Duration) -> Facts {
     let want = |g: Group| subset.contains(g);
     // CPU count, load per core and boot time all come from /proc/stat: read it once. For
     // the CPU group this is also the first reading of the usage sample.
-    let stat = (want(Group::Cpu) || want(Group::Load) || want(Group::Uptime)).then(|| {
-        host.read("/proc/stat")
-            .and_then(|text| parse_proc_stat(&text))
-    });
+    let stat = (want(Group::Cpu) || want(Group::Load) || want(Group::Uptime))
+        .then(|| host.read("/proc/stat").and_then(|text| parse_proc_stat(&text)));
     let sample_started = Instant::now();
     let stat = stat.as_ref();
 
@@ -227,8 +225,7 @@ mod tests {
     fn write(host: &Host, path: &str, text: &str) {
         let path = host.path(path);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
         }
         fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
@@ -239,10 +236,7 @@ mod tests {
         let facts = gather_at(&host, &Subset::all(), Duration::from_millis(10));
         let json = serde_json::to_value(&facts).unwrap_or_default();
         for (group, error) in [
-            (
-                "cpu",
-                "cannot read /proc/stat: No such file or directory (os error 2)",
-            ),
+            ("cpu", "cannot read /proc/stat: No such file or directory (os error 2)"),
             (
                 "load",
                 "cannot read /proc/loadavg: No such file or directory (os error 2)",
@@ -264,11 +258,7 @@ mod tests {
                 "cannot read /proc/uptime: No such file or directory (os error 2)",
             ),
         ] {
-            assert_eq!(
-                json[group],
-                serde_json::json!({ "error": error }),
-                "{group}"
-            );
+            assert_eq!(json[group], serde_json::json!({ "error": error }), "{group}");
         }
         // uname(2) needs no file; systemd is simply not running in an empty tree.
         assert!(facts.kernel.as_ref().and_then(Gathered::ok).is_some());
@@ -279,14 +269,9 @@ mod tests {
     #[test]
     fn groups_not_asked_for_are_absent() {
         let (_dir, host) = fake_host();
-        let subset = reliability_core::subset::parse(&[
-            "!all".to_string(),
-            "!min".to_string(),
-            "memory".to_string(),
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
-        let json =
-            serde_json::to_value(gather_at(&host, &subset, Duration::ZERO)).unwrap_or_default();
+        let subset = reliability_core::subset::parse(&["!all".to_string(), "!min".to_string(), "memory".to_string()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let json = serde_json::to_value(gather_at(&host, &subset, Duration::ZERO)).unwrap_or_default();
         let keys: Vec<&str> = json
             .as_object()
             .map(|o| o.keys().map(String::as_str).collect())
@@ -330,10 +315,7 @@ mod tests {
         );
         assert_eq!(json["network"]["interfaces"][0]["name"], "test0");
         assert_eq!(json["network"]["interfaces"][0]["mtu"], 9000);
-        assert_eq!(
-            json["network"]["interfaces"][0]["operstate"],
-            serde_json::Value::Null
-        );
+        assert_eq!(json["network"]["interfaces"][0]["operstate"], serde_json::Value::Null);
         // A statvfs failure stays on its own entry.
         let mount = &json["mounts"]["filesystems"][0];
         assert_eq!(mount["mount_point"], "/nonexistent/reliability test");

@@ -203,9 +203,7 @@ pub fn select_mounts(entries: &[MountEntry]) -> Vec<&MountEntry> {
     }
     let mut chosen: HashMap<(u32, u32, &str), usize> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
-        if visible.get(e.mount_point.as_path()) != Some(&i)
-            || PSEUDO_FILESYSTEMS.contains(&e.fstype.as_str())
-        {
+        if visible.get(e.mount_point.as_path()) != Some(&i) || PSEUDO_FILESYSTEMS.contains(&e.fstype.as_str()) {
             continue;
         }
         let subvolume = match e.fstype.as_str() {
@@ -219,7 +217,13 @@ pub fn select_mounts(entries: &[MountEntry]) -> Vec<&MountEntry> {
         // `/` always stands for its filesystem: in a container it is a bind mount of some
         // directory, and a file bound from the same device (nspawn's
         // /run/host/os-release) must not hide it.
-        let rank = |e: &MountEntry| (e.mount_point != Path::new("/"), e.root.len(), e.mount_point.as_os_str().len());
+        let rank = |e: &MountEntry| {
+            (
+                e.mount_point != Path::new("/"),
+                e.root.len(),
+                e.mount_point.as_os_str().len(),
+            )
+        };
         chosen
             .entry((e.major, e.minor, subvolume))
             .and_modify(|best| {
@@ -329,8 +333,7 @@ fn measure_all(
     let mut results: Vec<Option<Result<Counts, String>>> = vec![None; count];
     let mut done = 0;
     while done < count {
-        let Ok((i, result)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        else {
+        let Ok((i, result)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
             break;
         };
         if let Some(slot) = results.get_mut(i) {
@@ -431,15 +434,7 @@ mod tests {
         let entries = parse_mountinfo(text);
         let got: Vec<String> = select_mounts(&entries)
             .iter()
-            .map(|e| {
-                format!(
-                    "{} {} {} {}",
-                    e.mount_point.display(),
-                    e.fstype,
-                    e.source,
-                    e.root
-                )
-            })
+            .map(|e| format!("{} {} {} {}", e.mount_point.display(), e.fstype, e.source, e.root))
             .collect();
         assert_eq!(got, expected);
     }
@@ -522,15 +517,9 @@ mod tests {
         assert_eq!(unescape(r"trailing\04"), b"trailing\\04");
         assert_eq!(unescape(r"\777"), b"?");
         // Not a mountinfo line: no separator, too few fields, bad numbers.
-        assert_eq!(
-            parse_mountinfo("27 1 254:0 / / rw,relatime ext4 /dev/vda rw\n"),
-            vec![]
-        );
+        assert_eq!(parse_mountinfo("27 1 254:0 / / rw,relatime ext4 /dev/vda rw\n"), vec![]);
         assert_eq!(parse_mountinfo("27 1 254:0 / / - ext4\n"), vec![]);
-        assert_eq!(
-            parse_mountinfo("x 1 254:0 / / rw - ext4 /dev/vda rw\n"),
-            vec![]
-        );
+        assert_eq!(parse_mountinfo("x 1 254:0 / / rw - ext4 /dev/vda rw\n"), vec![]);
         assert_eq!(parse_mountinfo(""), vec![]);
     }
 
@@ -590,11 +579,10 @@ mod tests {
             .map(PathBuf::from)
             .collect();
         let started = Instant::now();
-        let got: Vec<Result<u64, String>> =
-            measure_all(paths, slow_on_hung, 2, Duration::from_millis(100))
-                .into_iter()
-                .map(|r| r.map(|c| c.blocks))
-                .collect();
+        let got: Vec<Result<u64, String>> = measure_all(paths, slow_on_hung, 2, Duration::from_millis(100))
+            .into_iter()
+            .map(|r| r.map(|c| c.blocks))
+            .collect();
         assert!(started.elapsed() < Duration::from_millis(400));
         let late = Err("statvfs: no answer within 0.1s (hung network filesystem?)".to_string());
         assert_eq!(got, [Ok(2), late, Ok(3), Ok(4), Ok(5), Ok(6)]);
@@ -605,9 +593,6 @@ mod tests {
         let got = disk_usage(&[PathBuf::from("/"), PathBuf::from("/nonexistent/x")]);
         let root = got[0].as_ref().map(|u| u.used_percent.is_some());
         assert_eq!(root, Ok(true));
-        assert_eq!(
-            got[1],
-            Err("statvfs: ENOENT: No such file or directory".to_string())
-        );
+        assert_eq!(got[1], Err("statvfs: ENOENT: No such file or directory".to_string()));
     }
 }

@@ -92,8 +92,7 @@ pub(super) fn gather(host: &Host) -> Result<Network, String> {
     let mut interfaces = parse_net_dev(&host.read("/proc/net/dev")?);
     let mut addresses = addresses();
     for interface in &mut interfaces {
-        let attribute =
-            |name: &str| host.read_line(format!("/sys/class/net/{}/{name}", interface.name));
+        let attribute = |name: &str| host.read_line(format!("/sys/class/net/{}/{name}", interface.name));
         interface.operstate = attribute("operstate");
         interface.mtu = attribute("mtu").and_then(|m| m.parse().ok());
         interface.mac = attribute("address");

@@ -33,10 +33,7 @@ pub fn parse_systemctl_version(text: &str) -> Option<(u32, String)> {
     let line = text.lines().next()?;
     let rest = line.trim().strip_prefix("systemd ")?;
     let (number, full) = match rest.split_once(' ') {
-        Some((number, full)) => (
-            number,
-            full.trim().trim_start_matches('(').trim_end_matches(')'),
-        ),
+        Some((number, full)) => (number, full.trim().trim_start_matches('(').trim_end_matches(')')),
         None => (rest, rest),
     };
     let digits: String = number.chars().take_while(char::is_ascii_digit).collect();

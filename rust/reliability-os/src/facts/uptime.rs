@@ -21,10 +21,7 @@ pub fn parse_uptime(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("/proc/uptime: unexpected content '{}'", text.trim()))
 }
 
-pub(super) fn gather(
-    host: &Host,
-    stat: Option<&Result<ProcStat, String>>,
-) -> Result<Uptime, String> {
+pub(super) fn gather(host: &Host, stat: Option<&Result<ProcStat, String>>) -> Result<Uptime, String> {
     let seconds = parse_uptime(&host.read("/proc/uptime")?)?;
     let boot_time = stat.and_then(|s| s.as_ref().ok()).and_then(|s| s.btime);
     Ok(Uptime { seconds, boot_time })
@@ -36,9 +33,8 @@ mod tests {
 
     #[test]
     fn uptime() {
-        let check = |text: &str, expected: Result<f64, &str>| {
-            assert_eq!(parse_uptime(text), expected.map_err(str::to_string))
-        };
+        let check =
+            |text: &str, expected: Result<f64, &str>| assert_eq!(parse_uptime(text), expected.map_err(str::to_string));
         // Captured on the development VM.
         check("821.56 1524.05\n", Ok(821.56));
         check("12345678.90 1.00\n", Ok(12345678.9));
