@@ -5,9 +5,12 @@
 //! clock or the environment: callers pass what the core needs, so every rule is tested
 //! table-style with plain values.
 
+pub mod breaker;
 pub mod check;
+pub mod manifest;
 pub mod size;
 pub mod spec;
 pub mod subset;
 pub mod threshold;
+pub mod timestamp;
 pub mod unit_name;

@@ -5,6 +5,8 @@
 //! [`ansible_module::main`]. Measuring and deciding happen in `reliability-os` and
 //! `reliability-core`, which the monitor daemon and the CLI call too.
 
+pub mod backup_manifest;
+pub mod backup_verify;
 pub mod facts;
 pub mod health_check;
 
@@ -14,4 +16,9 @@ use reliability_core::spec::Spec;
 pub type SpecFn = fn() -> Spec;
 
 /// Every module: name and option spec. The sidecar-docs test walks this list.
-pub const MODULES: &[(&str, SpecFn)] = &[("reliability_facts", facts::spec), ("health_check", health_check::spec)];
+pub const MODULES: &[(&str, SpecFn)] = &[
+    ("reliability_facts", facts::spec),
+    ("health_check", health_check::spec),
+    ("backup_manifest", backup_manifest::spec),
+    ("backup_verify", backup_verify::spec),
+];

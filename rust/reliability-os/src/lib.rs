@@ -7,7 +7,9 @@
 
 pub mod command;
 pub mod facts;
+pub mod hashing;
 pub mod http;
 pub mod net;
 pub mod procs;
+pub mod state;
 pub mod systemd;

@@ -1,0 +1,455 @@
+//! State that outlives a run: circuit breakers now, failure counts and incidents later.
+//!
+//! One JSON file per named object, `<root>/<kind>/<name>.json` (the default root is
+//! [`DEFAULT_DIR`]; a directory per kind keeps a breaker and a recovery record of the same
+//! service apart). Module runs in parallel, cron jobs and the daemon all change these files,
+//! and any of them may be killed at any moment, so [`Store::update`] is:
+//!
+//! 1. lock: `flock` on a sidecar `<name>.lock` (never deleted: deleting a lock file lets two
+//!    processes hold "the" lock at once), waiting up to a timeout;
+//! 2. read and check the file; apply the caller's change;
+//! 3. write atomically: a temporary file in the same directory, `fsync`, `rename` over the
+//!    old file, `fsync` of the directory (so the rename itself survives a power cut);
+//! 4. unlock (when the lock guard drops, or when the process dies).
+//!
+//! A reader therefore sees the old file or the new one, never half of one, and no update is
+//! lost between two writers. The temporary file is `.<name>.tmp`: names cannot start with a
+//! `.`, so it is nobody's state, and the lock makes it one writer's at a time; a writer killed
+//! mid-write leaves it behind for the next writer to truncate.
+//!
+//! A file that does not parse, or holds another `kind` or format `version`, is never silently
+//! replaced: [`Store::update`] moves it aside to `<name>.corrupt-<UTC time>` and returns
+//! [`StateError::Corrupt`] naming both paths and the parse error; the caller reports it and
+//! decides whether to start afresh (the next update finds no file). [`Store::load`] (check
+//! mode) moves nothing and creates nothing.
+//!
+//! [`append_jsonl`] is the same discipline for append-only logs (incidents): one JSON object
+//! per line, appended under a lock with `O_APPEND`, then `fsync`ed.
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use reliability_core::{breaker, timestamp};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Where state lives unless the caller says otherwise.
+pub const DEFAULT_DIR: &str = "/var/lib/reliability_monitor";
+/// How long [`Store::update`] waits for another process's lock.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest name, in bytes.
+pub const MAX_NAME: usize = 128;
+
+/// A kind of object the store keeps. Its file is the object's JSON with `kind` and `version`
+/// set from here; a file with another kind or version is refused.
+pub trait Record: Serialize + DeserializeOwned {
+    const KIND: &'static str;
+    const VERSION: u32;
+}
+
+impl Record for breaker::Breaker {
+    const KIND: &'static str = breaker::KIND;
+    const VERSION: u32 = breaker::VERSION;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("invalid name '{name}': {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("cannot {action} '{}': {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "could not lock '{}' within {}: another process holds it",
+        path.display(),
+        timestamp::seconds(timeout.as_millis().try_into().unwrap_or(u64::MAX))
+    )]
+    LockTimeout { path: PathBuf, timeout: Duration },
+    #[error("state file '{}' is unusable: {problem}{}", path.display(), moved(moved_to))]
+    Corrupt {
+        path: PathBuf,
+        /// What is wrong with it: the parse error, or the kind or version found.
+        problem: String,
+        /// Where it is now; `None` when it was left in place (read-only access).
+        moved_to: Option<PathBuf>,
+    },
+    #[error("cannot encode the state for '{}': {source}", path.display())]
+    Encode { path: PathBuf, source: serde_json::Error },
+}
+
+fn moved(to: &Option<PathBuf>) -> String {
+    to.as_ref()
+        .map(|p| format!("; moved aside to '{}'", p.display()))
+        .unwrap_or_default()
+}
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A name is one path component of letters, digits and `_ . @ : -`, 1 to [`MAX_NAME`]
+/// bytes, not starting with `.` (so never `..`, and never one of the store's own files).
+pub fn validate_name(name: &str) -> Result<(), StateError> {
+    let bad = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.@:-".contains(*c)));
+    let reason = if name.is_empty() {
+        "it is empty".to_string()
+    } else if name.len() > MAX_NAME {
+        format!("it is {} bytes long; at most {MAX_NAME} are allowed", name.len())
+    } else if let Some(c) = bad {
+        format!("{c:?} is not allowed; use letters, digits and _ . @ : -")
+    } else if name.starts_with('.') {
+        "it must not start with '.'".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(StateError::InvalidName {
+        name: name.escape_debug().to_string(),
+        reason,
+    })
+}
+
+/// Named objects under one root directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store {
+            root: root.into(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Store {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The directory holding every object of kind `T`.
+    pub fn dir<T: Record>(&self) -> PathBuf {
+        self.root.join(T::KIND)
+    }
+
+    /// The file of `name` (checked first).
+    pub fn path<T: Record>(&self, name: &str) -> Result<PathBuf, StateError> {
+        validate_name(name)?;
+        Ok(self.dir::<T>().join(format!("{name}.json")))
+    }
+
+    /// The object as stored, `None` when there is none. Read-only: takes a shared lock
+    /// when the lock file exists, creates nothing, and leaves an unusable file in place
+    /// (the error says so).
+    pub fn load<T: Record>(&self, name: &str) -> Result<Option<T>, StateError> {
+        let path = self.path::<T>(name)?;
+        let lock_path = self.dir::<T>().join(format!("{name}.lock"));
+        let _lock = match File::open(&lock_path) {
+            Ok(file) => Some(flock(
+                file,
+                FlockArg::LockSharedNonblock,
+                &lock_path,
+                self.lock_timeout,
+            )?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_error("open", &lock_path)(e)),
+        };
+        match read(&path)? {
+            None => Ok(None),
+            Some(bytes) => decode::<T>(&bytes).map(Some).map_err(|problem| StateError::Corrupt {
+                path,
+                problem,
+                moved_to: None,
+            }),
+        }
+    }
+
+    /// Lock, read, `apply`, write atomically, unlock. `apply` gets the stored object (or
+    /// `None`) and returns the new one; when its file content would not change, nothing
+    /// is written. An unusable file is moved aside and reported as
+    /// [`StateError::Corrupt`] without calling `apply`.
+    pub fn update<T, E, F>(&self, name: &str, apply: F) -> Result<T, E>
+    where
+        T: Record,
+        E: From<StateError>,
+        F: FnOnce(Option<T>) -> Result<T, E>,
+    {
+        let path = self.path::<T>(name)?;
+        let dir = self.dir::<T>();
+        let _lock = self.lock(&dir, name)?;
+        let old = read(&path)?;
+        let current = match &old {
+            None => None,
+            Some(bytes) => match decode::<T>(bytes) {
+                Ok(value) => Some(value),
+                Err(problem) => {
+                    let moved_to = Some(move_aside(&dir, name, &path)?);
+                    return Err(StateError::Corrupt {
+                        path,
+                        problem,
+                        moved_to,
+                    }
+                    .into());
+                }
+            },
+        };
+        let next = apply(current)?;
+        let bytes = encode(&next, &path)?;
+        if old.as_deref() != Some(bytes.as_slice()) {
+            write_atomically(&dir, name, &path, &bytes)?;
+        }
+        Ok(next)
+    }
+
+    /// Move an unusable file of `name` aside (under the lock); returns where it went, or
+    /// `None` when the file is missing or fine. For a caller that only reads otherwise.
+    pub fn quarantine<T: Record>(&self, name: &str) -> Result<Option<PathBuf>, StateError> {
+        let path = self.path::<T>(name)?;
+        let dir = self.dir::<T>();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let _lock = self.lock(&dir, name)?;
+        match read(&path)? {
+            Some(bytes) if decode::<T>(&bytes).is_err() => Ok(Some(move_aside(&dir, name, &path)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The exclusive lock of `name`, creating the directory and the lock file as needed.
+    fn lock(&self, dir: &Path, name: &str) -> Result<Flock<File>, StateError> {
+        ensure_dir(dir)?;
+        let lock_path = dir.join(format!("{name}.lock"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&lock_path)
+            .map_err(io_error("open", &lock_path))?;
+        flock(file, FlockArg::LockExclusiveNonblock, &lock_path, self.lock_timeout)
+    }
+}
+
+/// `flock` that gives up after `timeout`. Non-blocking attempts with a growing pause
+/// (1 to 20 ms): a blocking `flock` cannot be given a deadline without signals.
+fn flock(mut file: File, arg: FlockArg, path: &Path, timeout: Duration) -> Result<Flock<File>, StateError> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match Flock::lock(file, arg) {
+            Ok(locked) => return Ok(locked),
+            Err((f, Errno::EINTR)) => file = f,
+            Err((f, e)) if e == Errno::EWOULDBLOCK => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(StateError::LockTimeout {
+                        path: path.to_path_buf(),
+                        timeout,
+                    });
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                pause = (pause * 2).min(Duration::from_millis(20));
+                file = f;
+            }
+            Err((_, e)) => return Err(io_error("lock", path)(io::Error::from(e))),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read", path)(e)),
+    }
+}
+
+/// The object in a file, or what is wrong with the file.
+fn decode<T: Record>(bytes: &[u8]) -> Result<T, String> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let Value::Object(map) = value else {
+        return Err("not a JSON object".to_string());
+    };
+    match map.get("kind") {
+        Some(Value::String(kind)) if kind == T::KIND => {}
+        Some(other) => return Err(format!("its kind is {other}, not '{}'", T::KIND)),
+        None => return Err(format!("it has no 'kind' (expected '{}')", T::KIND)),
+    }
+    match map.get("version").and_then(Value::as_u64) {
+        Some(v) if v == u64::from(T::VERSION) => {}
+        Some(v) => return Err(format!("it is version {v}; this code reads version {}", T::VERSION)),
+        None => return Err(format!("it has no numeric 'version' (expected {})", T::VERSION)),
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| format!("not a valid {} state: {e}", T::KIND))
+}
+
+/// Pretty JSON with `kind` and `version`, and a final newline: state files are read by
+/// people too.
+fn encode<T: Record>(value: &T, path: &Path) -> Result<Vec<u8>, StateError> {
+    let encode_error = |source| StateError::Encode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut map = match serde_json::to_value(value).map_err(encode_error)? {
+        Value::Object(map) => map,
+        other => {
+            let mut map = serde_json::Map::new();
+            map.insert("value".into(), other);
+            map
+        }
+    };
+    map.insert("kind".into(), T::KIND.into());
+    map.insert("version".into(), T::VERSION.into());
+    let mut bytes = serde_json::to_vec_pretty(&Value::Object(map)).map_err(encode_error)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn write_atomically(dir: &Path, name: &str, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(io_error("create", &tmp))?;
+    file.write_all(bytes).map_err(io_error("write", &tmp))?;
+    file.sync_all().map_err(io_error("fsync", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io_error("rename into place", path))?;
+    sync_dir(dir)
+}
+
+/// `<name>.corrupt-<UTC time>` beside it (`-2`, `-3`... if that exists already).
+fn move_aside(dir: &Path, name: &str, path: &Path) -> Result<PathBuf, StateError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX));
+    let stem = format!("{name}.corrupt-{}", timestamp::compact(now));
+    let mut target = dir.join(&stem);
+    let mut n = 1;
+    while target.exists() {
+        n += 1;
+        target = dir.join(format!("{stem}-{n}"));
+    }
+    fs::rename(path, &target).map_err(io_error("move aside", path))?;
+    sync_dir(dir)?;
+    Ok(target)
+}
+
+/// `mkdir -p` (mode 0755), and `fsync` of the parent of what was created.
+fn ensure_dir(dir: &Path) -> Result<(), StateError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(io_error("create directory", dir))?;
+    match dir.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StateError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("fsync directory", dir))
+}
+
+/// Append `value` as one JSON line to `path` (created 0644 when missing; its directory must
+/// exist): under an exclusive `flock` on the log itself, with `O_APPEND`, then `fsync`.
+/// When a writer was killed mid-line, the next line starts on a line of its own, so one
+/// torn line never spoils another.
+pub fn append_jsonl(path: &Path, value: &impl Serialize) -> Result<(), StateError> {
+    let mut line = serde_json::to_vec(value).map_err(|source| StateError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    line.push(b'\n');
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io_error("open", path))?;
+    let mut file = flock(file, FlockArg::LockExclusiveNonblock, path, DEFAULT_LOCK_TIMEOUT)?;
+    let len = file.metadata().map_err(io_error("stat", path))?.len();
+    if len > 0 {
+        let mut last = [0u8];
+        file.read_exact_at(&mut last, len - 1).map_err(io_error("read", path))?;
+        if last[0] != b'\n' {
+            line.insert(0, b'\n');
+        }
+    }
+    file.write_all(&line).map_err(io_error("append to", path))?;
+    file.sync_data().map_err(io_error("fsync", path))?;
+    if !existed {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            sync_dir(dir)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["web", "nginx.service", "db@primary:5432", "a-b_c", &"x".repeat(128)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        let check = |name: &str, msg: &str| {
+            assert_eq!(validate_name(name).map_err(|e| e.to_string()), Err(msg.to_string()));
+        };
+        check("", "invalid name '': it is empty");
+        check(
+            "../etc/passwd",
+            "invalid name '../etc/passwd': '/' is not allowed; use letters, digits and _ . @ : -",
+        );
+        check("..", "invalid name '..': it must not start with '.'");
+        check(".web", "invalid name '.web': it must not start with '.'");
+        check(
+            "a b",
+            "invalid name 'a b': ' ' is not allowed; use letters, digits and _ . @ : -",
+        );
+        check(
+            "a\nb",
+            "invalid name 'a\\nb': '\\n' is not allowed; use letters, digits and _ . @ : -",
+        );
+        check(
+            &"x".repeat(129),
+            &format!(
+                "invalid name '{}': it is 129 bytes long; at most 128 are allowed",
+                "x".repeat(129)
+            ),
+        );
+    }
+}
