@@ -21,7 +21,6 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 /// The `_ansible_*` keys a module cares about. Others are accepted and ignored.
 #[derive(Clone, Debug, Default)]
@@ -214,6 +213,39 @@ pub fn main(name: &'static str, spec: Spec, body: fn(&mut Module) -> Result<Resp
     }
 }
 
+thread_local! {
+    /// The message of the last panic on this thread, for the failure result.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// Whether this thread is running a module body (other panics keep the default hook).
+    static IN_MODULE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Once per process: panics record their message for [`execute`] instead of printing it.
+/// The default hook's stderr text would show up in Ansible next to our clean failure. The
+/// hook is global but the slot is per thread, so concurrent runs (tests) keep their own.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IN_MODULE.with(std::cell::Cell::get) {
+                return default(info);
+            }
+            let payload = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{payload}{location}")));
+        }));
+    });
+}
+
 /// Everything `main` does except printing: returns the result object and whether it succeeded.
 pub fn execute(
     name: &'static str,
@@ -221,33 +253,17 @@ pub fn execute(
     input: Input,
     body: fn(&mut Module) -> Result<Response, Failure>,
 ) -> (Value, bool) {
-    let panic_msg: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let slot = Arc::clone(&panic_msg);
-    // Keep the default hook's stderr text out: Ansible would show it as module stderr
-    // next to our clean failure; the message goes into `msg` instead.
-    panic::set_hook(Box::new(move |info| {
-        let payload = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_string());
-        let location = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        if let Ok(mut s) = slot.lock() {
-            *s = Some(format!("{payload}{location}"));
-        }
-    }));
+    install_panic_hook();
+    LAST_PANIC.with(|p| p.borrow_mut().take());
 
     let mut secrets = BTreeSet::new();
+    IN_MODULE.with(|f| f.set(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_body(name, spec, input, body, &mut secrets)));
-    let _ = panic::take_hook();
+    IN_MODULE.with(|f| f.set(false));
     let (mut result, ok) = match outcome {
         Ok(r) => r,
         Err(_) => {
-            let detail = panic_msg.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
+            let detail = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
             let mut m = Map::new();
             m.insert("failed".into(), true.into());
             m.insert(

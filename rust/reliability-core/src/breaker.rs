@@ -872,7 +872,7 @@ mod tests {
     fn half_open_trials() {
         let c = with(|c| c.failure_threshold = 1);
         let open = [F(0), Query(60_000)];
-        let mut run = |rest: &[Ev], expected: &str| {
+        let run = |rest: &[Ev], expected: &str| {
             let events: Vec<Ev> = open.iter().chain(rest).copied().collect();
             check(
                 &c,

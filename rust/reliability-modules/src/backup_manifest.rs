@@ -8,6 +8,7 @@ use ansible_module::{Failure, Module, Response};
 use reliability_core::manifest::Manifest;
 use reliability_core::spec::{Kind, Opt, Spec};
 use reliability_os::hashing::{self, Seen, WalkOptions};
+use reliability_os::state;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -154,10 +155,10 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
     let changed = manifest_changes || companion_changes;
     if changed && !module.check_mode() {
         if manifest_changes {
-            hashing::write_atomic(&dest, text.as_bytes()).map_err(Failure::new)?;
+            state::write_atomic(&dest, text.as_bytes()).map_err(|e| Failure::new(e.to_string()))?;
         }
         if let (true, Some(t)) = (companion_changes, &companion_text) {
-            hashing::write_atomic(&json_dest, t.as_bytes()).map_err(Failure::new)?;
+            state::write_atomic(&json_dest, t.as_bytes()).map_err(|e| Failure::new(e.to_string()))?;
         }
     }
 

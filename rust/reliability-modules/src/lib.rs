@@ -7,6 +7,7 @@
 
 pub mod backup_manifest;
 pub mod backup_verify;
+pub mod circuit_breaker;
 pub mod facts;
 pub mod health_check;
 
@@ -21,4 +22,5 @@ pub const MODULES: &[(&str, SpecFn)] = &[
     ("health_check", health_check::spec),
     ("backup_manifest", backup_manifest::spec),
     ("backup_verify", backup_verify::spec),
+    ("circuit_breaker", circuit_breaker::spec),
 ];

@@ -15,7 +15,7 @@ pub use reliability_core::manifest::Seen;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -246,31 +246,6 @@ fn hash_one(full: &Path, path: &str, buf: &mut [u8]) -> FileHash {
     out
 }
 
-/// Replaces `path` with `content` atomically: a temporary file in the same directory,
-/// written and fsynced, renamed over the target, then the directory fsynced. Readers see
-/// the old file or the new one, never a part.
-pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("'{}' names no file", path.display()))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(content)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write '{}': {e}", path.display())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -340,17 +315,5 @@ mod tests {
         assert!(walk(r, &bad)
             .unwrap_err()
             .starts_with("include: 'a[' is not a valid glob"));
-    }
-
-    #[test]
-    fn write_atomic_replaces_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("m.sha256");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        let err = write_atomic(&dir.path().join("no/such/m"), b"x").unwrap_err();
-        assert!(err.starts_with("cannot write '"), "{err}");
     }
 }

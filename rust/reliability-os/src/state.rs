@@ -211,7 +211,7 @@ impl Store {
         let next = apply(current)?;
         let bytes = encode(&next, &path)?;
         if old.as_deref() != Some(bytes.as_slice()) {
-            write_atomically(&dir, name, &path, &bytes)?;
+            write_via(&dir.join(format!(".{name}.tmp")), &path, &bytes)?;
         }
         Ok(next)
     }
@@ -323,20 +323,52 @@ fn encode<T: Record>(value: &T, path: &Path) -> Result<Vec<u8>, StateError> {
     Ok(bytes)
 }
 
-fn write_atomically(dir: &Path, name: &str, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(io_error("create", &tmp))?;
-    file.write_all(bytes).map_err(io_error("write", &tmp))?;
-    file.sync_all().map_err(io_error("fsync", &tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io_error("rename into place", path))?;
+/// Replace `path` with `bytes` atomically: a temporary file in the same directory (no
+/// symlink followed), written and fsynced, renamed over the target, then the directory
+/// fsynced. Readers see the old file or the new one, never a part; a crash leaves at most
+/// a stray `.<name>.<pid>.tmp`. Every file the project writes goes through here.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(name) = path.file_name() else {
+        return Err(io_error("write", path)(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path names no file",
+        )));
+    };
+    // Unlocked writers to one path must not share a temporary file: the pid keeps them apart.
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    write_via(&tmp, path, bytes)
+}
+
+/// [`write_atomic`] through a given temporary file. The store passes `.<name>.tmp`: it
+/// writes under the record's lock, and a fixed name means a killed writer leaves one stray
+/// file, not one per pid.
+fn write_via(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(tmp)
+            .map_err(io_error("create", tmp))?;
+        file.write_all(bytes).map_err(io_error("write", tmp))?;
+        file.sync_all().map_err(io_error("fsync", tmp))?;
+        drop(file);
+        fs::rename(tmp, path).map_err(io_error("rename into place", path))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    written?;
     sync_dir(dir)
 }
 
@@ -420,6 +452,18 @@ pub fn append_jsonl(path: &Path, value: &impl Serialize) -> Result<(), StateErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("m.sha256");
+        write_atomic(&p, b"one").expect("first write");
+        write_atomic(&p, b"two").expect("second write");
+        assert_eq!(std::fs::read(&p).expect("read"), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+        let err = write_atomic(&dir.path().join("no/such/m"), b"x").expect_err("no directory");
+        assert!(err.to_string().contains("no/such"), "{err}");
+    }
 
     #[test]
     fn names() {

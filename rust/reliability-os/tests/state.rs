@@ -117,7 +117,7 @@ fn unusable_files_are_moved_aside_and_named() {
     let cases = [
         (
             "{\"kind\": \"test_counter\", \"version\": 1, \"n\": 4",
-            "not JSON: EOF while parsing an object at line 1 column 42",
+            "not JSON: EOF while parsing an object at line 1 column 45",
         ),
         ("", "not JSON: EOF while parsing a value at line 1 column 0"),
         ("[1, 2]", "not a JSON object"),
@@ -254,7 +254,9 @@ fn a_lock_is_released_when_its_holder_dies() {
     let store = Store::new(dir.path()).with_lock_timeout(Duration::from_secs(5));
     bump(&store, "web").expect("update");
     let lock_path = dir.path().join("test_counter/web.lock");
+    // `-F`: flock(1) execs the command itself, so the lock dies with the process killed.
     let mut holder = std::process::Command::new("flock")
+        .arg("-F")
         .arg(&lock_path)
         .args(["sleep", "60"])
         .spawn()
