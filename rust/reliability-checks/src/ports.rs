@@ -16,7 +16,7 @@ use reliability_core::threshold::Levels;
 use reliability_os::net::{probe_tcp, TcpProbe, TcpTarget};
 use serde::Deserialize;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::levels::{at, levels, Problems};
 
@@ -146,18 +146,16 @@ pub fn run(checks: &[PortCheck]) -> Vec<CheckResult> {
             })
         })
         .collect();
-    let started = Instant::now();
     let plain: Vec<TcpTarget> = targets.iter().map(|(_, t)| t.clone()).collect();
     let probes = probe_tcp(&plain);
-    let batch = started.elapsed();
     targets
         .iter()
         .zip(&probes)
         .map(|((i, target), probe)| {
             let check = &checks[*i];
-            // The probe reports a latency for an open port only; anything else took at
-            // most the batch, and at most its own timeout.
-            let duration = probe.latency.unwrap_or_else(|| batch.min(target.timeout));
+            // An open port's duration is its handshake; anything else, the time until its
+            // outcome was known (a refusal is quick even beside targets that time out).
+            let duration = probe.latency.unwrap_or(probe.elapsed);
             judge(check, &check.name(&target.host), probe, duration)
         })
         .collect()
@@ -244,6 +242,7 @@ mod tests {
             open,
             latency: latency_ms.map(Duration::from_millis),
             error: error.map(String::from),
+            elapsed: Duration::from_millis(latency_ms.unwrap_or(1)),
         }
     }
 

@@ -71,10 +71,14 @@ pub struct TcpProbe {
     /// Why the port is not open: "connection refused", "timed out after 1s",
     /// "cannot resolve 'x': ...".
     pub error: Option<String>,
+    /// From the start of [`probe_tcp`] until this target's outcome was known (resolution
+    /// included): a refused port is quick even when others in the batch time out.
+    pub elapsed: Duration,
 }
 
 /// Probes every target at once and returns one [`TcpProbe`] per target, in the same order.
 pub fn probe_tcp(targets: &[TcpTarget]) -> Vec<TcpProbe> {
+    let started = Instant::now();
     let resolved = resolve_all(targets);
     let mut probes: Vec<TcpProbe> = targets
         .iter()
@@ -85,6 +89,7 @@ pub fn probe_tcp(targets: &[TcpTarget]) -> Vec<TcpProbe> {
             open: false,
             latency: None,
             error: None,
+            elapsed: Duration::ZERO,
         })
         .collect();
     let mut queue = VecDeque::new();
@@ -98,9 +103,23 @@ pub fn probe_tcp(targets: &[TcpTarget]) -> Vec<TcpProbe> {
             Err(error) => probes[index].error = Some(error),
         }
     }
+    let mut done = vec![false; probes.len()];
+    stamp(&mut probes, &mut done, started);
     let window = connect_window(queue.len());
-    connect_all(queue, window, targets, &mut probes);
+    connect_all(queue, window, targets, &mut probes, &mut done, started);
+    stamp(&mut probes, &mut done, started);
     probes
+}
+
+/// Sets `elapsed` on every probe whose outcome became known since the last call.
+fn stamp(probes: &mut [TcpProbe], done: &mut [bool], started: Instant) {
+    let now = started.elapsed();
+    for (probe, done) in probes.iter_mut().zip(done.iter_mut()) {
+        if !*done && (probe.open || probe.error.is_some()) {
+            probe.elapsed = now;
+            *done = true;
+        }
+    }
 }
 
 // ---- resolution ------------------------------------------------------------------------
@@ -303,9 +322,17 @@ enum Started {
     Failed(String),
 }
 
-fn connect_all(mut queue: VecDeque<Pending>, window: usize, targets: &[TcpTarget], probes: &mut [TcpProbe]) {
+fn connect_all(
+    mut queue: VecDeque<Pending>,
+    window: usize,
+    targets: &[TcpTarget],
+    probes: &mut [TcpProbe],
+    done: &mut [bool],
+    started: Instant,
+) {
     let mut in_flight: Vec<InFlight> = Vec::with_capacity(window.min(queue.len()));
     loop {
+        stamp(probes, done, started);
         // One connect is started per turn, and while more remain to be started the turn
         // only looks (poll with a zero timeout): a loopback handshake takes tens of
         // microseconds, and starting hundreds before looking would add that to its latency.

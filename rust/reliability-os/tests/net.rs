@@ -82,6 +82,7 @@ fn closed_port_is_refused_at_once() {
     let started = Instant::now();
     let probes = probe_tcp(&[target("127.0.0.1", port, Duration::from_secs(5))]);
     assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(probes[0].elapsed < Duration::from_secs(1), "{:?}", probes[0].elapsed);
     let expected = TcpProbe {
         host: "127.0.0.1".into(),
         port,
@@ -89,6 +90,7 @@ fn closed_port_is_refused_at_once() {
         open: false,
         latency: None,
         error: Some("connection refused".into()),
+        elapsed: probes[0].elapsed,
     };
     assert_eq!(probes, vec![expected]);
 }
@@ -254,7 +256,9 @@ fn a_port_that_never_answers_times_out_after_its_timeout() {
         open: false,
         latency: None,
         error: Some("timed out after 1s".into()),
+        elapsed: probes[0].elapsed,
     };
+    assert!(probes[0].elapsed >= Duration::from_secs(1), "{:?}", probes[0].elapsed);
     assert_eq!(probes, vec![expected]);
     assert!(
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(3),
