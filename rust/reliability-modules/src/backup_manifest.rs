@@ -25,11 +25,8 @@ pub fn spec() -> Spec {
 }
 
 /// The threads option, or one per core.
-pub(crate) fn threads(module: &Module) -> usize {
-    module
-        .int("threads")
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or_else(hashing::default_threads)
+fn threads(module: &Module) -> usize {
+    reliability_backup::integrity::threads(&module.params)
 }
 
 /// `dest.json`: the companion file.
