@@ -43,8 +43,10 @@
 //! The clock is a parameter: `now` is unix milliseconds, given by the caller. Nothing here
 //! reads the time, a file or the environment; the OS layer persists a [`Breaker`] as JSON.
 
+use crate::spec::Opt;
 use crate::timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -173,6 +175,106 @@ pub enum ConfigError {
     NothingOpens,
     #[error("{option} is {value}; a rate must be above 0 and at most 100 (percent)")]
     Rate { option: &'static str, value: f64 },
+}
+
+/// The threshold options of a breaker, as every front end declares them (the
+/// `circuit_breaker` module at its top level, `service_recovery` under `breaker`).
+pub fn options() -> Vec<Opt> {
+    vec![
+        Opt::int("failure_threshold").default(5).range(0.0, 1_000_000.0),
+        Opt::float("recovery_timeout").default(60.0).range(0.0, 31_536_000.0),
+        Opt::int("half_open_max_calls").default(3).range(1.0, 1_000_000.0),
+        Opt::int("success_threshold").default(2).range(1.0, 1_000_000.0),
+        Opt::str("sliding_window_type")
+            .choices(&["none", "count", "time"])
+            .default("none"),
+        Opt::int("sliding_window_size").range(1.0, 3600.0),
+        Opt::int("minimum_number_of_calls").range(1.0, 1_000_000.0),
+        Opt::float("failure_rate_threshold").range(0.0, 100.0),
+        Opt::float("slow_call_duration_threshold").range(0.0, 31_536_000.0),
+        Opt::float("slow_call_rate_threshold").range(0.0, 100.0),
+    ]
+}
+
+/// The window options: only meaningful with a sliding window.
+const WINDOW_OPTIONS: [&str; 5] = [
+    "sliding_window_size",
+    "minimum_number_of_calls",
+    "failure_rate_threshold",
+    "slow_call_duration_threshold",
+    "slow_call_rate_threshold",
+];
+
+/// Seconds (an option) to milliseconds (the core).
+pub fn ms(seconds: f64) -> u64 {
+    (seconds * 1000.0).round() as u64
+}
+
+/// Reads the [`options`] (validated by their spec) into a [`Config`]; every problem the
+/// spec cannot see is returned, each prefixed with `prefix` (e.g. `"breaker."`).
+pub fn config_from_params(params: &Map<String, Value>, prefix: &str) -> Result<Config, Vec<String>> {
+    let mut problems = Vec::new();
+    let given = |key: &str| params.get(key).filter(|v| !v.is_null());
+    let float = |key: &str| given(key).and_then(Value::as_f64);
+    let count = |key: &str| {
+        given(key)
+            .and_then(Value::as_u64)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    let window_kind = match given("sliding_window_type").and_then(Value::as_str) {
+        Some("count") => Some(WindowKind::Count),
+        Some("time") => Some(WindowKind::Time),
+        _ => None,
+    };
+    let window = match window_kind {
+        None => {
+            let set: Vec<String> = WINDOW_OPTIONS
+                .iter()
+                .filter(|k| given(k).is_some())
+                .map(|k| format!("{prefix}{k}"))
+                .collect();
+            if !set.is_empty() {
+                problems.push(format!(
+                    "{} only apply to a sliding window: set {prefix}sliding_window_type to count or time",
+                    set.join(", ")
+                ));
+            }
+            None
+        }
+        Some(kind) => {
+            let mut w = WindowConfig::new(kind, count("sliding_window_size").unwrap_or(100));
+            if let Some(n) = count("minimum_number_of_calls") {
+                w.minimum_number_of_calls = n;
+            }
+            if let Some(rate) = float("failure_rate_threshold") {
+                w.failure_rate_threshold = rate;
+            }
+            w.slow_call_duration_threshold_ms = float("slow_call_duration_threshold").map(ms);
+            match float("slow_call_rate_threshold") {
+                Some(_) if w.slow_call_duration_threshold_ms.is_none() => problems.push(format!(
+                    "{prefix}slow_call_rate_threshold needs {prefix}slow_call_duration_threshold, which says what a slow call is"
+                )),
+                Some(rate) => w.slow_call_rate_threshold = rate,
+                None => {}
+            }
+            Some(w)
+        }
+    };
+    let config = Config {
+        failure_threshold: count("failure_threshold").unwrap_or(5),
+        recovery_timeout_ms: float("recovery_timeout").map_or(60_000, ms),
+        half_open_max_calls: count("half_open_max_calls").unwrap_or(3),
+        success_threshold: count("success_threshold").unwrap_or(2),
+        window,
+    };
+    if let Err(e) = config.validate() {
+        problems.push(format!("{prefix}{e}"));
+    }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
 }
 
 impl Config {

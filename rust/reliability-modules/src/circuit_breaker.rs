@@ -18,9 +18,7 @@
 //!   yet writes a closed one).
 
 use ansible_module::{Failure, Module, Response};
-use reliability_core::breaker::{
-    Breaker, Command, Config, Decision, Outcome, State, Transition, WindowConfig, WindowKind,
-};
+use reliability_core::breaker::{self, ms, Breaker, Command, Config, Decision, Outcome, State, Transition, WindowKind};
 use reliability_core::spec::{Opt, Spec};
 use reliability_core::timestamp;
 use reliability_os::state::{self, StateError, Store};
@@ -29,37 +27,18 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn spec() -> Spec {
-    Spec::new(vec![
+    let mut options = vec![
         Opt::str("name").required(),
         Opt::str("state")
             .choices(&["query", "closed", "open", "reset"])
             .default("query"),
         Opt::str("record").choices(&["success", "failure"]),
         Opt::float("duration").range(0.0, 31_536_000.0),
-        Opt::int("failure_threshold").default(5).range(0.0, 1_000_000.0),
-        Opt::float("recovery_timeout").default(60.0).range(0.0, 31_536_000.0),
-        Opt::int("half_open_max_calls").default(3).range(1.0, 1_000_000.0),
-        Opt::int("success_threshold").default(2).range(1.0, 1_000_000.0),
-        Opt::str("sliding_window_type")
-            .choices(&["none", "count", "time"])
-            .default("none"),
-        Opt::int("sliding_window_size").range(1.0, 3600.0),
-        Opt::int("minimum_number_of_calls").range(1.0, 1_000_000.0),
-        Opt::float("failure_rate_threshold").range(0.0, 100.0),
-        Opt::float("slow_call_duration_threshold").range(0.0, 31_536_000.0),
-        Opt::float("slow_call_rate_threshold").range(0.0, 100.0),
         Opt::path("state_dir").default(state::DEFAULT_DIR),
-    ])
+    ];
+    options.extend(breaker::options());
+    Spec::new(options)
 }
-
-/// The window options: only meaningful with a sliding window.
-const WINDOW_OPTIONS: [&str; 5] = [
-    "sliding_window_size",
-    "minimum_number_of_calls",
-    "failure_rate_threshold",
-    "slow_call_duration_threshold",
-    "slow_call_rate_threshold",
-];
 
 /// What the task asks, checked.
 struct Request {
@@ -107,57 +86,13 @@ impl Request {
             (_, None) => Command::Reset,
         };
 
-        let count = |key: &str| module.int(key).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-        let window_kind = match module.str("sliding_window_type") {
-            Some("count") => Some(WindowKind::Count),
-            Some("time") => Some(WindowKind::Time),
-            _ => None,
-        };
-        let window = match window_kind {
-            None => {
-                let given: Vec<&str> = WINDOW_OPTIONS
-                    .iter()
-                    .copied()
-                    .filter(|k| module.params.get(*k).is_some_and(|v| !v.is_null()))
-                    .collect();
-                if !given.is_empty() {
-                    problems.push(format!(
-                        "{} only apply to a sliding window: set sliding_window_type to count or time",
-                        given.join(", ")
-                    ));
-                }
-                None
-            }
-            Some(kind) => {
-                let mut w = WindowConfig::new(kind, count("sliding_window_size").unwrap_or(100));
-                if let Some(n) = count("minimum_number_of_calls") {
-                    w.minimum_number_of_calls = n;
-                }
-                if let Some(rate) = module.float("failure_rate_threshold") {
-                    w.failure_rate_threshold = rate;
-                }
-                w.slow_call_duration_threshold_ms = module.float("slow_call_duration_threshold").map(ms);
-                match module.float("slow_call_rate_threshold") {
-                    Some(_) if w.slow_call_duration_threshold_ms.is_none() => problems.push(
-                        "slow_call_rate_threshold needs slow_call_duration_threshold, which says what a slow call is"
-                            .into(),
-                    ),
-                    Some(rate) => w.slow_call_rate_threshold = rate,
-                    None => {}
-                }
-                Some(w)
+        let config = match breaker::config_from_params(&module.params, "") {
+            Ok(config) => config,
+            Err(more) => {
+                problems.extend(more);
+                Config::default()
             }
         };
-        let config = Config {
-            failure_threshold: count("failure_threshold").unwrap_or(5),
-            recovery_timeout_ms: module.float("recovery_timeout").map_or(60_000, ms),
-            half_open_max_calls: count("half_open_max_calls").unwrap_or(3),
-            success_threshold: count("success_threshold").unwrap_or(2),
-            window,
-        };
-        if let Err(e) = config.validate() {
-            problems.push(e.to_string());
-        }
         if problems.is_empty() {
             Ok(Request {
                 name,
@@ -169,11 +104,6 @@ impl Request {
             Err(problems)
         }
     }
-}
-
-/// Seconds (an option) to milliseconds (the core).
-fn ms(seconds: f64) -> u64 {
-    (seconds * 1000.0).round() as u64
 }
 
 fn now_ms() -> u64 {

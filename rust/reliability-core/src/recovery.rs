@@ -1,0 +1,718 @@
+//! The recovery escalation ladder and its bookkeeping, as pure functions.
+//!
+//! A failing service climbs a ladder: each time it is found failing its failure count goes
+//! up by one, and the step whose range holds the new count says what to try. The seed's
+//! ladder is 1-2 restart, 3-4 reload, 5-6 failover, 7 and beyond manual intervention.
+//!
+//! Decisions:
+//! - Steps are ranges of failure counts (`"1-2"`, `"3"`, `"7-"`). They must start at 1,
+//!   follow each other without a gap or an overlap, and only the last may be open-ended;
+//!   a count beyond a closed last step is manual intervention. A ladder that breaks a rule is
+//!   refused with the count at fault named, never guessed at.
+//! - The count is reset when the service has been healthy for the stable period since its
+//!   last successful recovery, with no failure since: the reset systemd's `Restart=` users ask
+//!   for. It is judged when the service is next seen, healthy or failing, so a service that
+//!   failed once a month starts again at the bottom of the ladder.
+//! - At most `max` recovery attempts in a sliding `window`: further attempts are refused
+//!   until the oldest leaves the window (systemd's `StartLimitBurst`, but for the whole
+//!   ladder, and reported with the time until the next one is allowed).
+//! - Incidents are the history: MTTR is the mean time to recover of the recovered ones, MTBF
+//!   the mean time between the starts of consecutive incidents, availability the share of
+//!   the window not spent in an incident (an unrecovered incident lasts until the next one or
+//!   until now). All are "as observed": a failure starts when a run finds it.
+//!
+//! The clock is a parameter (`now`, unix milliseconds); nothing here does I/O.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The `kind` of a service's recovery state file.
+pub const KIND: &str = "service_recovery";
+/// The state-file format this code reads and writes.
+pub const VERSION: u32 = 1;
+/// How many attempt times the state keeps (the rate limit never needs more).
+pub const MAX_ATTEMPTS_KEPT: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Restart,
+    Reload,
+    Failover,
+    ScaleResources,
+    Manual,
+}
+
+impl Strategy {
+    pub const NAMES: [&'static str; 5] = ["restart", "reload", "failover", "scale_resources", "manual"];
+
+    pub fn parse(name: &str) -> Option<Strategy> {
+        Some(match name {
+            "restart" => Strategy::Restart,
+            "reload" => Strategy::Reload,
+            "failover" => Strategy::Failover,
+            "scale_resources" => Strategy::ScaleResources,
+            "manual" => Strategy::Manual,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Restart => "restart",
+            Strategy::Reload => "reload",
+            Strategy::Failover => "failover",
+            Strategy::ScaleResources => "scale_resources",
+            Strategy::Manual => "manual",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One rung: failure counts `from..=to` (`to: None`: and beyond) take `strategy`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub from: u32,
+    pub to: Option<u32>,
+    pub strategy: Strategy,
+}
+
+impl Step {
+    fn contains(&self, count: u32) -> bool {
+        count >= self.from && self.to.is_none_or(|to| count <= to)
+    }
+
+    pub fn range(&self) -> String {
+        match self.to {
+            Some(to) if to == self.from => to.to_string(),
+            Some(to) => format!("{}-{to}", self.from),
+            None => format!("{}-", self.from),
+        }
+    }
+}
+
+/// A checked ladder: ranges from 1 on, contiguous, only the last open-ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ladder {
+    pub steps: Vec<Step>,
+}
+
+/// Reads `"3"`, `"3-4"` or `"7-"`.
+pub fn parse_range(text: &str) -> Result<(u32, Option<u32>), String> {
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("'{text}' is not a failure count range such as 1-2, 3 or 7-"))
+    };
+    match text.split_once('-') {
+        None => number(text).map(|n| (n, Some(n))),
+        Some((from, to)) if to.trim().is_empty() => number(from).map(|n| (n, None)),
+        Some((from, to)) => {
+            let (from, to) = (number(from)?, number(to)?);
+            if to < from {
+                return Err(format!("'{text}' ends before it starts"));
+            }
+            Ok((from, Some(to)))
+        }
+    }
+}
+
+impl Ladder {
+    /// The seed's ladder.
+    pub fn seed() -> Ladder {
+        let step = |from, to, strategy| Step { from, to, strategy };
+        Ladder {
+            steps: vec![
+                step(1, Some(2), Strategy::Restart),
+                step(3, Some(4), Strategy::Reload),
+                step(5, Some(6), Strategy::Failover),
+                step(7, None, Strategy::Manual),
+            ],
+        }
+    }
+
+    /// Builds a ladder from `(range, strategy)` pairs as the user wrote them; every problem
+    /// is returned, each naming the step (1-based) and the value at fault.
+    pub fn new(items: &[(String, String)]) -> Result<Ladder, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut steps = Vec::new();
+        if items.is_empty() {
+            problems.push("the ladder has no steps".to_string());
+        }
+        for (i, (range, strategy)) in items.iter().enumerate() {
+            let n = i + 1;
+            let strategy = match Strategy::parse(strategy) {
+                Some(s) => Some(s),
+                None => {
+                    problems.push(format!(
+                        "step {n}: unknown strategy '{strategy}'; use one of {}",
+                        Strategy::NAMES.join(", ")
+                    ));
+                    None
+                }
+            };
+            match (parse_range(range), strategy) {
+                (Ok((from, to)), Some(strategy)) => steps.push((n, Step { from, to, strategy })),
+                (Err(e), _) => problems.push(format!("step {n}: failures: {e}")),
+                (Ok(_), None) => {}
+            }
+        }
+        if problems.is_empty() {
+            let mut next = 1u32;
+            for (i, (n, step)) in steps.iter().enumerate() {
+                if step.from > next {
+                    let gap = if step.from - 1 == next {
+                        next.to_string()
+                    } else {
+                        format!("{next}-{}", step.from - 1)
+                    };
+                    problems.push(format!(
+                        "step {n} ({}): failure count {gap} has no step (a gap)",
+                        step.range()
+                    ));
+                } else if step.from < next {
+                    problems.push(format!(
+                        "step {n} ({}): failure count {} is already in step {} (an overlap)",
+                        step.range(),
+                        step.from,
+                        n - 1
+                    ));
+                }
+                match step.to {
+                    None if i + 1 < steps.len() => {
+                        problems.push(format!(
+                            "step {n} ({}): only the last step may be open-ended",
+                            step.range()
+                        ));
+                        break;
+                    }
+                    None => {}
+                    Some(to) => next = to.saturating_add(1),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(Ladder {
+                steps: steps.into_iter().map(|(_, s)| s).collect(),
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The step for a failure count: its 1-based level and strategy. Beyond a closed last
+    /// step: manual, one level above the last.
+    pub fn step_for(&self, count: u32) -> (usize, Strategy) {
+        match self.steps.iter().position(|s| s.contains(count)) {
+            Some(i) => (i + 1, self.steps[i].strategy),
+            None => (self.steps.len() + 1, Strategy::Manual),
+        }
+    }
+}
+
+/// What is remembered about one service between runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryState {
+    /// Consecutive failures found since the last reset.
+    pub failure_count: u32,
+    /// When a run last found the service failing.
+    pub last_failure_at: Option<u64>,
+    /// When a recovery last made it healthy.
+    pub last_recovered_at: Option<u64>,
+    /// When the failure count was last reset.
+    pub last_reset_at: Option<u64>,
+    /// Start times of recovery attempts (newest last), for the rate limit.
+    pub attempts: Vec<u64>,
+    /// Runs that found the service failing, ever.
+    pub failures_total: u64,
+    /// Recoveries that worked, ever.
+    pub recoveries_total: u64,
+}
+
+/// At most `max` attempts in `window_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub max: u32,
+    pub window_ms: u64,
+}
+
+/// The policy a run applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub ladder: Ladder,
+    pub rate_limit: Option<RateLimit>,
+    /// Healthy this long after a recovery resets the failure count; `None`: never.
+    pub stable_period_ms: Option<u64>,
+}
+
+/// What a run should do, given what it found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing: the service is healthy. `reset`: its failure count goes back to 0.
+    Healthy { reset: bool },
+    /// Failing, but the rate limit refuses another attempt for `retry_after_ms`.
+    RateLimited {
+        failure_count: u32,
+        attempts_in_window: u32,
+        retry_after_ms: u64,
+    },
+    /// Failing: take `strategy`, level `level`, for failure number `failure_count`.
+    Act {
+        failure_count: u32,
+        level: usize,
+        strategy: Strategy,
+        /// The count was reset first (stable period over since the last recovery).
+        reset: bool,
+    },
+}
+
+impl RecoveryState {
+    /// Whether the stable period since the last recovery is over, with no failure since.
+    pub fn stable(&self, now: u64, policy: &Policy) -> bool {
+        match (policy.stable_period_ms, self.last_recovered_at) {
+            (Some(period), Some(recovered)) => {
+                self.failure_count > 0
+                    && self.last_failure_at.is_none_or(|f| f <= recovered)
+                    && now.saturating_sub(recovered) >= period
+            }
+            _ => false,
+        }
+    }
+
+    /// Attempts inside the rate-limit window ending at `now`.
+    fn attempts_in(&self, now: u64, limit: &RateLimit) -> Vec<u64> {
+        self.attempts
+            .iter()
+            .copied()
+            .filter(|t| now.saturating_sub(*t) < limit.window_ms)
+            .collect()
+    }
+
+    /// What to do now. Pure: [`RecoveryState::apply`] records the decision.
+    pub fn plan(&self, healthy: bool, now: u64, policy: &Policy) -> Plan {
+        let reset = self.stable(now, policy);
+        if healthy {
+            return Plan::Healthy { reset };
+        }
+        let failure_count = if reset { 1 } else { self.failure_count.saturating_add(1) };
+        if let Some(limit) = &policy.rate_limit {
+            let recent = self.attempts_in(now, limit);
+            if recent.len() >= limit.max as usize {
+                // The attempt that must leave the window before another is allowed.
+                let oldest = recent[recent.len() - limit.max as usize];
+                return Plan::RateLimited {
+                    failure_count,
+                    attempts_in_window: u32::try_from(recent.len()).unwrap_or(u32::MAX),
+                    retry_after_ms: (oldest + limit.window_ms).saturating_sub(now),
+                };
+            }
+        }
+        let (level, strategy) = policy.ladder.step_for(failure_count);
+        Plan::Act {
+            failure_count,
+            level,
+            strategy,
+            reset,
+        }
+    }
+
+    /// Records a plan and, for an attempt, its outcome (`recovered`), at `now`.
+    /// `attempted`: an action was started (false for manual, or a breaker refusal).
+    pub fn apply(&mut self, plan: &Plan, attempted: bool, recovered: bool, now: u64) {
+        match plan {
+            Plan::Healthy { reset } => {
+                if *reset {
+                    self.failure_count = 0;
+                    self.last_reset_at = Some(now);
+                }
+            }
+            Plan::RateLimited { failure_count, .. } | Plan::Act { failure_count, .. } => {
+                if matches!(plan, Plan::Act { reset: true, .. }) {
+                    self.last_reset_at = Some(now);
+                }
+                self.failure_count = *failure_count;
+                self.last_failure_at = Some(now);
+                self.failures_total += 1;
+                if attempted {
+                    self.attempts.push(now);
+                    let excess = self.attempts.len().saturating_sub(MAX_ATTEMPTS_KEPT);
+                    self.attempts.drain(..excess);
+                }
+                if recovered {
+                    self.last_recovered_at = Some(now);
+                    self.recoveries_total += 1;
+                }
+            }
+        }
+    }
+}
+
+/// One failing run of one service, as appended to the incident log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub service: String,
+    /// When the run found the service failing (unix ms).
+    pub detected_at: u64,
+    /// When it was healthy again, if the recovery worked.
+    pub recovered_at: Option<u64>,
+    pub failure_count: u32,
+    pub level: usize,
+    pub strategy: Strategy,
+    /// `recovered`, `failed`, `refused` (breaker, rate limit) or `manual`.
+    pub outcome: String,
+    /// Why it was found failing.
+    pub reason: String,
+    /// What was done and what it said.
+    pub detail: String,
+}
+
+/// Per-service figures over a window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stats {
+    pub window_s: f64,
+    pub incidents: usize,
+    pub recovered: usize,
+    /// Mean time to recover, seconds.
+    pub mttr_s: Option<f64>,
+    /// Mean time between failures, seconds.
+    pub mtbf_s: Option<f64>,
+    /// Percent of the window not spent in an incident.
+    pub availability_percent: f64,
+    /// Percent of incidents where the recovery worked.
+    pub recovery_success_rate: Option<f64>,
+    /// Percent of incidents that needed more than the first step.
+    pub escalation_rate: Option<f64>,
+}
+
+/// Figures for the incidents of one service (any order) over the window ending at `now`.
+pub fn stats(incidents: &[Incident], now: u64, window_ms: u64) -> Stats {
+    let start = now.saturating_sub(window_ms);
+    let mut inside: Vec<&Incident> = incidents
+        .iter()
+        .filter(|i| i.detected_at >= start && i.detected_at <= now)
+        .collect();
+    inside.sort_by_key(|i| i.detected_at);
+    let recovered: Vec<u64> = inside
+        .iter()
+        .filter_map(|i| i.recovered_at.map(|r| r.saturating_sub(i.detected_at)))
+        .collect();
+    let mttr_s =
+        (!recovered.is_empty()).then(|| recovered.iter().sum::<u64>() as f64 / recovered.len() as f64 / 1000.0);
+    let mtbf_s = (inside.len() >= 2).then(|| {
+        let span = inside[inside.len() - 1].detected_at - inside[0].detected_at;
+        span as f64 / (inside.len() - 1) as f64 / 1000.0
+    });
+    // Downtime: each incident until it recovered, else until the next incident or now.
+    let mut down = 0u64;
+    for (k, i) in inside.iter().enumerate() {
+        let end = i
+            .recovered_at
+            .or_else(|| inside.get(k + 1).map(|n| n.detected_at))
+            .unwrap_or(now)
+            .min(now);
+        // Consecutive runs of one incident (retries) must not count twice.
+        let end = inside.get(k + 1).map_or(end, |n| end.min(n.detected_at));
+        down += end.saturating_sub(i.detected_at);
+    }
+    let percent = |part: usize, whole: usize| (whole > 0).then(|| part as f64 * 100.0 / whole as f64);
+    Stats {
+        window_s: window_ms as f64 / 1000.0,
+        incidents: inside.len(),
+        recovered: recovered.len(),
+        mttr_s,
+        mtbf_s,
+        availability_percent: if window_ms == 0 {
+            100.0
+        } else {
+            100.0 * (1.0 - down as f64 / window_ms as f64)
+        },
+        recovery_success_rate: percent(recovered.len(), inside.len()),
+        escalation_rate: percent(inside.iter().filter(|i| i.level > 1).count(), inside.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ladder(items: &[(&str, &str)]) -> Result<Ladder, Vec<String>> {
+        Ladder::new(
+            &items
+                .iter()
+                .map(|(r, s)| (r.to_string(), s.to_string()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            ladder: Ladder::seed(),
+            rate_limit: None,
+            stable_period_ms: Some(600_000),
+        }
+    }
+
+    #[test]
+    fn seed_ladder_steps() {
+        let l = Ladder::seed();
+        let table = [
+            (1, 1, Strategy::Restart),
+            (2, 1, Strategy::Restart),
+            (3, 2, Strategy::Reload),
+            (4, 2, Strategy::Reload),
+            (5, 3, Strategy::Failover),
+            (6, 3, Strategy::Failover),
+            (7, 4, Strategy::Manual),
+            (1000, 4, Strategy::Manual),
+        ];
+        for (count, level, strategy) in table {
+            assert_eq!(l.step_for(count), (level, strategy), "count {count}");
+        }
+        let written = ladder(&[
+            ("1-2", "restart"),
+            ("3-4", "reload"),
+            ("5-6", "failover"),
+            ("7-", "manual"),
+        ]);
+        assert_eq!(written, Ok(l));
+    }
+
+    #[test]
+    fn beyond_a_closed_last_step_is_manual() {
+        let l = ladder(&[("1", "restart"), ("2-3", "reload")]).unwrap();
+        assert_eq!(l.step_for(3), (2, Strategy::Reload));
+        assert_eq!(l.step_for(4), (3, Strategy::Manual));
+    }
+
+    #[test]
+    fn bad_ladders_are_named() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "the ladder has no steps"),
+            (
+                &[("1-2", "restart"), ("4-", "manual")],
+                "step 2 (4-): failure count 3 has no step (a gap)",
+            ),
+            (
+                &[("2-3", "restart")],
+                "step 1 (2-3): failure count 1 has no step (a gap)",
+            ),
+            (
+                &[("1-3", "restart"), ("6", "manual")],
+                "step 2 (6): failure count 4-5 has no step (a gap)",
+            ),
+            (
+                &[("1-3", "restart"), ("3-4", "reload")],
+                "step 2 (3-4): failure count 3 is already in step 1 (an overlap)",
+            ),
+            (
+                &[("1-", "restart"), ("3", "manual")],
+                "step 1 (1-): only the last step may be open-ended",
+            ),
+            (
+                &[("1", "reboot")],
+                "step 1: unknown strategy 'reboot'; use one of restart, reload",
+            ),
+            (
+                &[("0-2", "restart")],
+                "step 1: failures: '0-2' is not a failure count range",
+            ),
+            (&[("3-1", "restart")], "step 1: failures: '3-1' ends before it starts"),
+            (
+                &[("x", "restart")],
+                "step 1: failures: 'x' is not a failure count range",
+            ),
+        ];
+        for (items, expected) in cases {
+            let problems = ladder(items).unwrap_err();
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{items:?}: {problems:?} lacks {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failing_runs_climb_the_ladder() {
+        let p = policy();
+        let mut s = RecoveryState::default();
+        let mut seen = Vec::new();
+        for n in 0..8u64 {
+            let plan = s.plan(false, 1000 + n, &p);
+            let Plan::Act {
+                strategy,
+                failure_count,
+                ..
+            } = plan
+            else {
+                panic!("{plan:?}")
+            };
+            seen.push((failure_count, strategy));
+            s.apply(&plan, true, false, 1000 + n);
+        }
+        use Strategy::*;
+        assert_eq!(
+            seen.iter().map(|x| x.1).collect::<Vec<_>>(),
+            [Restart, Restart, Reload, Reload, Failover, Failover, Manual, Manual]
+        );
+        assert_eq!(s.failure_count, 8);
+        assert_eq!(s.failures_total, 8);
+    }
+
+    #[test]
+    fn stable_period_resets_the_count() {
+        let p = policy();
+        let mut s = RecoveryState::default();
+        let plan = s.plan(false, 0, &p);
+        s.apply(&plan, true, true, 0);
+        assert_eq!(s.failure_count, 1);
+        // Healthy, but not for long enough: nothing.
+        assert_eq!(s.plan(true, 599_999, &p), Plan::Healthy { reset: false });
+        // The boundary: exactly the stable period.
+        let plan = s.plan(true, 600_000, &p);
+        assert_eq!(plan, Plan::Healthy { reset: true });
+        s.apply(&plan, false, false, 600_000);
+        assert_eq!(s.failure_count, 0);
+        assert_eq!(s.plan(true, 700_000, &p), Plan::Healthy { reset: false });
+    }
+
+    #[test]
+    fn a_failure_after_the_stable_period_starts_at_the_bottom() {
+        let p = policy();
+        let mut s = RecoveryState::default();
+        for t in [0, 1, 2] {
+            let plan = s.plan(false, t, &p);
+            s.apply(&plan, true, t == 2, t);
+        }
+        assert_eq!(s.failure_count, 3);
+        // Soon after: the ladder goes on.
+        assert!(matches!(
+            s.plan(false, 100, &p),
+            Plan::Act {
+                failure_count: 4,
+                reset: false,
+                ..
+            }
+        ));
+        // Long after the recovery with no failure since: back to step 1.
+        let plan = s.plan(false, 2 + 600_000, &p);
+        assert_eq!(
+            plan,
+            Plan::Act {
+                failure_count: 1,
+                level: 1,
+                strategy: Strategy::Restart,
+                reset: true
+            }
+        );
+    }
+
+    #[test]
+    fn no_reset_when_the_last_recovery_failed_or_never_happened() {
+        let p = policy();
+        let mut s = RecoveryState::default();
+        let plan = s.plan(false, 0, &p);
+        s.apply(&plan, true, false, 0);
+        assert_eq!(s.plan(true, 10_000_000, &p), Plan::Healthy { reset: false });
+        let no_period = Policy {
+            stable_period_ms: None,
+            ..policy()
+        };
+        s.last_recovered_at = Some(1);
+        assert_eq!(s.plan(true, 10_000_000, &no_period), Plan::Healthy { reset: false });
+    }
+
+    #[test]
+    fn rate_limit_refuses_then_allows_when_the_oldest_leaves() {
+        let p = Policy {
+            rate_limit: Some(RateLimit {
+                max: 3,
+                window_ms: 1000,
+            }),
+            ..policy()
+        };
+        let mut s = RecoveryState::default();
+        for t in [0, 100, 200] {
+            let plan = s.plan(false, t, &p);
+            assert!(matches!(plan, Plan::Act { .. }), "{t}: {plan:?}");
+            s.apply(&plan, true, false, t);
+        }
+        let plan = s.plan(false, 300, &p);
+        assert_eq!(
+            plan,
+            Plan::RateLimited {
+                failure_count: 4,
+                attempts_in_window: 3,
+                retry_after_ms: 700
+            }
+        );
+        s.apply(&plan, false, false, 300);
+        // The refused run still counts as a failure, not as an attempt.
+        assert_eq!((s.failure_count, s.attempts.len()), (4, 3));
+        // 999 ms after the first attempt it is still inside; at 1000 it has left.
+        assert!(matches!(
+            s.plan(false, 999, &p),
+            Plan::RateLimited { retry_after_ms: 1, .. }
+        ));
+        assert!(matches!(s.plan(false, 1000, &p), Plan::Act { failure_count: 5, .. }));
+    }
+
+    fn incident(at: u64, recovered: Option<u64>, level: usize) -> Incident {
+        Incident {
+            service: "a.service".into(),
+            detected_at: at,
+            recovered_at: recovered,
+            failure_count: 1,
+            level,
+            strategy: Strategy::Restart,
+            outcome: if recovered.is_some() { "recovered" } else { "failed" }.into(),
+            reason: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn stats_over_a_window() {
+        let incidents = [
+            incident(1_000, Some(3_000), 1),   // 2 s down
+            incident(11_000, Some(15_000), 2), // 4 s down, escalated
+            incident(21_000, None, 3),         // unrecovered: until the next one
+            incident(25_000, Some(26_000), 3), // 1 s
+        ];
+        let s = stats(&incidents, 101_000, 100_000);
+        assert_eq!(s.incidents, 4);
+        assert_eq!(s.recovered, 3);
+        assert_eq!(s.mttr_s, Some((2.0 + 4.0 + 1.0) / 3.0));
+        assert_eq!(s.mtbf_s, Some(8.0));
+        // Down 2 + 4 + 4 + 1 = 11 s of 100.
+        assert!(
+            (s.availability_percent - 89.0).abs() < 1e-9,
+            "{}",
+            s.availability_percent
+        );
+        assert_eq!(s.recovery_success_rate, Some(75.0));
+        assert_eq!(s.escalation_rate, Some(75.0));
+    }
+
+    #[test]
+    fn stats_window_edges_and_empty() {
+        let s = stats(&[], 10_000, 5_000);
+        assert_eq!((s.incidents, s.mttr_s, s.mtbf_s), (0, None, None));
+        assert_eq!(s.availability_percent, 100.0);
+        assert_eq!(s.recovery_success_rate, None);
+        // Older than the window: ignored; an open incident runs until now.
+        let s = stats(
+            &[incident(1_000, Some(2_000), 1), incident(9_000, None, 1)],
+            10_000,
+            5_000,
+        );
+        assert_eq!(s.incidents, 1);
+        assert!((s.availability_percent - 80.0).abs() < 1e-9);
+    }
+}
