@@ -10,6 +10,7 @@ pub mod backup_verify;
 pub mod circuit_breaker;
 pub mod facts;
 pub mod health_check;
+pub mod service_recovery;
 
 use reliability_core::spec::Spec;
 
@@ -23,4 +24,5 @@ pub const MODULES: &[(&str, SpecFn)] = &[
     ("backup_manifest", backup_manifest::spec),
     ("backup_verify", backup_verify::spec),
     ("circuit_breaker", circuit_breaker::spec),
+    ("service_recovery", service_recovery::spec),
 ];

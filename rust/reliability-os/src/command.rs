@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -38,6 +38,39 @@ pub enum CommandError {
     Spawn { program: String, source: std::io::Error },
     #[error("'{command}' did not finish within {timeout:?} and was killed")]
     Timeout { command: String, timeout: Duration },
+}
+
+/// Where `name` runs from: itself when it has a `/`, else the first executable file of
+/// that name in `PATH` (then `/usr/bin`, `/bin`, `/usr/sbin`, `/sbin`, which a minimal
+/// `PATH` over SSH may lack).
+pub fn which(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.is_file().then_some(p);
+    }
+    if name.is_empty() {
+        return None;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs a user's argv list (`["nginx", "-t"]`): the program is looked up with [`which`].
+pub fn run_argv(argv: &[String], timeout: Duration) -> Result<CommandOutput, CommandError> {
+    let Some((name, args)) = argv.split_first() else {
+        return Err(CommandError::Spawn {
+            program: String::new(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty"),
+        });
+    };
+    let program = which(name).ok_or_else(|| CommandError::Spawn {
+        program: name.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such program in PATH"),
+    })?;
+    run(&program, args, &[], timeout)
 }
 
 /// Run `program args` with `env` added, stdin closed; kill it (and anything it started: it

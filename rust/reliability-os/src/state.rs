@@ -28,7 +28,7 @@
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use reliability_core::{breaker, timestamp};
+use reliability_core::{breaker, recovery, timestamp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -55,6 +55,11 @@ pub trait Record: Serialize + DeserializeOwned {
 impl Record for breaker::Breaker {
     const KIND: &'static str = breaker::KIND;
     const VERSION: u32 = breaker::VERSION;
+}
+
+impl Record for recovery::RecoveryState {
+    const KIND: &'static str = recovery::KIND;
+    const VERSION: u32 = recovery::VERSION;
 }
 
 #[derive(Debug, thiserror::Error)]

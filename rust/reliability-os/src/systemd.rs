@@ -286,6 +286,32 @@ pub fn set_property_runtime(unit: &str, properties: &[(&str, &str)]) -> Result<C
     run_systemctl(&args, QUERY_TIMEOUT)
 }
 
+/// `systemctl show --property=A,B -- <unit>`: the named properties as systemd prints them
+/// (e.g. `MemoryMax` -> `536870912` or `infinity`, `CPUQuotaPerSecUSec` -> `500ms`).
+pub fn show_properties(unit: &str, properties: &[&str]) -> Result<BTreeMap<String, String>, SystemdError> {
+    let args = vec![
+        "show".to_owned(),
+        "--no-pager".to_owned(),
+        format!("--property={}", properties.join(",")),
+        "--".to_owned(),
+        unit.to_owned(),
+    ];
+    let out = run_systemctl(&args, QUERY_TIMEOUT)?;
+    if !out.success() {
+        return Err(SystemdError::Failed {
+            command: format!("systemctl show -- {unit}"),
+            exit_code: out.exit_code,
+            stderr: out.stderr.trim().to_owned(),
+        });
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
 /// Parse `systemctl show` output: one [`UnitProps`] per blank-line-separated block, in order.
 /// Unknown keys are ignored and missing ones stay empty, so older and newer systemd both parse.
 pub fn parse_show(text: &str) -> Vec<UnitProps> {
@@ -358,11 +384,7 @@ fn list(value: &str) -> Vec<String> {
 
 /// Where systemctl is. Modules may run with a short `$PATH`, so the usual places are tried too.
 fn find_systemctl() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("systemctl"))
-        .find(|p| p.is_file())
+    command::which("systemctl")
 }
 
 fn run_systemctl(args: &[String], timeout: Duration) -> Result<CommandOutput, SystemdError> {
