@@ -708,9 +708,10 @@ fn act(
     state: &mut RecoveryState,
     _warnings: &mut [String],
 ) -> Result<RecoveryReport, RunError> {
+    let health = look(&request.health);
+    // Recovery time runs from the moment the run knows the service is failing.
     let detected = now_ms();
     let started = Instant::now();
-    let health = look(&request.health);
     let before_count = state.failure_count;
     let plan = state.plan(health.healthy, detected, &request.policy);
     let reset = matches!(plan, Plan::Healthy { reset: true } | Plan::Act { reset: true, .. });
