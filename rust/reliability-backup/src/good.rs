@@ -17,6 +17,7 @@
 //! - Writing the record is a persistent change: the task reports `changed: true` (the record
 //!   holds the verification time, so every passing run writes). Check mode writes nothing
 //!   and predicts `changed: true` when every check passed.
+//! - A request with no checks verifies nothing, so it cannot record anything good: refused.
 //! - Everything about the record is checked before any check runs (set name, `state_dir`
 //!   absolute, the backup exists), so a typo does not cost an hour of hashing first.
 
@@ -74,7 +75,7 @@ pub fn state_dir(params: &Map<String, Value>) -> Result<PathBuf, RequestError> {
 }
 
 /// The record asked for, checked; `None` when `record_good` is not given.
-pub fn request(params: &Map<String, Value>) -> Result<Option<Request>, RequestError> {
+pub fn request(params: &Map<String, Value>, asked: &[String]) -> Result<Option<Request>, RequestError> {
     let Some(set) = str_param(params, "record_good") else {
         if let Some(b) = str_param(params, "backup") {
             return Err(RequestError(format!(
@@ -84,19 +85,23 @@ pub fn request(params: &Map<String, Value>) -> Result<Option<Request>, RequestEr
         return Ok(None);
     };
     state::validate_name(set).map_err(|e| RequestError(format!("record_good: {e}")))?;
+    if asked.is_empty() {
+        return Err(RequestError(format!(
+            "record_good: '{set}' would record a backup that no check verified; ask for at least one check"
+        )));
+    }
     let store = Store::new(state_dir(params)?);
-    let given = match str_param(params, "backup") {
-        Some(b) => PathBuf::from(b),
-        None if str_param(params, "manifest").is_some() => integrity::manifest_and_root(params, "record_good")?.1,
-        None => {
-            return Err(RequestError(
+    let given =
+        match str_param(params, "backup") {
+            Some(b) => PathBuf::from(b),
+            None if str_param(params, "manifest").is_some() => integrity::manifest_and_root(params, "record_good")?.1,
+            None => return Err(RequestError(
                 "record_good: say which backup verified good with 'backup' (or give 'manifest', whose root is taken)"
                     .to_string(),
-            ))
-        }
-    };
-    let backup = std::fs::canonicalize(&given)
-        .map_err(|e| RequestError(format!("backup: '{}': {e}", given.display())))?;
+            )),
+        };
+    let backup =
+        std::fs::canonicalize(&given).map_err(|e| RequestError(format!("backup: '{}': {e}", given.display())))?;
     Ok(Some(Request {
         set: set.to_string(),
         backup,
@@ -106,7 +111,12 @@ pub fn request(params: &Map<String, Value>) -> Result<Option<Request>, RequestEr
 
 /// After the checks: writes the record when every check passed (not in check mode), and
 /// puts `good` (and `changed`) into the report.
-pub fn record(request: &Request, asked: &[String], ctx: &Context, report: &mut VerifyReport) -> Result<(), RequestError> {
+pub fn record(
+    request: &Request,
+    asked: &[String],
+    ctx: &Context,
+    report: &mut VerifyReport,
+) -> Result<(), RequestError> {
     let state_file = request
         .store
         .path::<Good>(&request.set)
@@ -135,7 +145,11 @@ pub fn record(request: &Request, asked: &[String], ctx: &Context, report: &mut V
                     seen
                 }),
             };
-            let write = || request.store.update(&request.set, |_: Option<Good>| Ok::<_, StateError>(record.clone()));
+            let write = || {
+                request
+                    .store
+                    .update(&request.set, |_: Option<Good>| Ok::<_, StateError>(record.clone()))
+            };
             match write() {
                 Err(e @ StateError::Corrupt { moved_to: Some(_), .. }) => {
                     report.warnings.push(format!("{e}; a new record is written"));

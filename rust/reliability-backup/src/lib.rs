@@ -104,7 +104,7 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_else(|| vec!["integrity".to_string()]);
-    let good = good::request(params)?;
+    let good = good::request(params, &asked)?;
     let mut report = VerifyReport::default();
     let mut msgs = Vec::new();
     for name in &asked {

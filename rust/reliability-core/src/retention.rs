@@ -331,7 +331,10 @@ mod tests {
             &[3, 1],
             &[],
             policy(None, None, 0, false),
-            &["b01: keep (no retention policy given)", "b03: keep (no retention policy given)"],
+            &[
+                "b01: keep (no retention policy given)",
+                "b03: keep (no retention policy given)",
+            ],
         );
         // Same time: ordered by name, newest-first meaning the greater name first.
         let same = vec![

@@ -77,7 +77,10 @@ fn protected(module: &mut Module, entries: &[Entry]) -> Result<(Value, Option<St
         module.warn(format!(
             "no backup of set '{set}' has verified good yet (backup_verify with record_good: {set} records one): {unprotected}"
         ));
-        return Ok((json!({"set": set, "backup": null, "verified_at": null, "protects": null}), None));
+        return Ok((
+            json!({"set": set, "backup": null, "verified_at": null, "protects": null}),
+            None,
+        ));
     };
     let backup = Path::new(&record.backup);
     let holder = entries
@@ -180,7 +183,10 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
     }
     let fields = [
         ("path", json!(found.root.display().to_string())),
-        ("deleted", json!(deleted.iter().map(|d| describe(d, entry(d))).collect::<Vec<_>>())),
+        (
+            "deleted",
+            json!(deleted.iter().map(|d| describe(d, entry(d))).collect::<Vec<_>>()),
+        ),
         ("kept", json!(kept)),
         ("skipped", json!(found.skipped)),
         ("bytes_freed", json!(bytes_freed)),
@@ -188,9 +194,12 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
     ];
     if !errors.is_empty() {
         let first = errors[0]["error"].as_str().unwrap_or_default().to_string();
-        let mut failure = Failure::new(format!("{} backup(s) could not be deleted, first: {first}; {msg}", errors.len()))
-            .field("changed", changed)
-            .field("errors", errors);
+        let mut failure = Failure::new(format!(
+            "{} backup(s) could not be deleted, first: {first}; {msg}",
+            errors.len()
+        ))
+        .field("changed", changed)
+        .field("errors", errors);
         for (k, v) in fields {
             failure = failure.field(k, v);
         }

@@ -212,7 +212,11 @@ mod tests {
         assert!(!g.is_match("db-2026.tar.gz"));
         assert!(name_glob("20??-??-??").expect("valid").is_match("2026-11-23"));
         let err = |p: &str| name_glob(p).expect_err(p);
-        assert!(err("db-[").starts_with("pattern: 'db-[' is not a valid glob"), "{}", err("db-["));
+        assert!(
+            err("db-[").starts_with("pattern: 'db-[' is not a valid glob"),
+            "{}",
+            err("db-[")
+        );
         assert!(err("a/*").contains("has a '/'"));
         assert!(err("").contains("empty"));
     }
@@ -238,7 +242,9 @@ mod tests {
         let file = root.join("a-file");
         std::fs::write(&file, b"").expect("file");
         assert!(list(&file, "*").expect_err("a file").ends_with("is not a directory"));
-        assert!(list(&root.join("missing"), "*").expect_err("missing").contains("missing"));
+        assert!(list(&root.join("missing"), "*")
+            .expect_err("missing")
+            .contains("missing"));
     }
 
     #[test]
