@@ -48,6 +48,9 @@ impl Record for Good {
     const VERSION: u32 = 1;
 }
 
+const NO_BACKUP: &str =
+    "record_good: say which backup verified good with 'backup' (or give 'manifest', whose root is taken)";
+
 /// The options of the record (`state_dir` is shared, declared in [`crate::verify_spec`]).
 pub fn options() -> Vec<Opt> {
     vec![Opt::str("record_good"), Opt::path("backup")]
@@ -91,15 +94,11 @@ pub fn request(params: &Map<String, Value>, asked: &[String]) -> Result<Option<R
         )));
     }
     let store = Store::new(state_dir(params)?);
-    let given =
-        match str_param(params, "backup") {
-            Some(b) => PathBuf::from(b),
-            None if str_param(params, "manifest").is_some() => integrity::manifest_and_root(params, "record_good")?.1,
-            None => return Err(RequestError(
-                "record_good: say which backup verified good with 'backup' (or give 'manifest', whose root is taken)"
-                    .to_string(),
-            )),
-        };
+    let given = match (str_param(params, "backup"), str_param(params, "manifest")) {
+        (Some(b), _) => PathBuf::from(b),
+        (None, Some(_)) => integrity::manifest_and_root(params, "record_good")?.1,
+        (None, None) => return Err(RequestError(NO_BACKUP.to_string())),
+    };
     let backup =
         std::fs::canonicalize(&given).map_err(|e| RequestError(format!("backup: '{}': {e}", given.display())))?;
     Ok(Some(Request {
