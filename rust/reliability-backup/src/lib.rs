@@ -12,10 +12,16 @@
 //! [`CheckReport`]: a status, a one-line message, and the check's figures and precise
 //! failures. [`verify`] runs the checks in the order asked and joins the reports.
 //!
+//! With `record_good`, a request that passes every check it asked for also records its
+//! backup as the set's last verified good one ([`good`]): the one `backup_retention` never
+//! deletes. That is the only thing a verification writes besides check state under
+//! `state_dir`.
+//!
 //! Architecture invariant: this crate prints nothing and knows nothing of Ansible; reading,
 //! hashing and extracting are `reliability-os`'s, pure verdicts are `reliability-core`'s or
 //! this crate's `judge` functions.
 
+pub mod good;
 pub mod integrity;
 
 use reliability_core::spec::{Kind, Opt, Spec};
@@ -30,6 +36,9 @@ pub fn verify_spec() -> Spec {
         .choices(CHECKS)
         .default(json!(["integrity"]))];
     opts.extend(integrity::options());
+    opts.extend(good::options());
+    // Shared by every check that keeps state (the good record, cursors).
+    opts.push(Opt::path("state_dir").default(reliability_os::state::DEFAULT_DIR));
     Spec::new(opts)
 }
 
@@ -78,10 +87,14 @@ impl std::error::Error for RequestError {}
 #[derive(Clone, Debug, Default)]
 pub struct VerifyReport {
     pub failed: bool,
+    /// Something persistent was written (or would be, in check mode): the good record.
+    pub changed: bool,
     pub msg: String,
     /// `{check: {status, ...fields}}`.
     pub checks: Map<String, Value>,
     pub warnings: Vec<String>,
+    /// With `record_good`: the set, the backup, the state file and whether it was recorded.
+    pub good: Option<Value>,
 }
 
 /// Runs the asked checks on options [`verify_spec`] validated, in the order asked.
@@ -91,6 +104,7 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_else(|| vec!["integrity".to_string()]);
+    let good = good::request(params, &asked)?;
     let mut report = VerifyReport::default();
     let mut msgs = Vec::new();
     for name in &asked {
@@ -110,6 +124,9 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         msgs.push(check.msg);
     }
     report.msg = msgs.join("; ");
+    if let Some(good) = &good {
+        good::record(good, &asked, ctx, &mut report)?;
+    }
     Ok(report)
 }
 

@@ -9,6 +9,7 @@ pub mod breaker;
 pub mod check;
 pub mod manifest;
 pub mod recovery;
+pub mod retention;
 pub mod size;
 pub mod spec;
 pub mod subset;

@@ -6,6 +6,7 @@
 //! `reliability-core`, which the monitor daemon and the CLI call too.
 
 pub mod backup_manifest;
+pub mod backup_retention;
 pub mod backup_verify;
 pub mod circuit_breaker;
 pub mod facts;
@@ -23,6 +24,7 @@ pub const MODULES: &[(&str, SpecFn)] = &[
     ("health_check", health_check::spec),
     ("backup_manifest", backup_manifest::spec),
     ("backup_verify", backup_verify::spec),
+    ("backup_retention", backup_retention::spec),
     ("circuit_breaker", circuit_breaker::spec),
     ("service_recovery", service_recovery::spec),
 ];

@@ -11,5 +11,6 @@ pub mod hashing;
 pub mod http;
 pub mod net;
 pub mod procs;
+pub mod prune;
 pub mod state;
 pub mod systemd;
