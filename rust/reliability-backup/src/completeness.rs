@@ -39,7 +39,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The check's options: one dict, `completeness`.
 pub fn options() -> Vec<Opt> {
     vec![Opt::dict("completeness").options(Spec::new(vec![
-        Opt::path("path").required(),
+        Opt::path("path"),
         Opt::list("required", Kind::Str),
         Opt::int("min_files").range(0.0, 1e15),
         Opt::str("min_size"),
