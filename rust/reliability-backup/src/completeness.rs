@@ -102,7 +102,9 @@ pub struct FileSeen {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CopySeen {
     /// Same size and SHA-256, on filesystem `dev`.
-    Identical { dev: u64 },
+    Identical {
+        dev: u64,
+    },
     Missing,
     /// Present but not the same (what differs).
     Differs(String),
@@ -162,7 +164,8 @@ pub fn judge(observed: &Observed, rules: &Rules, now_ms: u64) -> Verdict {
     for r in &rules.required {
         if !observed.files.iter().any(|f| r.matches(&f.path)) {
             v.required_missing.push(r.text.clone());
-            v.failures.push(format!("required '{}' is missing: no file matches", r.text));
+            v.failures
+                .push(format!("required '{}' is missing: no file matches", r.text));
         }
     }
     if let Some(min) = rules.min_files.filter(|m| (v.files as u64) < *m) {
@@ -210,10 +213,9 @@ pub fn judge(observed: &Observed, rules: &Rules, now_ms: u64) -> Verdict {
             .zip(&v.distinct)
             .filter_map(|(c, distinct)| match &c.seen {
                 CopySeen::Identical { .. } if *distinct => None,
-                CopySeen::Identical { .. } => Some(format!(
-                    "'{}' is identical but on a filesystem already counted",
-                    c.file
-                )),
+                CopySeen::Identical { .. } => {
+                    Some(format!("'{}' is identical but on a filesystem already counted", c.file))
+                }
                 CopySeen::Missing => Some(format!("'{}' is missing", c.file)),
                 CopySeen::Differs(what) => Some(format!("'{}' differs: {what}", c.file)),
                 CopySeen::Unreadable(e) => Some(format!("'{}' is unreadable: {e}", c.file)),
@@ -297,12 +299,18 @@ fn observe(
         Some(st) if st.is_dir => {
             let walked = hashing::walk(path, &WalkOptions::default())?;
             for (p, e) in walked.errors.iter().take(5) {
-                warnings.push(format!("completeness: cannot list '{p}' under '{}': {e}", path.display()));
+                warnings.push(format!(
+                    "completeness: cannot list '{p}' under '{}': {e}",
+                    path.display()
+                ));
             }
             (path.to_path_buf(), walked.files)
         }
         Some(_) => {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (path.parent().map(Path::to_path_buf).unwrap_or_default(), vec![name])
         }
     };
@@ -541,19 +549,30 @@ mod tests {
         check(
             &tree(),
             &r,
-            &["3 files, fewer than min_files 4", "8.79 KiB in total, less than min_size 1 MiB"],
+            &[
+                "3 files, fewer than min_files 4",
+                "8.79 KiB in total, less than min_size 1 MiB",
+            ],
         );
         r = Rules {
             max_age: Some((4 * HOUR as u64, "4h".into())),
             ..Rules::default()
         };
-        check(&tree(), &r, &["newest backup 'db/orders.dump' is 5h old, over max_age 4h"]);
+        check(
+            &tree(),
+            &r,
+            &["newest backup 'db/orders.dump' is 5h old, over max_age 4h"],
+        );
         let old = Observed {
             files: vec![file("db-2026-11-20.tar.zst", 1, 74)],
             ..Observed::default()
         };
         r.max_age = Some((26 * HOUR as u64, "26h".into()));
-        check(&old, &r, &["newest backup 'db-2026-11-20.tar.zst' is 3d 2h old, over max_age 26h"]);
+        check(
+            &old,
+            &r,
+            &["newest backup 'db-2026-11-20.tar.zst' is 3d 2h old, over max_age 26h"],
+        );
         check(
             &Observed::default(),
             &r,
@@ -590,11 +609,13 @@ mod tests {
         let v = check(
             &o,
             &r,
-            &["newest backup 'db/orders.dump' is held in 2 distinct locations, fewer than min_copies 3 (\
+            &[
+                "newest backup 'db/orders.dump' is held in 2 distinct locations, fewer than min_copies 3 (\
                '/srv/same-disk/db/orders.dump' is identical but on a filesystem already counted; \
                '/mnt/b/db/orders.dump' is missing; \
                '/mnt/c/db/orders.dump' differs: same size, different SHA-256; \
-               '/mnt/d/db/orders.dump' is identical but on a filesystem already counted)"],
+               '/mnt/d/db/orders.dump' is identical but on a filesystem already counted)",
+            ],
         );
         assert_eq!(v.distinct, [true, false, false, false, false]);
         o.copies[2].seen = CopySeen::Identical { dev: 3 };

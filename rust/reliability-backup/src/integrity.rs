@@ -260,7 +260,13 @@ pub fn default_cursor_name(manifest_path: &Path, root: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_.@:-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.@:-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(100)
         .collect();
     let base = base.trim_start_matches('.');
@@ -322,7 +328,18 @@ pub fn run(params: &Map<String, Value>, ctx: &Context) -> Result<CheckReport, Re
         let verdict = manifest::judge(&manifest, &seen(&run), present.as_deref());
         return Ok(report(&manifest, &run, &verdict, Map::new(), String::new(), warnings));
     };
-    windowed(params, ctx, started, &manifest_path, &root, &bytes, &manifest, &window, present, warnings)
+    windowed(
+        params,
+        ctx,
+        started,
+        &manifest_path,
+        &root,
+        &bytes,
+        &manifest,
+        &window,
+        present,
+        warnings,
+    )
 }
 
 /// What one windowed run did, for the report.
@@ -358,7 +375,9 @@ fn windowed(
         .clone()
         .unwrap_or_else(|| default_cursor_name(manifest_path, root));
     let store = Store::new(&window.state_dir);
-    let cursor_file = store.path::<Cursor>(&name).map_err(|e| RequestError(format!("cursor: {e}")))?;
+    let cursor_file = store
+        .path::<Cursor>(&name)
+        .map_err(|e| RequestError(format!("cursor: {e}")))?;
     let order: Vec<&String> = manifest.entries.keys().collect();
     let deadline = window.max_duration.and_then(|d| started.checked_add(d));
     let threads = threads(params);
@@ -371,7 +390,12 @@ fn windowed(
         cursor.root = root.display().to_string();
         let start = cursor.position;
         let end = (start + quota(order.len(), window.sample_percent)).min(order.len());
-        let slice: Vec<String> = order.get(start..end).unwrap_or_default().iter().map(|p| (*p).clone()).collect();
+        let slice: Vec<String> = order
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| (*p).clone())
+            .collect();
         let in_slice: BTreeSet<&String> = slice.iter().collect();
         let rechecks: Vec<String> = cursor
             .failing
@@ -590,7 +614,10 @@ mod tests {
         assert_eq!(covered, (0..10).chain(0..9).collect::<Vec<_>>());
         assert_eq!(completions, [3]);
         let c = stored.unwrap();
-        assert_eq!((c.position, c.cycles_completed, c.last_cycle_completed_ms), (9, 1, Some(3)));
+        assert_eq!(
+            (c.position, c.cycles_completed, c.last_cycle_completed_ms),
+            (9, 1, Some(3))
+        );
         assert_eq!(c.cycle_started_ms, Some(4));
     }
 

@@ -3,9 +3,9 @@
 //!
 //! A request names the checks to run, each in a module of its own:
 //!
-//! | check          | proves                                                          |
-//! |----------------|-----------------------------------------------------------------|
-//! | [`integrity`]  | every file a manifest lists has the digest the manifest says    |
+//! | check            | proves                                                             |
+//! |------------------|--------------------------------------------------------------------|
+//! | [`integrity`]    | every file a manifest lists has the digest the manifest says       |
 //! | [`completeness`] | the backup has what it must, is recent, and is kept in enough places |
 //!
 //! Each check module declares its options ([`Opt`]s, validated by the same spec machinery

@@ -138,7 +138,10 @@ mod tests {
         check("1d12h", Ok(129_600_000));
         check("1h 30m", Ok(5_400_000));
         check(" 1.5h ", Ok(5_400_000));
-        check("2d 3h 4m 5s 6ms", Ok(2 * 86_400_000 + 3 * 3_600_000 + 4 * 60_000 + 5000 + 6));
+        check(
+            "2d 3h 4m 5s 6ms",
+            Ok(2 * 86_400_000 + 3 * 3_600_000 + 4 * 60_000 + 5000 + 6),
+        );
     }
 
     #[test]
@@ -170,8 +173,14 @@ mod tests {
             Err("invalid duration '1h 30': '30' has no unit (use ms, s, m, h, d or w)"),
         );
         check("1..5h", Err("invalid duration '1..5h': '1..5' is not a number"));
-        check("1e400w", Err("invalid duration '1e400w': unknown unit 'e' (use ms, s, m, h, d or w)"));
-        check("99999999999999999w", Err("invalid duration '99999999999999999w': too large"));
+        check(
+            "1e400w",
+            Err("invalid duration '1e400w': unknown unit 'e' (use ms, s, m, h, d or w)"),
+        );
+        check(
+            "99999999999999999w",
+            Err("invalid duration '99999999999999999w': too large"),
+        );
     }
 
     #[test]

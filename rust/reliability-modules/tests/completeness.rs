@@ -149,7 +149,10 @@ fn time_boxed_verification_resumes_and_covers_every_file_once_per_cycle() {
     let unique: BTreeSet<&String> = cycle.iter().collect();
     assert_eq!(cycle.len(), unique.len(), "a file twice in one cycle: {cycle:?}");
     assert_eq!(cycle, names);
-    assert!(runs >= 3 && cut >= 2, "the box should cut most runs: {runs} runs, {cut} cut");
+    assert!(
+        runs >= 3 && cut >= 2,
+        "the box should cut most runs: {runs} runs, {cut} cut"
+    );
     eprintln!("48 x 1 MiB with a 5 ms box: {runs} runs for one cycle, {cut} cut by the box");
     // The next run starts the next cycle at the first file.
     let r = run(&a);
@@ -181,7 +184,11 @@ fn a_damaged_file_fails_the_run_that_reaches_it_and_every_run_until_repaired() {
         if fails {
             assert_eq!(strs(&c["mismatched"]), [names[12].clone()]);
             assert_eq!(c["ok"], json!(4));
-            assert!(r["msg"].as_str().unwrap().contains("1 mismatched ('f012.dat')"), "{}", r["msg"]);
+            assert!(
+                r["msg"].as_str().unwrap().contains("1 mismatched ('f012.dat')"),
+                "{}",
+                r["msg"]
+            );
         }
     }
     // Run 4 verifies f012 again first, then f015-f019: still failing.
@@ -193,7 +200,10 @@ fn a_damaged_file_fails_the_run_that_reaches_it_and_every_run_until_repaired() {
     let mut expected = vec![names[12].clone()];
     expected.extend(names[15..20].iter().cloned());
     assert_eq!(opened.take(), expected);
-    assert_eq!((c["verified"].clone(), c["cycle_completed"].clone()), (json!(5), json!(true)));
+    assert_eq!(
+        (c["verified"].clone(), c["cycle_completed"].clone()),
+        (json!(5), json!(true))
+    );
     // Repaired: the next run (a new cycle) verifies it once more, passes, and forgets it.
     std::fs::write(&damaged, &good).unwrap();
     let r = run(&a);
@@ -251,12 +261,24 @@ fn a_changed_manifest_restarts_the_cycle() {
     assert!(!failed(&r), "{r}");
     let c = integrity(&r);
     assert!(
-        c["restarted"].as_str().unwrap().starts_with("the manifest changed (sha256 "),
+        c["restarted"]
+            .as_str()
+            .unwrap()
+            .starts_with("the manifest changed (sha256 "),
         "{c}"
     );
-    assert!(r["msg"].as_str().unwrap().contains("the cycle restarts at the first file"));
-    assert_eq!((c["first"].clone(), c["position"].clone()), (json!("a-new.dat"), json!(6)));
-    assert_eq!((c["files"].clone(), c["cycles_completed"].clone()), (json!(11), json!(1)));
+    assert!(r["msg"]
+        .as_str()
+        .unwrap()
+        .contains("the cycle restarts at the first file"));
+    assert_eq!(
+        (c["first"].clone(), c["position"].clone()),
+        (json!("a-new.dat"), json!(6))
+    );
+    assert_eq!(
+        (c["files"].clone(), c["cycles_completed"].clone()),
+        (json!(11), json!(1))
+    );
 }
 
 #[test]
@@ -264,9 +286,18 @@ fn bad_time_box_options_are_named() {
     let dir = tempfile::tempdir().unwrap();
     backup(dir.path(), 1, 10);
     for (extra, msg) in [
-        (json!({"sample_percent": 0}), "sample_percent: 0 must be more than 0 and at most 100"),
-        (json!({"max_duration": 0}), "max_duration: 0 must be more than 0 seconds"),
-        (json!({"cursor": "x"}), "cursor: 'x' is only used with max_duration or sample_percent"),
+        (
+            json!({"sample_percent": 0}),
+            "sample_percent: 0 must be more than 0 and at most 100",
+        ),
+        (
+            json!({"max_duration": 0}),
+            "max_duration: 0 must be more than 0 seconds",
+        ),
+        (
+            json!({"cursor": "x"}),
+            "cursor: 'x' is only used with max_duration or sample_percent",
+        ),
         (
             json!({"sample_percent": 10, "cursor": "../x"}),
             "cursor: invalid name '../x': '/' is not allowed; use letters, digits and _ . @ : -",
@@ -299,8 +330,7 @@ fn put(root: &Path, rel: &str, size: usize, age: Duration) {
 }
 
 fn completeness(opts: Value) -> Value {
-    let r = run(&json!({"checks": ["completeness"], "completeness": opts}));
-    r
+    run(&json!({"checks": ["completeness"], "completeness": opts}))
 }
 
 #[test]
@@ -308,7 +338,12 @@ fn completeness_passes_and_names_each_failure() {
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("backups");
     put(&b, "db-2026-11-20.tar.zst", 600_000, HOUR * 74);
-    put(&b, "db-2026-11-22.tar.zst", 600_000, HOUR * 26 + Duration::from_secs(600));
+    put(
+        &b,
+        "db-2026-11-22.tar.zst",
+        600_000,
+        HOUR * 26 + Duration::from_secs(600),
+    );
     put(&b, "etc/passwd", 2000, HOUR * 30);
     let path = b.display().to_string();
     let ok = json!({"path": path, "required": ["db-*.tar.zst", "etc"], "min_files": 3, "min_size": "1M",
@@ -375,7 +410,9 @@ fn completeness_passes_and_names_each_failure() {
     let r = completeness(json!({"path": path, "max_age": "1 fortnight"}));
     assert_eq!(
         r["msg"],
-        json!("completeness.max_age: invalid duration '1 fortnight': unknown unit 'fortnight' (use ms, s, m, h, d or w)")
+        json!(
+            "completeness.max_age: invalid duration '1 fortnight': unknown unit 'fortnight' (use ms, s, m, h, d or w)"
+        )
     );
     let r = completeness(json!({"min_files": 1}));
     assert!(r["msg"].as_str().unwrap().contains("completeness.path"), "{r}");
@@ -431,9 +468,18 @@ fn copies_count_once_per_filesystem() {
     assert!(!failed(&r), "{r}");
     let c = &r["checks"]["completeness"];
     assert_eq!(c["locations"], json!(3));
-    let distinct: Vec<Value> = c["copies"].as_array().unwrap().iter().map(|c| c["distinct"].clone()).collect();
+    let distinct: Vec<Value> = c["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["distinct"].clone())
+        .collect();
     assert_eq!(distinct, [json!(true), json!(false), json!(true)]);
-    assert!(c["copies"].as_array().unwrap().iter().all(|c| c["status"] == json!("identical")));
+    assert!(c["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["status"] == json!("identical")));
     assert_eq!(c["bytes_hashed"], json!(4 * 300_000));
     // Without the second tmpfs, the same-disk copy does not make a third location.
     let r = completeness(opts(vec![a.path(), same_disk.clone()], 3));
@@ -462,6 +508,11 @@ fn copies_count_once_per_filesystem() {
             on_b.display()
         )]
     );
-    let statuses: Vec<Value> = c["copies"].as_array().unwrap().iter().map(|c| c["status"].clone()).collect();
+    let statuses: Vec<Value> = c["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].clone())
+        .collect();
     assert_eq!(statuses, [json!("missing"), json!("differs")]);
 }

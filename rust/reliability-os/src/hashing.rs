@@ -250,7 +250,10 @@ pub fn stat(path: &Path) -> Result<Option<FileStat>, String> {
     match std::fs::symlink_metadata(path) {
         Ok(m) => Ok(Some(FileStat {
             size: m.size(),
-            mtime_ms: m.mtime().saturating_mul(1000).saturating_add(m.mtime_nsec() / 1_000_000),
+            mtime_ms: m
+                .mtime()
+                .saturating_mul(1000)
+                .saturating_add(m.mtime_nsec() / 1_000_000),
             dev: m.dev(),
             is_dir: m.is_dir(),
         })),
@@ -361,7 +364,12 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(600);
         let until = hash_files_until(dir.path(), &paths, 2, far);
         let full = hash_files(dir.path(), &paths, 2);
-        let digests = |r: &HashRun| r.files.iter().map(|f| (f.path.clone(), f.outcome.clone())).collect::<Vec<_>>();
+        let digests = |r: &HashRun| {
+            r.files
+                .iter()
+                .map(|f| (f.path.clone(), f.outcome.clone()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(digests(&until), digests(&full));
         assert_eq!(until.files.len(), 50);
         assert_eq!(sha256_hex(b"abc"), ABC);
@@ -373,7 +381,12 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, b"12345").unwrap();
         let when = std::time::UNIX_EPOCH + Duration::from_millis(1_795_428_900_123);
-        std::fs::File::options().write(true).open(&p).unwrap().set_modified(when).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
         let st = stat(&p).unwrap().unwrap();
         assert_eq!((st.size, st.mtime_ms, st.is_dir), (5, 1_795_428_900_123, false));
         assert_eq!(st.dev, stat(dir.path()).unwrap().unwrap().dev);
