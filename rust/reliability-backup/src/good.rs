@@ -51,7 +51,7 @@ impl Record for Good {
 const NO_BACKUP: &str =
     "record_good: say which backup verified good with 'backup' (or give 'manifest', whose root is taken)";
 
-/// The options of the record (`state_dir` is shared, declared in [`crate::verify_spec`]).
+/// The options of the record (`state_dir` is shared, declared with [`crate::integrity::options`]).
 pub fn options() -> Vec<Opt> {
     vec![Opt::str("record_good"), Opt::path("backup")]
 }

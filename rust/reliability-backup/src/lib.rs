@@ -3,9 +3,10 @@
 //!
 //! A request names the checks to run, each in a module of its own:
 //!
-//! | check          | proves                                                          |
-//! |----------------|-----------------------------------------------------------------|
-//! | [`integrity`]  | every file a manifest lists has the digest the manifest says    |
+//! | check            | proves                                                             |
+//! |------------------|--------------------------------------------------------------------|
+//! | [`integrity`]    | every file a manifest lists has the digest the manifest says       |
+//! | [`completeness`] | the backup has what it must, is recent, and is kept in enough places |
 //!
 //! Each check module declares its options ([`Opt`]s, validated by the same spec machinery
 //! as every module) and a `run` that takes the validated options and returns a
@@ -21,6 +22,7 @@
 //! hashing and extracting are `reliability-os`'s, pure verdicts are `reliability-core`'s or
 //! this crate's `judge` functions.
 
+pub mod completeness;
 pub mod good;
 pub mod integrity;
 
@@ -28,7 +30,7 @@ use reliability_core::spec::{Kind, Opt, Spec};
 use serde_json::{json, Map, Value};
 
 /// The checks `backup_verify` knows, in the order they run when several are asked.
-pub const CHECKS: &[&str] = &["integrity"];
+pub const CHECKS: &[&str] = &["integrity", "completeness"];
 
 /// Every option of a verification request, declared once.
 pub fn verify_spec() -> Spec {
@@ -36,9 +38,8 @@ pub fn verify_spec() -> Spec {
         .choices(CHECKS)
         .default(json!(["integrity"]))];
     opts.extend(integrity::options());
+    opts.extend(completeness::options());
     opts.extend(good::options());
-    // Shared by every check that keeps state (the good record, cursors).
-    opts.push(Opt::path("state_dir").default(reliability_os::state::DEFAULT_DIR));
     Spec::new(opts)
 }
 
@@ -113,6 +114,7 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         }
         let check = match name.as_str() {
             "integrity" => integrity::run(params, ctx)?,
+            "completeness" => completeness::run(params, ctx)?,
             other => return Err(RequestError(format!("checks: unknown check '{other}'"))),
         };
         let mut fields = Map::new();

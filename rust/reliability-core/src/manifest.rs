@@ -278,16 +278,22 @@ pub fn judge(manifest: &Manifest, seen: &BTreeMap<String, Seen>, present: Option
         }
     }
     if let Some(present) = present {
-        let mut extra: Vec<String> = present
-            .iter()
-            .filter(|p| !manifest.entries.contains_key(*p))
-            .cloned()
-            .collect();
-        extra.sort();
-        extra.dedup();
-        v.extra = extra;
+        v.extra = extra(manifest, present);
     }
     v
+}
+
+/// The paths in `present` (files found under the root) that the manifest does not list,
+/// sorted, each once.
+pub fn extra(manifest: &Manifest, present: &[String]) -> Vec<String> {
+    let mut extra: Vec<String> = present
+        .iter()
+        .filter(|p| !manifest.entries.contains_key(*p))
+        .cloned()
+        .collect();
+    extra.sort();
+    extra.dedup();
+    extra
 }
 
 #[cfg(test)]

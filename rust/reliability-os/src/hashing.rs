@@ -7,6 +7,14 @@
 //! files from one shared queue: a few huge files keep every core busy with one file each, and
 //! tens of thousands of small ones cost no thread spawn apiece. Nothing here judges what it
 //! finds: [`hash_files`] returns what each file hashed to, or why it could not be read.
+//!
+//! [`hash_files_until`] is the same pool with a deadline, for time-boxed verification: a
+//! worker looks at the clock before it takes the next file from the queue and stops once the
+//! deadline has passed; a file already started is finished. Because files are taken in
+//! queue order and every taken file is finished, the files done are always a prefix of the
+//! list, so a caller can resume at the first one not done. The first file is always taken,
+//! so a deadline that passed before hashing began still makes progress. [`hash_files`]
+//! passes no deadline and never reads the clock per file.
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 /// What hashing one file gave: its digest, `Missing` or `Unreadable(why)`. The core's type,
@@ -126,6 +134,7 @@ pub struct FileHash {
 /// Every file's result, in the order given, and the totals.
 #[derive(Clone, Debug)]
 pub struct HashRun {
+    /// One per path given, in that order; with a deadline, only the prefix that was done.
     pub files: Vec<FileHash>,
     pub bytes: u64,
     pub threads: usize,
@@ -149,6 +158,11 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
+/// Lowercase hex SHA-256 of bytes in memory (a manifest's content, to key state to it).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -157,8 +171,19 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Hashes `root/<path>` for every path, with `threads` workers sharing one queue.
+/// Hashes `root/<path>` for every path, with `threads` workers sharing one queue. An
+/// absolute path replaces the root (`Path::join`), so files of several trees can share a run.
 pub fn hash_files(root: &Path, paths: &[String], threads: usize) -> HashRun {
+    hash_pool(root, paths, threads, None)
+}
+
+/// [`hash_files`], but no file is started after `deadline` (the first always is): the
+/// result holds the files done, which are the first `files.len()` of `paths`.
+pub fn hash_files_until(root: &Path, paths: &[String], threads: usize, deadline: Instant) -> HashRun {
+    hash_pool(root, paths, threads, Some(deadline))
+}
+
+fn hash_pool(root: &Path, paths: &[String], threads: usize, deadline: Option<Instant>) -> HashRun {
     let started = Instant::now();
     let threads = threads.clamp(1, paths.len().max(1));
     let next = AtomicUsize::new(0);
@@ -168,6 +193,11 @@ pub fn hash_files(root: &Path, paths: &[String], threads: usize) -> HashRun {
             s.spawn(|| {
                 let mut buf = vec![0u8; BUFFER];
                 loop {
+                    // Look at the clock before taking a file, never after: a file taken is a
+                    // file done, which keeps the done files a prefix of the queue.
+                    if deadline.is_some_and(|d| Instant::now() >= d) && next.load(Ordering::Relaxed) > 0 {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = paths.get(i) else { break };
                     let result = hash_one(&root.join(path), path, &mut buf);
@@ -180,9 +210,11 @@ pub fn hash_files(root: &Path, paths: &[String], threads: usize) -> HashRun {
             });
         }
     });
+    let taken = next.into_inner().min(paths.len());
     let files: Vec<FileHash> = slots
         .into_iter()
         .zip(paths)
+        .take(taken)
         .map(|(slot, path)| {
             slot.into_inner().ok().flatten().unwrap_or_else(|| FileHash {
                 path: path.clone(),
@@ -198,6 +230,35 @@ pub fn hash_files(root: &Path, paths: &[String], threads: usize) -> HashRun {
         bytes,
         threads,
         duration: started.elapsed(),
+    }
+}
+
+/// What `stat` says of a file that matters to a backup check (links are not followed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    /// Modification time, unix milliseconds (negative before 1970).
+    pub mtime_ms: i64,
+    /// The filesystem holding it (`st_dev`): two files with different devices are on
+    /// different filesystems.
+    pub dev: u64,
+    pub is_dir: bool,
+}
+
+/// `lstat` of one path, or why not (`None` when it does not exist).
+pub fn stat(path: &Path) -> Result<Option<FileStat>, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(FileStat {
+            size: m.size(),
+            mtime_ms: m
+                .mtime()
+                .saturating_mul(1000)
+                .saturating_add(m.mtime_nsec() / 1_000_000),
+            dev: m.dev(),
+            is_dir: m.is_dir(),
+        })),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -281,6 +342,56 @@ mod tests {
             assert_eq!(run.bytes, 3 + big.len() as u64);
             assert!(run.threads <= threads);
         }
+    }
+
+    #[test]
+    fn deadline_stops_taking_files_and_done_files_are_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<String> = (0..50).map(|i| format!("f{i:02}")).collect();
+        for p in &paths {
+            std::fs::write(dir.path().join(p), p).unwrap();
+        }
+        // A deadline already past: the first file is still done, and nothing after it
+        // with one thread.
+        let past = Instant::now();
+        let run = hash_files_until(dir.path(), &paths, 1, past);
+        assert_eq!(run.files.len(), 1);
+        assert_eq!(run.files[0].path, "f00");
+        // With two threads at most one more may have been taken before the other looked.
+        let run = hash_files_until(dir.path(), &paths, 2, past);
+        assert!((1..=2).contains(&run.files.len()), "{}", run.files.len());
+        // A far deadline: everything, in order, with the digests hash_files gives.
+        let far = Instant::now() + Duration::from_secs(600);
+        let until = hash_files_until(dir.path(), &paths, 2, far);
+        let full = hash_files(dir.path(), &paths, 2);
+        let digests = |r: &HashRun| {
+            r.files
+                .iter()
+                .map(|f| (f.path.clone(), f.outcome.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(digests(&until), digests(&full));
+        assert_eq!(until.files.len(), 50);
+        assert_eq!(sha256_hex(b"abc"), ABC);
+    }
+
+    #[test]
+    fn stat_reports_size_mtime_and_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"12345").unwrap();
+        let when = std::time::UNIX_EPOCH + Duration::from_millis(1_795_428_900_123);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        let st = stat(&p).unwrap().unwrap();
+        assert_eq!((st.size, st.mtime_ms, st.is_dir), (5, 1_795_428_900_123, false));
+        assert_eq!(st.dev, stat(dir.path()).unwrap().unwrap().dev);
+        assert!(stat(dir.path()).unwrap().unwrap().is_dir);
+        assert_eq!(stat(&dir.path().join("nope")), Ok(None));
     }
 
     #[test]
