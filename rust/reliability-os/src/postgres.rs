@@ -291,19 +291,38 @@ pub struct Refused {
     pub text: String,
 }
 
+/// What [`screen_plain_script`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Screening {
+    /// The first line that would leave the scratch database.
+    pub refused: Option<Refused>,
+    /// The script says it was written by pg_dump but lacks pg_dump's closing line: it was
+    /// cut short. (psql would run a truncated COPY to its end and succeed.)
+    pub truncated: bool,
+}
+
+const DUMP_BEGINS: &str = "-- PostgreSQL database dump";
+const DUMP_ENDS: &str = "-- PostgreSQL database dump complete";
+
 /// Scans a plain script for what must not run against a shared server: psql
 /// meta-commands other than pg_dump's own `\restrict`/`\unrestrict` (`\connect` above all,
 /// but also `\!`, `\o`, `\i`, ...) and `CREATE`/`DROP`/`ALTER DATABASE` statements, outside
-/// `COPY ... FROM stdin` data (where a backslash starts `\N` or an escape, never a command).
-/// Pure over the lines; `None`: nothing refused.
-pub fn screen_plain_script<I: Iterator<Item = String>>(lines: I) -> Option<Refused> {
+/// `COPY ... FROM stdin` data (where a backslash starts `\N` or an escape, never a command);
+/// and for a pg_dump script without its last line. Pure over the lines.
+pub fn screen_plain_script<I: Iterator<Item = String>>(lines: I) -> Screening {
     let mut in_copy = false;
+    let (mut begins, mut ends) = (false, false);
     for (i, line) in lines.enumerate() {
         if in_copy {
             in_copy = line != "\\.";
             continue;
         }
         let trimmed = line.trim_start();
+        if trimmed.starts_with("--") {
+            begins |= trimmed.trim_end() == DUMP_BEGINS;
+            ends |= trimmed.trim_end() == DUMP_ENDS;
+            continue;
+        }
         let upper: String = trimmed.chars().take(40).collect::<String>().to_ascii_uppercase();
         let words: Vec<&str> = upper.split_whitespace().collect();
         if words.first() == Some(&"COPY") && trimmed.trim_end().to_ascii_uppercase().ends_with("FROM STDIN;") {
@@ -321,14 +340,20 @@ pub fn screen_plain_script<I: Iterator<Item = String>>(lines: I) -> Option<Refus
             if trimmed.chars().count() > 80 {
                 text.push_str("...");
             }
-            return Some(Refused { line: i + 1, text });
+            return Screening {
+                refused: Some(Refused { line: i + 1, text }),
+                truncated: false,
+            };
         }
     }
-    None
+    Screening {
+        refused: None,
+        truncated: begins && !ends,
+    }
 }
 
 /// [`screen_plain_script`] over a file.
-pub fn screen_plain_file(path: &Path) -> std::io::Result<Option<Refused>> {
+pub fn screen_plain_file(path: &Path) -> std::io::Result<Screening> {
     let reader = std::io::BufReader::new(std::fs::File::open(path)?);
     let mut error = None;
     let lines = reader.split(b'\n').map_while(|l| match l {
@@ -338,10 +363,10 @@ pub fn screen_plain_file(path: &Path) -> std::io::Result<Option<Refused>> {
             None
         }
     });
-    let refused = screen_plain_script(lines);
+    let screening = screen_plain_script(lines);
     match error {
         Some(e) => Err(e),
-        None => Ok(refused),
+        None => Ok(screening),
     }
 }
 
@@ -564,19 +589,32 @@ mod tests {
     }
 
     #[test]
-    fn screening_refuses_what_leaves_the_scratch_database() {
+    fn screening_refuses_what_leaves_the_scratch_database_and_finds_truncation() {
         let check = |script: &str| screen_plain_script(script.lines().map(String::from));
-        let ok = "\\restrict k\nSET a = 1;\nCOPY public.t (a, b) FROM stdin;\n\\N\tx\n\\connect\tdata\n\\.\nSELECT 1;\n\\unrestrict k\n";
-        assert_eq!(check(ok), None, "COPY data and pg_dump's own meta-commands pass");
+        let ok = "--\n-- PostgreSQL database dump\n--\n\\restrict k\nSET a = 1;\nCOPY public.t (a, b) FROM stdin;\n\\N\tx\n\\connect\tdata\n\\.\nSELECT 1;\n\\unrestrict k\n--\n-- PostgreSQL database dump complete\n--\n";
+        assert_eq!(check(ok), Screening::default(), "COPY data and pg_dump's own meta-commands pass");
+        let cut = &ok[..ok.find("\\N").unwrap_or(0) + 3];
+        assert_eq!(
+            check(cut),
+            Screening {
+                refused: None,
+                truncated: true
+            }
+        );
+        assert!(!check("SELECT 1;\n").truncated, "a hand-written script has no pg_dump trailer to miss");
         for (script, line, text) in [
             ("SET a = 1;\n\\connect orders\n", 2, "\\connect orders"),
             ("\n  \\! rm -rf /\n", 2, "\\! rm -rf /"),
             ("DROP DATABASE orders;\n", 1, "DROP DATABASE orders;"),
-            ("create database orders WITH TEMPLATE = template0;", 1, "create database orders WITH TEMPLATE = template0;"),
+            (
+                "create database orders WITH TEMPLATE = template0;",
+                1,
+                "create database orders WITH TEMPLATE = template0;",
+            ),
             ("COPY t FROM stdin;\n1\n\\.\n\\c other\n", 4, "\\c other"),
         ] {
             assert_eq!(
-                check(script),
+                check(script).refused,
                 Some(Refused {
                     line,
                     text: text.to_string()
