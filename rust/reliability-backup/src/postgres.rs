@@ -167,7 +167,13 @@ fn request(params: &Map<String, Value>) -> Result<Request, RequestError> {
         _ => None,
     };
     let mut queries = Vec::new();
-    for (i, q) in pg.get("queries").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, q) in pg
+        .get("queries")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let at = format!("postgresql.queries[{i}]");
         let field = |k: &str| q.get(k).filter(|v| !v.is_null());
         let sql = field("sql").and_then(Value::as_str).unwrap_or("").to_string();
@@ -196,7 +202,9 @@ fn request(params: &Map<String, Value>) -> Result<Request, RequestError> {
     let host = s("host").filter(|h| !h.is_empty());
     if let Some(h) = &host {
         if h.starts_with('-') || h.chars().any(char::is_whitespace) {
-            return Err(RequestError(format!("postgresql.host: '{h}' is not a host name or a socket directory")));
+            return Err(RequestError(format!(
+                "postgresql.host: '{h}' is not a host name or a socket directory"
+            )));
         }
     }
     Ok(Request {
@@ -369,7 +377,10 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     let ending = if !failures.is_empty() && req.keep_on_failure {
         let kept = scratch.keep();
         fields.insert("dropped".into(), json!(false));
-        let note = format!("scratch database '{kept}' kept on {} (keep_on_failure)", req.conn.endpoint());
+        let note = format!(
+            "scratch database '{kept}' kept on {} (keep_on_failure)",
+            req.conn.endpoint()
+        );
         warnings.push(format!("{note}: drop it when done"));
         note
     } else {
@@ -405,7 +416,10 @@ mod tests {
     use super::*;
 
     fn rows(values: &[&str]) -> Vec<Vec<String>> {
-        values.iter().map(|v| vec![v.to_string(), "ignored".to_string()]).collect()
+        values
+            .iter()
+            .map(|v| vec![v.to_string(), "ignored".to_string()])
+            .collect()
     }
 
     fn check(expect: Expect, values: &[&str], want_value: Option<&str>, want_problems: &[&str]) {
@@ -450,13 +464,13 @@ mod tests {
             min: Some(5.0),
             ..Expect::default()
         };
-        check(e.clone(), &["2026-11-23"], Some("2026-11-23"), &["'2026-11-23' is not a number"]);
         check(
-            e,
-            &["3"],
-            Some("3"),
-            &["3 < 5", "'3' does not match '^2026-'"],
+            e.clone(),
+            &["2026-11-23"],
+            Some("2026-11-23"),
+            &["'2026-11-23' is not a number"],
         );
+        check(e, &["3"], Some("3"), &["3 < 5", "'3' does not match '^2026-'"]);
     }
 
     #[test]
@@ -466,10 +480,16 @@ mod tests {
             m.insert("postgresql".into(), pg);
             request(&m).err().map(|e| e.0)
         };
-        assert_eq!(req(json!({})), Some("the restore_test check needs 'postgresql.dump'".into()));
+        assert_eq!(
+            req(json!({})),
+            Some("the restore_test check needs 'postgresql.dump'".into())
+        );
         let e = req(json!({"dump": "/d", "queries": [{"sql": "x", "min": 1}, {"sql": "y", "matches": "("}]}))
             .unwrap_or_default();
-        assert!(e.starts_with("postgresql.queries[1].matches: '(' is not a valid regex"), "{e}");
+        assert!(
+            e.starts_with("postgresql.queries[1].matches: '(' is not a valid regex"),
+            "{e}"
+        );
         assert_eq!(
             req(json!({"dump": "/d", "queries": [{"sql": "x", "min": 5, "max": 1}]})),
             Some("postgresql.queries[0]: min 5 is above max 1".into())

@@ -67,7 +67,10 @@ fn args(pg: &PgServer, dump: &Path, queries: Value) -> Value {
 /// No scratch database is left on the server, and the source is untouched.
 fn nothing_left(pg: &PgServer) {
     let dbs = pg.databases();
-    assert!(!dbs.iter().any(|d| d.starts_with("hx_restore_")), "left behind: {dbs:?}");
+    assert!(
+        !dbs.iter().any(|d| d.starts_with("hx_restore_")),
+        "left behind: {dbs:?}"
+    );
     assert_eq!(pg.psql("shop", "SELECT count(*) FROM orders").trim(), "1500");
 }
 
@@ -84,7 +87,12 @@ fn orders_queries() -> Value {
 fn every_format_restores_and_its_queries_pass() {
     let pg = shop();
     let dir = tempfile::tempdir().unwrap();
-    for (format, flag) in [("custom", "-Fc"), ("plain", "-Fp"), ("tar", "-Ft"), ("directory", "-Fd")] {
+    for (format, flag) in [
+        ("custom", "-Fc"),
+        ("plain", "-Fp"),
+        ("tar", "-Ft"),
+        ("directory", "-Fd"),
+    ] {
         let dump = dir.path().join(format!("shop.{format}"));
         pg.dump("shop", &[flag], &dump);
         let r = run(args(&pg, &dump, orders_queries()));
@@ -108,7 +116,10 @@ fn every_format_restores_and_its_queries_pass() {
         assert!(msg(&r).contains("4 of 4 queries passed"), "{r}");
         assert_eq!(r["changed"], false);
         // The password is masked in the invocation and appears nowhere in the result.
-        assert_eq!(r["invocation"]["module_args"]["postgresql"]["password"], "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER");
+        assert_eq!(
+            r["invocation"]["module_args"]["postgresql"]["password"],
+            "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        );
         assert!(!r.to_string().contains(&pg.password), "{r}");
         nothing_left(&pg);
     }
@@ -145,7 +156,13 @@ fn a_failing_expectation_fails_naming_the_query() {
         (&json!(false), &json!("1500"), &json!("1500 < 2000"))
     );
     assert_eq!(q[1]["ok"], true, "{c}");
-    assert!(q[2]["error"].as_str().unwrap().contains("relation \"refunds\" does not exist"), "{c}");
+    assert!(
+        q[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("relation \"refunds\" does not exist"),
+        "{c}"
+    );
     assert!(
         msg(&r).starts_with("restore_test failed: query 'SELECT count(*) FROM orders': 1500 < 2000; query 'SELECT count(*) FROM refunds': the query failed: "),
         "{r}"
@@ -188,7 +205,11 @@ fn corrupted_dumps_fail_with_the_restoring_programs_reason() {
         (&truncated, "could not read from input file: end of file"),
         (&flipped, "could not uncompress data"),
     ] {
-        let r = run(args(&pg, dump, json!([{"sql": "SELECT count(*) FROM orders", "min": 1000}])));
+        let r = run(args(
+            &pg,
+            dump,
+            json!([{"sql": "SELECT count(*) FROM orders", "min": 1000}]),
+        ));
         assert!(failed(&r), "{r}");
         let c = &r["checks"]["restore_test"];
         assert_eq!((&c["restored"], &c["dropped"]), (&json!(false), &json!(true)), "{c}");
@@ -196,7 +217,10 @@ fn corrupted_dumps_fail_with_the_restoring_programs_reason() {
         assert_eq!(c["queries"], json!([]), "no query runs on a failed restore");
         let m = msg(&r);
         assert!(
-            m.starts_with(&format!("restore_test failed: '{}' (custom) did not restore: ", dump.display())) && m.contains(reason),
+            m.starts_with(&format!(
+                "restore_test failed: '{}' (custom) did not restore: ",
+                dump.display()
+            )) && m.contains(reason),
             "{m}"
         );
         nothing_left(&pg);
@@ -211,14 +235,21 @@ fn corrupted_dumps_fail_with_the_restoring_programs_reason() {
     let r = run(args(&pg, &cut, json!([])));
     assert!(failed(&r), "{r}");
     assert!(msg(&r).contains("is a truncated pg_dump script"), "{r}");
-    assert_eq!(r["checks"]["restore_test"]["database"], Value::Null, "nothing was created");
+    assert_eq!(
+        r["checks"]["restore_test"]["database"],
+        Value::Null,
+        "nothing was created"
+    );
 
     // A plain script that fails half-way: psql's reason, with ON_ERROR_STOP.
     let broken = dir.path().join("broken.sql");
     std::fs::write(&broken, "CREATE TABLE t (a int);\nINSERT INTO t VALUES ('x');\n").unwrap();
     let r = run(args(&pg, &broken, json!([])));
     assert!(failed(&r), "{r}");
-    assert!(msg(&r).contains("(plain) did not restore: ") && msg(&r).contains("invalid input syntax for type integer"), "{r}");
+    assert!(
+        msg(&r).contains("(plain) did not restore: ") && msg(&r).contains("invalid input syntax for type integer"),
+        "{r}"
+    );
     assert_eq!(r["checks"]["restore_test"]["dropped"], true);
     nothing_left(&pg);
 }
@@ -240,10 +271,29 @@ fn what_is_not_a_dump_is_refused_before_the_server_is_touched() {
     pg.dump("shop", &["-Fp", "--create", "--clean"], &create);
 
     for (dump, extra, want) in [
-        (&text, json!({}), format!("'{}' is not a pg_dump archive or SQL script; nothing was created", text.display())),
-        (&gz, json!({}), "is not a pg_dump archive or SQL script (it is gzip-compressed: decompress it first)".to_string()),
-        (&plain, json!({"format": "custom"}), "is a plain pg_dump, not custom (postgresql.format)".to_string()),
-        (&create, json!({}), "'DROP DATABASE shop;' would leave the scratch database".to_string()),
+        (
+            &text,
+            json!({}),
+            format!(
+                "'{}' is not a pg_dump archive or SQL script; nothing was created",
+                text.display()
+            ),
+        ),
+        (
+            &gz,
+            json!({}),
+            "is not a pg_dump archive or SQL script (it is gzip-compressed: decompress it first)".to_string(),
+        ),
+        (
+            &plain,
+            json!({"format": "custom"}),
+            "is a plain pg_dump, not custom (postgresql.format)".to_string(),
+        ),
+        (
+            &create,
+            json!({}),
+            "'DROP DATABASE shop;' would leave the scratch database".to_string(),
+        ),
     ] {
         let mut a = args(&pg, dump, json!([]));
         for (k, v) in extra.as_object().unwrap() {
@@ -268,14 +318,19 @@ fn unreachable_servers_and_wrong_passwords_are_named_without_the_password() {
     let before = pg.databases();
 
     // A closed port: bound, then released.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut a = args(&pg, &dump, json!([]));
     a["postgresql"]["port"] = json!(closed);
     let r = run(a);
     assert!(failed(&r), "{r}");
     let m = msg(&r);
     assert!(
-        m.starts_with(&format!("cannot connect to PostgreSQL at 127.0.0.1:{closed}: ")) && m.contains("Connection refused"),
+        m.starts_with(&format!("cannot connect to PostgreSQL at 127.0.0.1:{closed}: "))
+            && m.contains("Connection refused"),
         "{m}"
     );
 
@@ -283,7 +338,11 @@ fn unreachable_servers_and_wrong_passwords_are_named_without_the_password() {
     let mut a = args(&pg, &dump, json!([]));
     a["postgresql"]["host"] = json!(dir.path());
     let r = run(a);
-    let want = format!("cannot connect to PostgreSQL at {}/.s.PGSQL.{}: ", dir.path().display(), pg.port);
+    let want = format!(
+        "cannot connect to PostgreSQL at {}/.s.PGSQL.{}: ",
+        dir.path().display(),
+        pg.port
+    );
     assert!(msg(&r).starts_with(&want), "{r}");
 
     // A wrong password: refused, and not in the result (the right one neither).
@@ -293,15 +352,23 @@ fn unreachable_servers_and_wrong_passwords_are_named_without_the_password() {
     let r = run(a);
     assert!(failed(&r), "{r}");
     assert!(
-        msg(&r).contains(&format!("127.0.0.1:{}", pg.port)) && msg(&r).contains("password authentication failed for user \"hx\""),
+        msg(&r).contains(&format!("127.0.0.1:{}", pg.port))
+            && msg(&r).contains("password authentication failed for user \"hx\""),
         "{r}"
     );
     let text = r.to_string();
     assert!(!text.contains(wrong) && !text.contains(&pg.password), "{text}");
-    assert_eq!(r["invocation"]["module_args"]["postgresql"]["password"], "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER");
+    assert_eq!(
+        r["invocation"]["module_args"]["postgresql"]["password"],
+        "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    );
 
     // A query that echoes the password: scrubbed from the result.
-    let r = run(args(&pg, &dump, json!([{"sql": format!("SELECT '{}'", pg.password), "matches": "."}])));
+    let r = run(args(
+        &pg,
+        &dump,
+        json!([{"sql": format!("SELECT '{}'", pg.password), "matches": "."}]),
+    ));
     assert!(!failed(&r), "{r}");
     assert_eq!(r["checks"]["restore_test"]["queries"][0]["value"], "********");
     assert!(!r.to_string().contains(&pg.password));
@@ -316,12 +383,30 @@ fn bad_options_are_named() {
     let dump = dir.path().join("x.dump");
     std::fs::write(&dump, b"PGDMP").unwrap();
     for (pg, want) in [
-        (json!({"port": 5432}), "the restore_test check needs 'postgresql.dump'".to_string()),
-        (json!({"dump": dir.path().join("none")}), format!("cannot read dump '{}'", dir.path().join("none").display())),
-        (json!({"dump": dump, "queries": [{"sql": "SELECT 1"}]}), "postgresql.queries[0]".to_string()),
-        (json!({"dump": dump, "queries": [{"sql": "SELECT 1", "matches": "(("}]}), "postgresql.queries[0].matches: '((' is not a valid regex".to_string()),
-        (json!({"dump": dump, "port": 70000}), "postgresql.port: 70000 is out of range".to_string()),
-        (json!({"dump": dump, "format": "zip"}), "'zip' is not one of".to_string()),
+        (
+            json!({"port": 5432}),
+            "the restore_test check needs 'postgresql.dump'".to_string(),
+        ),
+        (
+            json!({"dump": dir.path().join("none")}),
+            format!("cannot read dump '{}'", dir.path().join("none").display()),
+        ),
+        (
+            json!({"dump": dump, "queries": [{"sql": "SELECT 1"}]}),
+            "postgresql.queries[0]".to_string(),
+        ),
+        (
+            json!({"dump": dump, "queries": [{"sql": "SELECT 1", "matches": "(("}]}),
+            "postgresql.queries[0].matches: '((' is not a valid regex".to_string(),
+        ),
+        (
+            json!({"dump": dump, "port": 70000}),
+            "postgresql.port: 70000 is out of range".to_string(),
+        ),
+        (
+            json!({"dump": dump, "format": "zip"}),
+            "'zip' is not one of".to_string(),
+        ),
     ] {
         let r = run(json!({"checks": ["restore_test"], "postgresql": pg}));
         assert!(failed(&r), "{r}");

@@ -236,8 +236,26 @@ const HEAD: usize = 64 * 1024;
 
 /// Statements a plain dump (or a hand-written restore script) starts with.
 const SQL_STARTS: &[&str] = &[
-    "set", "select", "create", "alter", "insert", "copy", "begin", "start", "commit", "comment", "grant", "revoke",
-    "update", "delete", "with", "do", "drop", "truncate", "\\restrict", "\\set",
+    "set",
+    "select",
+    "create",
+    "alter",
+    "insert",
+    "copy",
+    "begin",
+    "start",
+    "commit",
+    "comment",
+    "grant",
+    "revoke",
+    "update",
+    "delete",
+    "with",
+    "do",
+    "drop",
+    "truncate",
+    "\\restrict",
+    "\\set",
 ];
 
 /// Recognises a dump from its first bytes (pure: `head` is at most [`HEAD`] bytes of it).
@@ -592,7 +610,11 @@ mod tests {
     fn screening_refuses_what_leaves_the_scratch_database_and_finds_truncation() {
         let check = |script: &str| screen_plain_script(script.lines().map(String::from));
         let ok = "--\n-- PostgreSQL database dump\n--\n\\restrict k\nSET a = 1;\nCOPY public.t (a, b) FROM stdin;\n\\N\tx\n\\connect\tdata\n\\.\nSELECT 1;\n\\unrestrict k\n--\n-- PostgreSQL database dump complete\n--\n";
-        assert_eq!(check(ok), Screening::default(), "COPY data and pg_dump's own meta-commands pass");
+        assert_eq!(
+            check(ok),
+            Screening::default(),
+            "COPY data and pg_dump's own meta-commands pass"
+        );
         let cut = &ok[..ok.find("\\N").unwrap_or(0) + 3];
         assert_eq!(
             check(cut),
@@ -601,7 +623,10 @@ mod tests {
                 truncated: true
             }
         );
-        assert!(!check("SELECT 1;\n").truncated, "a hand-written script has no pg_dump trailer to miss");
+        assert!(
+            !check("SELECT 1;\n").truncated,
+            "a hand-written script has no pg_dump trailer to miss"
+        );
         for (script, line, text) in [
             ("SET a = 1;\n\\connect orders\n", 2, "\\connect orders"),
             ("\n  \\! rm -rf /\n", 2, "\\! rm -rf /"),
@@ -628,10 +653,7 @@ mod tests {
     fn csv_rows_with_quotes_commas_and_line_breaks() {
         assert_eq!(
             parse_csv(",,\"a,b\",\"x\"\"y\",\"l1\nl2\",1.5,t\n2\n"),
-            vec![
-                vec!["", "", "a,b", "x\"y", "l1\nl2", "1.5", "t"],
-                vec!["2"]
-            ]
+            vec![vec!["", "", "a,b", "x\"y", "l1\nl2", "1.5", "t"], vec!["2"]]
         );
         assert_eq!(parse_csv(""), Vec::<Vec<String>>::new());
         assert_eq!(parse_csv("1500"), vec![vec!["1500"]]);
@@ -663,6 +685,8 @@ mod tests {
         let (a, b) = (scratch_name(now), scratch_name(now));
         assert_ne!(a, b);
         assert!(a.starts_with("hx_restore_1700000000_") && a.len() <= 63, "{a}");
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
     }
 }
