@@ -170,6 +170,22 @@ fn a_failing_expectation_fails_naming_the_query() {
     assert!(msg(&r).ends_with("dropped"), "{r}");
     nothing_left(&pg);
 
+    // A query that outlives `timeout` is killed; the session it leaves on the scratch
+    // database does not stop the drop.
+    let mut a = args(&pg, &dump, json!([{"sql": "SELECT pg_sleep(60)", "equals": ""}]));
+    a["postgresql"]["timeout"] = json!(5);
+    let started = std::time::Instant::now();
+    let r = run(a);
+    assert!(failed(&r), "{r}");
+    assert!(started.elapsed().as_secs() < 30, "killed at the timeout");
+    assert!(
+        msg(&r).contains("query 'SELECT pg_sleep(60)': the query failed: 'psql ")
+            && msg(&r).contains("did not finish within 5s and was killed"),
+        "{r}"
+    );
+    assert_eq!(r["checks"]["restore_test"]["dropped"], true, "{r}");
+    nothing_left(&pg);
+
     // keep_on_failure leaves it, named, for a person to look into.
     let mut a = args(&pg, &dump, queries);
     a["postgresql"]["keep_on_failure"] = json!(true);
