@@ -7,6 +7,7 @@
 //! |------------------|--------------------------------------------------------------------|
 //! | [`integrity`]    | every file a manifest lists has the digest the manifest says       |
 //! | [`completeness`] | the backup has what it must, is recent, and is kept in enough places |
+//! | [`postgres`]     | (`restore_test`) a pg_dump restores and its queries pass           |
 //!
 //! Each check module declares its options ([`Opt`]s, validated by the same spec machinery
 //! as every module) and a `run` that takes the validated options and returns a
@@ -25,12 +26,13 @@
 pub mod completeness;
 pub mod good;
 pub mod integrity;
+pub mod postgres;
 
 use reliability_core::spec::{Kind, Opt, Spec};
 use serde_json::{json, Map, Value};
 
 /// The checks `backup_verify` knows, in the order they run when several are asked.
-pub const CHECKS: &[&str] = &["integrity", "completeness"];
+pub const CHECKS: &[&str] = &["integrity", "completeness", "restore_test"];
 
 /// Every option of a verification request, declared once.
 pub fn verify_spec() -> Spec {
@@ -40,6 +42,7 @@ pub fn verify_spec() -> Spec {
     opts.extend(integrity::options());
     opts.extend(completeness::options());
     opts.extend(good::options());
+    opts.extend(postgres::options());
     Spec::new(opts)
 }
 
@@ -115,6 +118,7 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         let check = match name.as_str() {
             "integrity" => integrity::run(params, ctx)?,
             "completeness" => completeness::run(params, ctx)?,
+            "restore_test" => postgres::run(params, ctx)?,
             other => return Err(RequestError(format!("checks: unknown check '{other}'"))),
         };
         let mut fields = Map::new();

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod hashing;
 pub mod http;
 pub mod net;
+pub mod postgres;
 pub mod procs;
 pub mod prune;
 pub mod state;
