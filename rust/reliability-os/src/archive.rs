@@ -31,6 +31,7 @@
 //! when it is dropped, on success and on failure alike; [`Sandbox::remove`] says whether the
 //! removal worked.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
@@ -38,6 +39,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -281,15 +283,21 @@ enum Node {
     Symlink(Vec<u8>),
 }
 
-/// A reader that remembers whether it reached the end of its input.
+/// A reader that remembers whether it reached the end of its input, and whether reading it
+/// (decompressing) failed: the tar crate's errors do not say which layer broke.
 struct Tracked<R> {
     inner: R,
     eof: bool,
+    failed: Rc<Cell<bool>>,
 }
 
 impl<R: Read> Read for Tracked<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.failed.set(true);
+            }
+        })?;
         if n == 0 && !buf.is_empty() {
             self.eof = true;
         }
@@ -377,9 +385,11 @@ pub fn extract(archive: &Path, format: Option<Format>, dest: &Path, limits: &Lim
             Box::new(ZstdFrames::new(reader).map_err(|e| corrupt(format!("not a valid zstd stream: {e}")))?)
         }
     };
+    let stream_failed = Rc::new(Cell::new(false));
     let mut tar = tar::Archive::new(Tracked {
         inner: stream,
         eof: false,
+        failed: Rc::clone(&stream_failed),
     });
     let mut out = Extracted {
         format: found.name(),
@@ -396,15 +406,31 @@ pub fn extract(archive: &Path, format: Option<Format>, dest: &Path, limits: &Lim
         None => "at its first header".to_string(),
         Some(m) => format!("after member '{m}'"),
     };
-    let entries = tar.entries().map_err(|e| corrupt(e.to_string()))?;
+    // A broken header, or a broken compressed stream under it.
+    let bad_header = |last: &Option<String>, e: io::Error| {
+        let e = printable(&e.to_string());
+        if stream_failed.get() {
+            corrupt(format!("{}: the {} stream is damaged: {e}", where_(last), found.name()))
+        } else if last.is_none() {
+            corrupt(format!("it holds no tar archive (its first header: {e})"))
+        } else {
+            corrupt(format!("{}: {e}", where_(last)))
+        }
+    };
+    let entries = tar.entries().map_err(|e| bad_header(&last, e))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| corrupt(format!("{} ({e})", where_(&last))))?;
+        let mut entry = entry.map_err(|e| bad_header(&last, e))?;
         let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         writer
             .member(&mut entry, &member, &mut out)
             .map_err(|e| match e {
                 Failure::Archive(e) => e,
-                Failure::Read(e) => corrupt(format!("member '{member}': {e}")),
+                Failure::Read(e) if stream_failed.get() => corrupt(format!(
+                    "member '{member}': the {} stream is damaged: {}",
+                    found.name(),
+                    printable(&e.to_string())
+                )),
+                Failure::Read(e) => corrupt(format!("member '{member}': {}", printable(&e.to_string()))),
             })?;
         last = Some(member);
     }
@@ -420,7 +446,13 @@ pub fn extract(archive: &Path, format: Option<Format>, dest: &Path, limits: &Lim
         // everything, and trailing garbage is damage too. Bounded like the content.
         let mut rest = (&mut tracked.inner).take(limits.max_bytes.saturating_add(1));
         let drained = io::copy(&mut rest, &mut io::sink())
-            .map_err(|e| corrupt(format!("after the end-of-archive marker: {e}")))?;
+            .map_err(|e| {
+                corrupt(format!(
+                    "after the end-of-archive marker: the {} stream is damaged: {}",
+                    found.name(),
+                    printable(&e.to_string())
+                ))
+            })?;
         if drained > limits.max_bytes {
             return Err(corrupt(format!(
                 "more than {} bytes follow the end-of-archive marker",
@@ -430,6 +462,13 @@ pub fn extract(archive: &Path, format: Option<Format>, dest: &Path, limits: &Lim
     }
     out.duration = started.elapsed();
     Ok(out)
+}
+
+/// An error text with what is not printable (raw archive bytes) shown as `?`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() || c == char::REPLACEMENT_CHARACTER { '?' } else { c })
+        .collect()
 }
 
 /// The first bytes of a file, for an error message: text if they are printable, else hex.
