@@ -96,12 +96,10 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
 /// with that field read as spaces. An all-zero block is not a header.
 fn header_checksum_ok(block: &[u8]) -> bool {
     let Some(field) = block.get(148..156) else { return false };
-    let text: String = field
-        .iter()
-        .map(|b| *b as char)
-        .filter(|c| c.is_digit(8))
-        .collect();
-    let Ok(want) = u32::from_str_radix(&text, 8) else { return false };
+    let text: String = field.iter().map(|b| *b as char).filter(|c| c.is_digit(8)).collect();
+    let Ok(want) = u32::from_str_radix(&text, 8) else {
+        return false;
+    };
     let sum: u32 = block
         .iter()
         .enumerate()
@@ -270,8 +268,8 @@ fn remove_tree(path: &Path) -> io::Result<()> {
 /// still take. The default limits of an extraction, so a restore never fills a disk.
 pub fn free_space(dir: &Path) -> io::Result<(u64, u64)> {
     let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
-    let bytes = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
-    Ok((bytes, u64::from(st.files_available())))
+    let bytes = st.blocks_available().saturating_mul(st.fragment_size());
+    Ok((bytes, st.files_available()))
 }
 
 /// What this run put at a path of the sandbox.
@@ -321,7 +319,9 @@ impl<R: BufRead> ZstdFrames<R> {
 impl<R: BufRead> Read for ZstdFrames<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let Some(decoder) = self.decoder.as_mut() else { return Ok(0) };
+            let Some(decoder) = self.decoder.as_mut() else {
+                return Ok(0);
+            };
             let n = decoder.read(buf)?;
             if n > 0 || buf.is_empty() {
                 return Ok(n);
@@ -334,7 +334,9 @@ impl<R: BufRead> Read for ZstdFrames<R> {
                     )));
                 }
             }
-            let Some(decoder) = self.decoder.take() else { return Ok(0) };
+            let Some(decoder) = self.decoder.take() else {
+                return Ok(0);
+            };
             let (mut source, frame) = decoder.into_parts();
             if source.fill_buf()?.is_empty() {
                 return Ok(0);
@@ -347,7 +349,12 @@ impl<R: BufRead> Read for ZstdFrames<R> {
 
 /// Extracts `archive` into `dest` (an empty directory, normally a [`Sandbox`]) under the
 /// rules of the module docs. `format`, when given, must agree with the file's first bytes.
-pub fn extract(archive: &Path, format: Option<Format>, dest: &Path, limits: &Limits) -> Result<Extracted, ArchiveError> {
+pub fn extract(
+    archive: &Path,
+    format: Option<Format>,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<Extracted, ArchiveError> {
     let started = Instant::now();
     let shown = archive.display().to_string();
     let open_error = |source| ArchiveError::Open {
@@ -417,57 +424,101 @@ pub fn extract(archive: &Path, format: Option<Format>, dest: &Path, limits: &Lim
             corrupt(format!("{}: {e}", where_(last)))
         }
     };
-    let entries = tar.entries().map_err(|e| bad_header(&last, e))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad_header(&last, e))?;
-        let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        writer
-            .member(&mut entry, &member, &mut out)
-            .map_err(|e| match e {
-                Failure::Archive(e) => e,
-                Failure::Read(e) if stream_failed.get() => corrupt(format!(
-                    "member '{member}': the {} stream is damaged: {}",
-                    found.name(),
-                    printable(&e.to_string())
-                )),
-                Failure::Read(e) => corrupt(format!("member '{member}': {}", printable(&e.to_string()))),
-            })?;
-        last = Some(member);
+    let mut failure = None;
+    match tar.entries() {
+        Err(e) => failure = Some(bad_header(&last, e)),
+        Ok(entries) => {
+            for entry in entries {
+                let mut entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        failure = Some(bad_header(&last, e));
+                        break;
+                    }
+                };
+                let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                if let Err(e) = writer.member(&mut entry, &member, &mut out) {
+                    failure = Some(match e {
+                        Failure::Archive(e) => e,
+                        Failure::Read(e) if stream_failed.get() => corrupt(format!(
+                            "member '{member}': the {} stream is damaged: {}",
+                            found.name(),
+                            printable(&e.to_string())
+                        )),
+                        Failure::Read(e) => corrupt(format!("member '{member}': {}", printable(&e.to_string()))),
+                    });
+                    break;
+                }
+                last = Some(member);
+            }
+        }
     }
     let mut tracked = tar.into_inner();
+    let compressed = found != Format::Tar;
+    match failure {
+        // Damage inside a compressed stream often shows first as a tar header that makes
+        // no sense; the stream's checksum, at its end, says whether that is what happened.
+        Some(ArchiveError::Corrupt { .. }) if compressed && !stream_failed.get() => {
+            if let Err(e) = drain(&mut tracked.inner, limits.max_bytes) {
+                return Err(corrupt(format!(
+                    "{}: the {} stream is damaged: {}",
+                    where_(&last),
+                    found.name(),
+                    printable(&e.to_string())
+                )));
+            }
+        }
+        _ => {}
+    }
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
     if tracked.eof {
         return Err(corrupt(format!(
             "the tar stream ends {} without its end-of-archive marker",
             where_(&last)
         )));
     }
-    if found != Format::Tar {
+    if compressed {
         // Read the compressed stream to its end: its trailer carries the checksum of
         // everything, and trailing garbage is damage too. Bounded like the content.
-        let mut rest = (&mut tracked.inner).take(limits.max_bytes.saturating_add(1));
-        let drained = io::copy(&mut rest, &mut io::sink())
-            .map_err(|e| {
-                corrupt(format!(
+        match drain(&mut tracked.inner, limits.max_bytes) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(corrupt(format!(
+                    "more than {} bytes follow the end-of-archive marker",
+                    limits.max_bytes
+                )))
+            }
+            Err(e) => {
+                return Err(corrupt(format!(
                     "after the end-of-archive marker: the {} stream is damaged: {}",
                     found.name(),
                     printable(&e.to_string())
-                ))
-            })?;
-        if drained > limits.max_bytes {
-            return Err(corrupt(format!(
-                "more than {} bytes follow the end-of-archive marker",
-                limits.max_bytes
-            )));
+                )))
+            }
         }
     }
     out.duration = started.elapsed();
     Ok(out)
 }
 
+/// Reads a stream to its end, at most `max` bytes: `Ok(false)` when there was more.
+fn drain(stream: &mut impl Read, max: u64) -> io::Result<bool> {
+    let drained = io::copy(&mut stream.take(max.saturating_add(1)), &mut io::sink())?;
+    Ok(drained <= max)
+}
+
 /// An error text with what is not printable (raw archive bytes) shown as `?`.
 fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() || c == char::REPLACEMENT_CHARACTER { '?' } else { c })
+        .map(|c| {
+            if c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -630,10 +681,7 @@ impl Writer<'_> {
                 out.symlinks += 1;
             }
             T::Link => {
-                let raw = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
+                let raw = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
                 let shown = String::from_utf8_lossy(&raw).into_owned();
                 let target = member_path(&raw)
                     .map_err(|why| Self::refuse(member, format!("hard link to '{shown}': {why}")))?

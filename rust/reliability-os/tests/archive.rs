@@ -198,7 +198,10 @@ fn symlink_escapes_are_refused_by_name() {
     let cases: Vec<(Vec<Member>, String)> = vec![
         // The classic pair: a link out, then a file through it. The link is refused first.
         (
-            vec![link(EntryType::Symlink, "etc", "/etc"), file("etc/hx-restore-test-probe", b"evil")],
+            vec![
+                link(EntryType::Symlink, "etc", "/etc"),
+                file("etc/hx-restore-test-probe", b"evil"),
+            ],
             "member 'etc': symbolic link to '/etc' leaves the sandbox".into(),
         ),
         (
@@ -277,9 +280,15 @@ fn hardlinks_and_special_files_are_refused_by_name() {
             vec![special(EntryType::Directory, "d"), link(EntryType::Link, "dl", "d")],
             "member 'dl': hard link to 'd', which is not a file extracted before it",
         ),
-        (vec![special(EntryType::Char, "null")], "member 'null': character device"),
+        (
+            vec![special(EntryType::Char, "null")],
+            "member 'null': character device",
+        ),
         (vec![special(EntryType::Block, "sda")], "member 'sda': block device"),
-        (vec![special(EntryType::Fifo, "pipe")], "member 'pipe': FIFO (named pipe)"),
+        (
+            vec![special(EntryType::Fifo, "pipe")],
+            "member 'pipe': FIFO (named pipe)",
+        ),
     ];
     for (i, (members, want)) in cases.into_iter().enumerate() {
         assert_eq!(refused(&s, &format!("{i}.tar"), &members), want);
@@ -343,7 +352,10 @@ fn limits_are_checked_before_writing() {
             },
         )
         .unwrap_err();
-    assert!(err.starts_with("member 'd1/d2/f': the restore would hold more than max_files (2)"), "{err}");
+    assert!(
+        err.starts_with("member 'd1/d2/f': the restore would hold more than max_files (2)"),
+        "{err}"
+    );
     // Exactly at the limits is fine.
     let ok = s
         .attempt(
@@ -367,7 +379,10 @@ fn source_tree(root: &Path) {
     let files: Vec<(String, Vec<u8>)> = vec![
         ("a.txt".into(), b"alpha\n".to_vec()),
         ("empty".into(), Vec::new()),
-        ("sub/deep/c.bin".into(), (0..70_000u32).map(|i| (i * 31 % 251) as u8).collect()),
+        (
+            "sub/deep/c.bin".into(),
+            (0..70_000u32).map(|i| (i * 31 % 251) as u8).collect(),
+        ),
         (long, b"long\n".to_vec()),
         ("caf\u{e9}/\u{1f600}.txt".into(), b"utf8\n".to_vec()),
         ("run.sh".into(), b"#!/bin/sh\n".to_vec()),
@@ -395,7 +410,11 @@ fn gnu_tar(args: &[&str], src: &Path, out: &Path) {
         .arg(".")
         .output()
         .unwrap();
-    assert!(o.status.success(), "tar {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "tar {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Every file's content, every link's target and every directory, by relative path.
@@ -500,7 +519,9 @@ fn damaged_and_foreign_input_is_named() {
         None,
         "'{path}' is not a tar, tar.gz or tar.zst archive (it starts with 'hello, t')",
     );
-    let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     check(
         "noise.tar",
         &noise,
@@ -527,56 +548,41 @@ fn damaged_and_foreign_input_is_named() {
         "'{path}' is truncated or corrupt: it holds no tar archive (its first header: ",
     );
     // Cut inside a member's data, and exactly at a header boundary.
-    check("cut.tar", &tar[..tar.len() / 2], None, "'{path}' is truncated or corrupt: member '");
+    check(
+        "cut.tar",
+        &tar[..tar.len() / 2],
+        None,
+        "'{path}' is truncated or corrupt: member '",
+    );
     check(
         "cut-at-block.tar",
         &tar[..1536],
         None,
         "'{path}' is truncated or corrupt: the tar stream ends after member '",
     );
-    check(
-        "cut.tar.gz",
-        &gz[..gz.len() / 2],
-        None,
-        "'{path}' is truncated or corrupt: member './sub/deep/c.bin': the tar.gz stream is damaged: ",
-    );
-    check(
-        "cut-trailer.tar.gz",
-        &gz[..gz.len() - 4],
-        None,
-        "'{path}' is truncated or corrupt: after the end-of-archive marker: the tar.gz stream is damaged: ",
-    );
-    check(
-        "cut.tar.zst",
-        &zst[..zst.len() / 2],
-        None,
-        "'{path}' is truncated or corrupt: at its first header: the tar.zst stream is damaged: ",
-    );
-    check(
-        "cut-end.tar.zst",
-        &zst[..zst.len() - 3],
-        None,
-        "'{path}' is truncated or corrupt: at its first header: the tar.zst stream is damaged: ",
-    );
-    let mut flipped = zst.clone();
-    let mid = flipped.len() / 2;
-    flipped[mid] ^= 0x55;
-    check(
-        "flipped.tar.zst",
-        &flipped,
-        None,
-        "'{path}' is truncated or corrupt: after the end-of-archive marker: the tar.zst stream is damaged: zstd \
-         content checksum mismatch",
-    );
-    let mut flipped = gz.clone();
-    let mid = flipped.len() / 2;
-    flipped[mid] ^= 0x55;
-    check(
-        "flipped.tar.gz",
-        &flipped,
-        None,
-        "'{path}' is truncated or corrupt: member './sub/deep/c.bin': the tar.gz stream is damaged: ",
-    );
+    // Where compressed damage shows depends on the bytes (the tree's mtimes change them):
+    // the layer that broke is what must be named.
+    let damaged = |name: &str, bytes: &[u8], layer: &str| {
+        let err = s.attempt(name, bytes, None, &ROOMY).unwrap_err();
+        let path = s.path("input").join(name).display().to_string();
+        assert!(
+            err.starts_with(&format!("'{path}' is truncated or corrupt: "))
+                && err.contains(&format!("the {layer} stream is damaged: ")),
+            "{name}: {err}"
+        );
+    };
+    damaged("cut.tar.gz", &gz[..gz.len() / 2], "tar.gz");
+    damaged("cut-trailer.tar.gz", &gz[..gz.len() - 4], "tar.gz");
+    damaged("cut.tar.zst", &zst[..zst.len() / 2], "tar.zst");
+    damaged("cut-end.tar.zst", &zst[..zst.len() - 3], "tar.zst");
+    for (name, mut bytes, layer) in [
+        ("flipped.tar.gz", gz.clone(), "tar.gz"),
+        ("flipped.tar.zst", zst.clone(), "tar.zst"),
+    ] {
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        damaged(name, &bytes, layer);
+    }
     // A directory, and a file that does not exist.
     let err = extract(&src, None, &s.path("box"), &ROOMY).unwrap_err();
     assert!(matches!(err, ArchiveError::Open { .. }), "{err}");
