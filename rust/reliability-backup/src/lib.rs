@@ -6,6 +6,7 @@
 //! | check          | proves                                                          |
 //! |----------------|-----------------------------------------------------------------|
 //! | [`integrity`]  | every file a manifest lists has the digest the manifest says    |
+//! | [`restore`]    | `restore_test`: the backup restores, and matches what it should |
 //!
 //! Each check module declares its options ([`Opt`]s, validated by the same spec machinery
 //! as every module) and a `run` that takes the validated options and returns a
@@ -17,12 +18,13 @@
 //! this crate's `judge` functions.
 
 pub mod integrity;
+pub mod restore;
 
 use reliability_core::spec::{Kind, Opt, Spec};
 use serde_json::{json, Map, Value};
 
 /// The checks `backup_verify` knows, in the order they run when several are asked.
-pub const CHECKS: &[&str] = &["integrity"];
+pub const CHECKS: &[&str] = &["integrity", "restore_test"];
 
 /// Every option of a verification request, declared once.
 pub fn verify_spec() -> Spec {
@@ -30,6 +32,7 @@ pub fn verify_spec() -> Spec {
         .choices(CHECKS)
         .default(json!(["integrity"]))];
     opts.extend(integrity::options());
+    opts.extend(restore::options());
     Spec::new(opts)
 }
 
@@ -99,6 +102,7 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         }
         let check = match name.as_str() {
             "integrity" => integrity::run(params, ctx)?,
+            "restore_test" => restore::run(params, ctx)?,
             other => return Err(RequestError(format!("checks: unknown check '{other}'"))),
         };
         let mut fields = Map::new();
