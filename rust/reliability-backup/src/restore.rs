@@ -264,11 +264,13 @@ struct Comparison {
     duration: Duration,
 }
 
-/// Judges the restore against `reference` (path -> digest): `sampled` are the files on both
-/// sides to hash; every reference file absent from the restore is missing and every restored
-/// file absent from the reference is extra.
+/// Judges the restore against a reference: `listed` is every file it has, `digests` the
+/// digests of those to compare (at least the sampled ones and those the restore lacks).
+/// `sampled` files are hashed; every listed file absent from the restore is missing and
+/// every restored file the reference does not list is extra.
 fn judge_restore(
-    reference: &BTreeMap<String, String>,
+    listed: &BTreeSet<&String>,
+    digests: &BTreeMap<String, String>,
     sampled: &[String],
     restore_root: &Path,
     restored: &[String],
@@ -276,11 +278,11 @@ fn judge_restore(
 ) -> (manifest::Integrity, hashing::HashRun) {
     let restored_set: BTreeSet<&String> = restored.iter().collect();
     let sampled_set: BTreeSet<&String> = sampled.iter().collect();
-    let to_hash: Vec<String> = sampled.iter().filter(|p| reference.contains_key(*p)).cloned().collect();
+    let to_hash: Vec<String> = sampled.iter().filter(|p| digests.contains_key(*p)).cloned().collect();
     let run = hashing::hash_files(restore_root, &to_hash, threads);
     let seen: BTreeMap<String, Seen> = run.files.iter().map(|f| (f.path.clone(), f.outcome.clone())).collect();
     let judged = Manifest {
-        entries: reference
+        entries: digests
             .iter()
             .filter(|(p, _)| sampled_set.contains(p) || !restored_set.contains(p))
             .map(|(p, d)| (p.clone(), d.clone()))
@@ -288,7 +290,7 @@ fn judge_restore(
     };
     let present: Vec<String> = restored
         .iter()
-        .filter(|p| sampled_set.contains(p) || !reference.contains_key(*p))
+        .filter(|p| sampled_set.contains(p) || !listed.contains(p))
         .cloned()
         .collect();
     (manifest::judge(&judged, &seen, Some(&present)), run)
@@ -322,7 +324,8 @@ fn compare(req: &Request, restore_root: &Path, warnings: &mut Vec<String>) -> Re
         Reference::Manifest(_, m) => {
             let listed: Vec<String> = m.entries.keys().cloned().collect();
             let sampled = sample(&both(&listed, &restored), req.sample_percent, req.sample_seed);
-            let (verdict, run) = judge_restore(&m.entries, &sampled, restore_root, &restored, req.threads);
+            let listed: BTreeSet<&String> = m.entries.keys().collect();
+            let (verdict, run) = judge_restore(&listed, &m.entries, &sampled, restore_root, &restored, req.threads);
             (verdict, run, Vec::new())
         }
         Reference::Directory(live_root) => {
@@ -352,7 +355,8 @@ fn compare(req: &Request, restore_root: &Path, warnings: &mut Vec<String>) -> Re
             let skip: BTreeSet<&String> = unreadable.iter().map(|(p, _)| p).collect();
             let sampled: Vec<String> = sampled.iter().filter(|p| !skip.contains(p)).cloned().collect();
             let restored: Vec<String> = restored.iter().filter(|p| !skip.contains(p)).cloned().collect();
-            let (verdict, run) = judge_restore(&reference, &sampled, restore_root, &restored, req.threads);
+            let listed: BTreeSet<&String> = live.iter().filter(|p| !skip.contains(p)).collect();
+            let (verdict, run) = judge_restore(&listed, &reference, &sampled, restore_root, &restored, req.threads);
             (verdict, run, unreadable)
         }
     };
