@@ -7,6 +7,7 @@
 //! |------------------|--------------------------------------------------------------------|
 //! | [`integrity`]    | every file a manifest lists has the digest the manifest says       |
 //! | [`completeness`] | the backup has what it must, is recent, and is kept in enough places |
+//! | [`restore`]      | (`restore_test`) an archive or a restore command restores, and matches |
 //! | [`postgres`]     | (`restore_test`) a pg_dump restores and its queries pass           |
 //!
 //! Each check module declares its options ([`Opt`]s, validated by the same spec machinery
@@ -27,6 +28,7 @@ pub mod completeness;
 pub mod good;
 pub mod integrity;
 pub mod postgres;
+pub mod restore;
 
 use reliability_core::spec::{Kind, Opt, Spec};
 use serde_json::{json, Map, Value};
@@ -42,6 +44,7 @@ pub fn verify_spec() -> Spec {
     opts.extend(integrity::options());
     opts.extend(completeness::options());
     opts.extend(good::options());
+    opts.extend(restore::options());
     opts.extend(postgres::options());
     Spec::new(opts)
 }
@@ -118,7 +121,14 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         let check = match name.as_str() {
             "integrity" => integrity::run(params, ctx)?,
             "completeness" => completeness::run(params, ctx)?,
-            "restore_test" => postgres::run(params, ctx)?,
+            // One restore per task: a PostgreSQL dump, or an archive / restore command.
+            "restore_test" if postgres::requested(params) && restore::requested(params) => {
+                return Err(RequestError(
+                    "restore_test restores one thing per task: give postgresql.dump or restore (archive or restore_command), not both".into(),
+                ))
+            }
+            "restore_test" if postgres::requested(params) => postgres::run(params, ctx)?,
+            "restore_test" => restore::run(params, ctx)?,
             other => return Err(RequestError(format!("checks: unknown check '{other}'"))),
         };
         let mut fields = Map::new();

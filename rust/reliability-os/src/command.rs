@@ -81,6 +81,18 @@ pub fn run(
     env: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<CommandOutput, CommandError> {
+    run_in(program, args, env, None, timeout)
+}
+
+/// [`run`], in the working directory `cwd` when one is given (a restore command runs in
+/// its sandbox).
+pub fn run_in(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+) -> Result<CommandOutput, CommandError> {
     use std::os::unix::process::CommandExt;
 
     let mut argv = vec![program.display().to_string()];
@@ -90,7 +102,11 @@ pub fn run(
         source,
     };
     let started = Instant::now();
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    let mut child = command
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -178,6 +194,13 @@ mod tests {
         let err = sh("sleep 30 & sleep 30", Duration::from_millis(300)).expect_err("times out");
         assert!(matches!(err, CommandError::Timeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn runs_in_the_given_directory() {
+        let dir = std::env::temp_dir().canonicalize().expect("temp dir");
+        let out = run_in(Path::new("pwd"), &[], &[], Some(&dir), Duration::from_secs(10)).expect("runs");
+        assert_eq!(out.stdout.trim_end(), dir.display().to_string());
     }
 
     #[test]

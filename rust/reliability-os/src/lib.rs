@@ -5,6 +5,7 @@
 //! JSON a module returns); every decision about that data (is it healthy? over a threshold?)
 //! is made by `reliability-core`, which never sees the machine.
 
+pub mod archive;
 pub mod command;
 pub mod facts;
 pub mod hashing;
