@@ -129,10 +129,11 @@ fn max_bytes(value: Option<&Value>) -> Result<Option<u64>, RequestError> {
 /// Whether the task asked for an archive or command restore (`restore.archive` or
 /// `restore.restore_command` set; the dict itself always arrives, filled with defaults).
 pub fn requested(params: &Map<String, Value>) -> bool {
-    params
-        .get("restore")
-        .and_then(Value::as_object)
-        .is_some_and(|o| ["archive", "restore_command"].iter().any(|k| o.get(*k).is_some_and(|v| !v.is_null())))
+    params.get("restore").and_then(Value::as_object).is_some_and(|o| {
+        ["archive", "restore_command"]
+            .iter()
+            .any(|k| o.get(*k).is_some_and(|v| !v.is_null()))
+    })
 }
 
 impl Request {

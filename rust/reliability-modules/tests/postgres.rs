@@ -401,7 +401,7 @@ fn bad_options_are_named() {
     for (pg, want) in [
         (
             json!({"port": 5432}),
-            "the restore_test check needs 'postgresql.dump'".to_string(),
+            "or 'postgresql' (with a 'dump')".to_string(),
         ),
         (
             json!({"dump": dir.path().join("none")}),
