@@ -399,10 +399,7 @@ fn bad_options_are_named() {
     let dump = dir.path().join("x.dump");
     std::fs::write(&dump, b"PGDMP").unwrap();
     for (pg, want) in [
-        (
-            json!({"port": 5432}),
-            "or 'postgresql' (with a 'dump')".to_string(),
-        ),
+        (json!({"port": 5432}), "or 'postgresql' (with a 'dump')".to_string()),
         (
             json!({"dump": dir.path().join("none")}),
             format!("cannot read dump '{}'", dir.path().join("none").display()),
