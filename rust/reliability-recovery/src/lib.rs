@@ -542,20 +542,20 @@ pub fn run(request: &RecoveryRequest, check_mode: bool) -> Result<RecoveryReport
         return Ok(report);
     }
     ensure_dir(&request.state_dir)?;
-    let attempt = |warnings: &mut Vec<String>| {
+    let attempt = || {
         let mut report = None;
         store.update(&name, |current: Option<RecoveryState>| {
             let mut state = current.unwrap_or_default();
-            let r = act(request, &store, &mut state, warnings)?;
+            let r = act(request, &store, &mut state)?;
             report = Some(r);
             Ok::<_, RunError>(state)
         })?;
         report.ok_or_else(|| RunError::Other("internal error: the run left no report".into()))
     };
-    let mut report = match attempt(&mut warnings) {
+    let mut report = match attempt() {
         Err(RunError::State(e @ StateError::Corrupt { moved_to: Some(_), .. })) => {
             warnings.push(format!("{e}; the failure count starts afresh"));
-            attempt(&mut warnings)?
+            attempt()?
         }
         other => other?,
     };
@@ -702,12 +702,7 @@ fn with_breaker<T>(
 }
 
 /// The run under the service's lock.
-fn act(
-    request: &RecoveryRequest,
-    store: &Store,
-    state: &mut RecoveryState,
-    _warnings: &mut [String],
-) -> Result<RecoveryReport, RunError> {
+fn act(request: &RecoveryRequest, store: &Store, state: &mut RecoveryState) -> Result<RecoveryReport, RunError> {
     let health = look(&request.health);
     // Recovery time runs from the moment the run knows the service is failing.
     let detected = now_ms();
@@ -885,9 +880,11 @@ fn act(
 
     let step = strategy::take(strategy, request);
     let recovered_at = step.recovered.then(now_ms);
-    state.apply(&plan, step.attempted, step.recovered, recovered_at.unwrap_or(detected));
-    // The failure was seen at `detected`, whatever the recovery's end time.
-    state.last_failure_at = Some(detected);
+    // The failure and the attempt date from `detected`; the recovery from when it was verified.
+    state.apply(&plan, step.attempted, step.recovered, detected);
+    if recovered_at.is_some() {
+        state.last_recovered_at = recovered_at;
+    }
     report.time_to_recover_ms = step
         .recovered
         .then(|| started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
