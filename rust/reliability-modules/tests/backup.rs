@@ -5,6 +5,10 @@
 // The helpers too: a test that cannot set itself up should fail loudly.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/module.rs"]
+mod module;
+use module::{failed, strs};
+
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -12,27 +16,8 @@ use std::process::Command;
 const MANIFEST: &str = env!("CARGO_BIN_EXE_backup_manifest");
 const VERIFY: &str = env!("CARGO_BIN_EXE_backup_verify");
 
-/// Runs a module binary with `args` in a file; returns its one JSON object.
 fn run(bin: &str, args: Value) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("args");
-    std::fs::write(&path, args.to_string()).unwrap();
-    let out = Command::new(bin).arg(&path).output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "one line of stdout: {stdout:?}");
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn failed(r: &Value) -> bool {
-    r["failed"] == json!(true)
-}
-
-fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
+    module::run(bin, &args)
 }
 
 const NEWLINE_NAME: &str = "new\nline.txt";

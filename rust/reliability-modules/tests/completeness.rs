@@ -8,6 +8,10 @@
 // The helpers too: a test that cannot set itself up should fail loudly.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/module.rs"]
+mod module;
+use module::{failed, strs};
+
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -17,27 +21,8 @@ use std::time::{Duration, SystemTime};
 
 const VERIFY: &str = env!("CARGO_BIN_EXE_backup_verify");
 
-/// Runs `backup_verify` with `args` in a file; returns its one JSON object.
 fn run(args: &Value) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("args");
-    std::fs::write(&path, args.to_string()).unwrap();
-    let out = Command::new(VERIFY).arg(&path).output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "one line of stdout: {stdout:?}");
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn failed(r: &Value) -> bool {
-    r["failed"] == json!(true)
-}
-
-fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
+    module::run(VERIFY, args)
 }
 
 /// A backup of `n` files of `size` bytes each (distinct contents) in `<dir>/data`, and its

@@ -7,6 +7,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/module.rs"]
+mod module;
+use module::{failed, msg};
+
 #[path = "support/pg_server.rs"]
 mod pg_server;
 
@@ -18,21 +22,7 @@ use std::process::Command;
 const VERIFY: &str = env!("CARGO_BIN_EXE_backup_verify");
 
 fn run(args: Value) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("args");
-    std::fs::write(&path, args.to_string()).unwrap();
-    let out = Command::new(VERIFY).arg(&path).output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "one line of stdout: {stdout:?}");
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn failed(r: &Value) -> bool {
-    r["failed"] == json!(true)
-}
-
-fn msg(r: &Value) -> &str {
-    r["msg"].as_str().unwrap_or_else(|| panic!("no msg: {r}"))
+    module::run(VERIFY, &args)
 }
 
 /// A server with a `shop` database: 1500 orders and a customers table.

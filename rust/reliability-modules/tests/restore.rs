@@ -6,33 +6,18 @@
 // The helpers too: a test that cannot set itself up should fail loudly.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/module.rs"]
+mod module;
+use module::{failed, strs};
+
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
 
 const VERIFY: &str = env!("CARGO_BIN_EXE_backup_verify");
 
-/// Runs `backup_verify` with `args` in a file; returns its one JSON object.
 fn run(args: Value) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("args");
-    std::fs::write(&path, args.to_string()).unwrap();
-    let out = Command::new(VERIFY).arg(&path).output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "one line of stdout: {stdout:?}");
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn failed(r: &Value) -> bool {
-    r["failed"] == json!(true)
-}
-
-fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
+    module::run(VERIFY, &args)
 }
 
 /// A test-owned place: `data/` the live tree, `SHA256SUMS` its manifest, `tmp/` where the

@@ -7,36 +7,18 @@
 // The helpers too: a test that cannot set itself up should fail loudly.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/module.rs"]
+mod module;
+use module::{failed, run};
+
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 const RETENTION: &str = env!("CARGO_BIN_EXE_backup_retention");
 const MANIFEST: &str = env!("CARGO_BIN_EXE_backup_manifest");
 const VERIFY: &str = env!("CARGO_BIN_EXE_backup_verify");
-
-/// Runs a module binary with `args` in a file; returns its one JSON object.
-fn run(bin: &str, args: &Value) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("args");
-    std::fs::write(&path, args.to_string()).unwrap();
-    let out = Command::new(bin).arg(&path).output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "one line of stdout: {stdout:?}");
-    let result: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(
-        out.status.success(),
-        result["failed"] != json!(true),
-        "exit code and failed agree: {result}"
-    );
-    result
-}
-
-fn failed(r: &Value) -> bool {
-    r["failed"] == json!(true)
-}
 
 fn names(list: &Value) -> Vec<String> {
     list.as_array()
