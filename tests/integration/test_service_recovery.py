@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
@@ -144,7 +143,7 @@ def test_restart_that_keeps_failing_escalates_to_reload_failover_manual(ans: Ans
         "state_dir": state_dir("ladder"),
     }
     seen = []
-    for _ in range(4):
+    for _run in range(4):
         r = recover(ans, HOST, args)
         seen.append((r["failure_count"]["after"], r["strategy"], r["outcome"]))
         last = r
@@ -229,7 +228,7 @@ def test_rate_limit_and_stable_period_reset(ans: Ansible):
         "state_dir": state_dir("rate"),
     }
     outcomes = []
-    for _ in range(3):
+    for _run in range(3):
         sh(ans, HOST, "systemctl kill -s KILL rc-rate; sleep 0.3")
         r = recover(ans, HOST, args)
         outcomes.append(r["outcome"])
@@ -240,7 +239,7 @@ def test_rate_limit_and_stable_period_reset(ans: Ansible):
     # A second service: healthy for the stable period after a recovery resets its count.
     args2 = dict(args, rate_limit={"max_recoveries": 10, "window": 3600}, state_dir=state_dir("stable"))
     sh(ans, HOST, "systemctl restart rc-rate; sleep 0.5")
-    for _ in range(2):
+    for _run in range(2):
         sh(ans, HOST, "systemctl kill -s KILL rc-rate; sleep 0.3")
         assert recover(ans, HOST, args2)["outcome"] == "recovered"
     soon = recover(ans, HOST, args2)
