@@ -342,6 +342,11 @@ def test_bad_input_is_named(ansible: Ansible, args: dict, message: str):
     assert r["failed"] is True and message in r["msg"], r["msg"]
 
 
+def test_without_systemd_it_says_so(ansible: Ansible):
+    r = ansible.adhoc("localhost", MODULE, json.dumps({"service": "cron"}))["localhost"]
+    assert r["failed"] is True and "systemd is not running on this host" in r["msg"], r
+
+
 def test_recover_playbook(ans: Ansible):
     install_unit(ans, HOST, "rc-play", web_unit(PORTS["rc-play"]))
     sh(ans, HOST, "systemctl kill -s KILL rc-play; sleep 0.3")

@@ -525,6 +525,14 @@ impl From<StateError> for RunError {
 
 /// Runs the request: look, decide, act, record. In check mode only the first two.
 pub fn run(request: &RecoveryRequest, check_mode: bool) -> Result<RecoveryReport, RunError> {
+    // Without systemd a unit's state is unknown, which a health spec does not count as a
+    // failure: say so instead of calling the service healthy.
+    if !reliability_os::systemd::systemd_running() {
+        return Err(RunError::Other(format!(
+            "systemd is not running on this host (no /run/systemd/system): cannot look after {}",
+            request.service
+        )));
+    }
     let store = Store::new(&request.state_dir).with_lock_timeout(request.lock_timeout);
     let name = state_name(&request.service);
     let mut warnings = Vec::new();
