@@ -416,19 +416,14 @@ fn run_command(
     let shown = dir.display().to_string();
     let argv: Vec<String> = argv.iter().map(|a| a.replace(DIR_TOKEN, &shown)).collect();
     let (program, args) = argv.split_first().ok_or("the restore command is empty")?;
-    let out = command::run_in(
-        Path::new(program),
-        args,
-        &[("HX_RESTORE_DIR", &shown)],
-        Some(dir),
-        timeout,
-    )
-    .map_err(|e| match e {
-        CommandError::Timeout { timeout, .. } => {
-            format!("the restore command did not finish within {timeout:?} and was killed")
-        }
-        other => other.to_string(),
-    })?;
+    let program = command::which(program).ok_or_else(|| format!("restore command: no program '{program}' in PATH"))?;
+    let out =
+        command::run_in(&program, args, &[("HX_RESTORE_DIR", &shown)], Some(dir), timeout).map_err(|e| match e {
+            CommandError::Timeout { timeout, .. } => {
+                format!("the restore command did not finish within {timeout:?} and was killed")
+            }
+            other => other.to_string(),
+        })?;
     fields.insert("command".into(), command_json(&out));
     if !out.success() {
         let why = match out.exit_code {

@@ -271,7 +271,7 @@ fn a_failing_restore_command_is_reported_with_its_output() {
     assert!(t["command"]["stderr"].as_str().unwrap().contains("Cannot open"), "{t}");
     let msg = r["msg"].as_str().unwrap();
     assert!(
-        msg.starts_with("restore_test failed: the restore command exited with code 2: tar: "),
+        msg.starts_with("restore_test failed: the restore command exited with code 2: ") && msg.contains("tar: "),
         "{msg}"
     );
     assert_eq!(t["sandbox_removed"], true);
