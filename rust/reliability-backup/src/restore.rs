@@ -416,7 +416,14 @@ fn run_command(
     let shown = dir.display().to_string();
     let argv: Vec<String> = argv.iter().map(|a| a.replace(DIR_TOKEN, &shown)).collect();
     let (program, args) = argv.split_first().ok_or("the restore command is empty")?;
-    let program = command::which(program).ok_or_else(|| format!("restore command: no program '{program}' in PATH"))?;
+    let program = command::which(program).ok_or_else(|| {
+        let why = if program.contains('/') {
+            "no such file"
+        } else {
+            "no such program in PATH"
+        };
+        format!("could not run '{program}': {why}")
+    })?;
     let out =
         command::run_in(&program, args, &[("HX_RESTORE_DIR", &shown)], Some(dir), timeout).map_err(|e| match e {
             CommandError::Timeout { timeout, .. } => {
