@@ -33,7 +33,7 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
         _ => return Err(Failure::new("internal error: the report did not encode as an object")),
     };
     // The protocol's own keys.
-    for key in ["failed", "msg", "changed", "warnings", "check_mode"] {
+    for key in ["failed", "msg", "changed", "warnings"] {
         fields.remove(key);
     }
     if let Some(d) = diff {

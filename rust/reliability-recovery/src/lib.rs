@@ -481,8 +481,37 @@ pub struct RecoveryReport {
     pub changed: bool,
     pub failed: bool,
     pub msg: String,
-    pub check_mode: bool,
     pub warnings: Vec<String>,
+}
+
+impl RecoveryReport {
+    /// What a run found before deciding: nothing decided or done yet.
+    fn new(service: &str, health: Look, failure_count: u32) -> RecoveryReport {
+        RecoveryReport {
+            service: service.to_string(),
+            failing: !health.healthy,
+            outcome: "healthy".into(),
+            level: None,
+            strategy: None,
+            success: None,
+            time_to_recover_ms: None,
+            failure_count: FailureCounts {
+                before: failure_count,
+                after: failure_count,
+                reset: false,
+            },
+            breaker: None,
+            health,
+            step: None,
+            incident: None,
+            history: Vec::new(),
+            stats: None,
+            changed: false,
+            failed: false,
+            msg: String::new(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -655,31 +684,17 @@ fn predict(request: &RecoveryRequest, store: &Store, state: RecoveryState) -> Re
         }
     };
     let changed = failing || after != state;
-    Ok(RecoveryReport {
-        service: request.service.clone(),
-        failing,
-        outcome: outcome.into(),
-        level,
-        strategy,
-        success: None,
-        time_to_recover_ms: None,
-        failure_count: FailureCounts {
-            before: state.failure_count,
-            after: after.failure_count,
-            reset: matches!(plan, Plan::Healthy { reset: true } | Plan::Act { reset: true, .. }),
-        },
-        breaker,
-        health,
-        step: None,
-        incident: None,
-        history: Vec::new(),
-        stats: None,
-        changed,
-        failed: false,
-        msg,
-        check_mode: true,
-        warnings: Vec::new(),
-    })
+    let mut report = RecoveryReport::new(&request.service, health, state.failure_count);
+    report.failing = failing;
+    report.outcome = outcome.into();
+    report.level = level;
+    report.strategy = strategy;
+    report.failure_count.after = after.failure_count;
+    report.failure_count.reset = matches!(plan, Plan::Healthy { reset: true } | Plan::Act { reset: true, .. });
+    report.breaker = breaker;
+    report.changed = changed;
+    report.msg = msg;
+    Ok(report)
 }
 
 /// The breaker under its own lock: apply `f` and persist.
@@ -715,34 +730,9 @@ fn act(request: &RecoveryRequest, store: &Store, state: &mut RecoveryState) -> R
     // Recovery time runs from the moment the run knows the service is failing.
     let detected = now_ms();
     let started = Instant::now();
-    let before_count = state.failure_count;
     let plan = state.plan(health.healthy, detected, &request.policy);
-    let reset = matches!(plan, Plan::Healthy { reset: true } | Plan::Act { reset: true, .. });
-    let mut report = RecoveryReport {
-        service: request.service.clone(),
-        failing: !health.healthy,
-        outcome: "healthy".into(),
-        level: None,
-        strategy: None,
-        success: None,
-        time_to_recover_ms: None,
-        failure_count: FailureCounts {
-            before: before_count,
-            after: before_count,
-            reset,
-        },
-        breaker: None,
-        health,
-        step: None,
-        incident: None,
-        history: Vec::new(),
-        stats: None,
-        changed: false,
-        failed: false,
-        msg: String::new(),
-        check_mode: false,
-        warnings: Vec::new(),
-    };
+    let mut report = RecoveryReport::new(&request.service, health, state.failure_count);
+    report.failure_count.reset = matches!(plan, Plan::Healthy { reset: true } | Plan::Act { reset: true, .. });
     let reason = report.health.problems.join("; ");
     let (level, strategy, failure_count) = match plan {
         Plan::Healthy { reset } => {
@@ -771,29 +761,12 @@ fn act(request: &RecoveryRequest, store: &Store, state: &mut RecoveryState) -> R
                 timestamp::seconds(request.policy.rate_limit.map_or(0, |r| r.window_ms)),
                 timestamp::seconds(retry_after_ms)
             );
-            let incident = incident(
-                request,
-                detected,
-                None,
-                failure_count,
-                0,
-                Strategy::Manual,
-                "refused",
-                &reason,
-                &detail,
+            let msg = format!(
+                "{} is failing ({reason}); recovery refused by the {detail}",
+                request.service
             );
-            return finish(
-                request,
-                state,
-                report,
-                incident,
-                None,
-                "refused",
-                format!(
-                    "{} is failing ({reason}); recovery refused by the {detail}",
-                    request.service
-                ),
-            );
+            let end = Ending::new(failure_count, 0, Strategy::Manual, "refused", detail, msg);
+            return finish(request, state, report, detected, &reason, end);
         }
         Plan::Act {
             failure_count,
@@ -810,29 +783,12 @@ fn act(request: &RecoveryRequest, store: &Store, state: &mut RecoveryState) -> R
             Some(url) => format!("manual intervention required: see {url}"),
             None => "manual intervention required".to_string(),
         };
-        let incident = incident(
-            request,
-            detected,
-            None,
-            failure_count,
-            level,
-            strategy,
-            "manual",
-            &reason,
-            &detail,
+        let msg = format!(
+            "{}: {detail} (failure {failure_count}, step {level}: {reason})",
+            request.service
         );
-        return finish(
-            request,
-            state,
-            report,
-            incident,
-            None,
-            "manual",
-            format!(
-                "{}: {detail} (failure {failure_count}, step {level}: {reason})",
-                request.service
-            ),
-        );
+        let end = Ending::new(failure_count, level, strategy, "manual", detail, msg);
+        return finish(request, state, report, detected, &reason, end);
     }
 
     // The breaker guards every action.
@@ -863,26 +819,9 @@ fn act(request: &RecoveryRequest, store: &Store, state: &mut RecoveryState) -> R
                 ),
                 (Decision::Allowed, None) => format!("circuit breaker '{bname}' refused"),
             };
-            let incident = incident(
-                request,
-                detected,
-                None,
-                failure_count,
-                level,
-                strategy,
-                "refused",
-                &reason,
-                &why,
-            );
-            return finish(
-                request,
-                state,
-                report,
-                incident,
-                None,
-                "refused",
-                format!("{} is failing ({reason}); {why}", request.service),
-            );
+            let msg = format!("{} is failing ({reason}); {why}", request.service);
+            let end = Ending::new(failure_count, level, strategy, "refused", why, msg);
+            return finish(request, state, report, detected, &reason, end);
         }
     }
 
@@ -926,55 +865,76 @@ fn act(request: &RecoveryRequest, store: &Store, state: &mut RecoveryState) -> R
             request.service, step.detail
         )
     };
-    let incident = incident(
-        request,
-        detected,
-        recovered_at,
+    let end = Ending {
         failure_count,
         level,
         strategy,
         outcome,
-        &reason,
-        &step.detail,
-    );
-    finish(request, state, report, incident, Some(step), outcome, msg)
+        detail: step.detail.clone(),
+        recovered_at,
+        step: Some(step),
+        msg,
+    };
+    finish(request, state, report, detected, &reason, end)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn incident(
-    request: &RecoveryRequest,
-    detected_at: u64,
-    recovered_at: Option<u64>,
+/// How a run that found the service failing ended: what goes into its incident and report.
+struct Ending {
     failure_count: u32,
     level: usize,
     strategy: Strategy,
-    outcome: &str,
-    reason: &str,
-    detail: &str,
-) -> Incident {
-    Incident {
-        service: request.service.clone(),
-        detected_at,
-        recovered_at,
-        failure_count,
-        level,
-        strategy,
-        outcome: outcome.into(),
-        reason: reason.into(),
-        detail: detail.into(),
+    /// `recovered`, `failed`, `refused` or `manual`.
+    outcome: &'static str,
+    detail: String,
+    recovered_at: Option<u64>,
+    step: Option<StepOutcome>,
+    msg: String,
+}
+
+impl Ending {
+    /// An ending with no recovery and no step taken.
+    fn new(
+        failure_count: u32,
+        level: usize,
+        strategy: Strategy,
+        outcome: &'static str,
+        detail: String,
+        msg: String,
+    ) -> Ending {
+        Ending {
+            failure_count,
+            level,
+            strategy,
+            outcome,
+            detail,
+            recovered_at: None,
+            step: None,
+            msg,
+        }
     }
 }
 
-/// Appends the incident, computes the figures, completes the report.
+/// Appends the incident (found failing at `detected`, for `reason`), computes the figures,
+/// completes the report.
 fn finish(
     request: &RecoveryRequest,
     state: &RecoveryState,
     mut report: RecoveryReport,
-    incident: Incident,
-    step: Option<StepOutcome>,
-    outcome: &str,
-    msg: String,
+    detected: u64,
+    reason: &str,
+    end: Ending,
 ) -> Result<RecoveryReport, RunError> {
+    let incident = Incident {
+        service: request.service.clone(),
+        detected_at: detected,
+        recovered_at: end.recovered_at,
+        failure_count: end.failure_count,
+        level: end.level,
+        strategy: end.strategy,
+        outcome: end.outcome.into(),
+        reason: reason.into(),
+        detail: end.detail,
+    };
     if let Some(dir) = request.incident_log.parent() {
         ensure_dir(dir)?;
     }
@@ -991,11 +951,11 @@ fn finish(
     report.history = history.iter().rev().take(10).cloned().collect();
     report.failure_count.after = state.failure_count;
     report.incident = Some(incident);
-    report.failed = outcome != "recovered";
+    report.failed = end.outcome != "recovered";
     report.changed = true;
-    report.outcome = outcome.into();
-    report.step = step;
-    report.msg = msg;
+    report.outcome = end.outcome.into();
+    report.step = end.step;
+    report.msg = end.msg;
     Ok(report)
 }
 
