@@ -10,20 +10,18 @@
 // The helpers too: a test that cannot set itself up should fail loudly.
 #![allow(clippy::unwrap_used)]
 
-use nix::sched::{unshare, CloneFlags};
 use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
-use rcgen::{CertificateParams, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use test_support::{drop_syns_to, read_head, NetnsError, DAY, DROPPED};
 
 const BIN: &str = env!("CARGO_BIN_EXE_health_check");
 
@@ -146,18 +144,6 @@ fn response(status: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn read_head(stream: impl Read) -> String {
-    let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            return head;
-        }
-        head.push_str(&line);
-    }
-}
-
 /// An HTTP server on 127.0.0.1 that waits `delay`, then answers every request the same.
 fn http_server(status: &'static str, body: &'static str, delay: Duration) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -175,50 +161,25 @@ fn http_server(status: &'static str, body: &'static str, delay: Duration) -> Str
     format!("http://{addr}/health")
 }
 
-const DAY: i64 = 24 * 3600;
-
-fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
 /// An HTTPS server with a self-signed certificate for 127.0.0.1 valid for `valid_for`
 /// seconds more; returns its URL and the certificate in PEM.
 fn https_server(valid_for: i64) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
-    params.not_before = time::OffsetDateTime::from_unix_timestamp(now_unix() - 2 * DAY).unwrap();
-    params.not_after = time::OffsetDateTime::from_unix_timestamp(now_unix() + valid_for).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![CertificateDer::from(cert.der().to_vec())], key_der)
-        .unwrap();
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let config = Arc::clone(&config);
-            thread::spawn(move || {
-                let Ok(conn) = ServerConnection::new(config) else {
-                    return;
-                };
-                let mut tls = StreamOwned::new(conn, stream);
-                if read_head(&mut tls).is_empty() {
-                    return;
-                }
-                let _ = tls.write_all(&response("200 OK", "secure"));
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
-            });
-        }
-    });
-    (format!("https://{addr}/"), cert.pem())
+    let server = test_support::https_server(valid_for, serve_secure);
+    (format!("https://{}/", server.addr), server.cert_pem)
+}
+
+/// Answers one request with 200 "secure".
+fn serve_secure(config: Arc<ServerConfig>, stream: TcpStream) {
+    let Ok(conn) = ServerConnection::new(config) else {
+        return;
+    };
+    let mut tls = StreamOwned::new(conn, stream);
+    if read_head(&mut tls).is_empty() {
+        return;
+    }
+    let _ = tls.write_all(&response("200 OK", "secure"));
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
 }
 
 // ---- processes --------------------------------------------------------------------------------
@@ -350,58 +311,19 @@ fn ports_over_ipv6_and_many_hosts_per_check() {
     );
 }
 
-/// Runs `f` on a thread with a network namespace of its own (`lo` up, `nft_rules` loaded);
-/// children it starts live there too. `None` (after saying why) without root.
+/// [`test_support::in_private_netns`]; `None` (after saying why) without root.
 fn in_private_netns<R: Send + 'static>(nft_rules: String, f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to make a network namespace");
-        return None;
-    }
-    let handle = thread::spawn(move || -> Result<R, String> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
-        let ip = Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .map_err(|e| e.to_string())?;
-        let mut nft = Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        nft.stdin
-            .take()
-            .unwrap()
-            .write_all(nft_rules.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let nft = nft.wait().map_err(|e| e.to_string())?;
-        if !ip.success() || !nft.success() {
-            return Err(format!("ip: {ip}, nft: {nft}"));
-        }
-        Ok(f())
-    });
-    match handle.join().unwrap() {
+    match test_support::in_private_netns(nft_rules, f) {
         Ok(r) => Some(r),
+        Err(NetnsError::NotRoot) => {
+            eprintln!("SKIPPED: needs root to make a network namespace");
+            None
+        }
         // Root, yet no namespace: something is broken here, say so loudly.
-        Err(why) => panic!("cannot make a private network namespace: {why}"),
+        Err(NetnsError::Failed(why)) => panic!("cannot make a private network namespace: {why}"),
     }
 }
 
-const DROPPED: u16 = 9;
-
-fn drop_syns_to(port: u16) -> String {
-    format!(
-        "table inet blackhole {{
-           chain input {{
-             type filter hook input priority 0; policy accept;
-             tcp dport {port} tcp flags syn drop
-           }}
-         }}"
-    )
-}
-
-/// 200 port checks, half to a port whose SYNs are dropped, each with a 1 s timeout: one
-/// timeout of wall time, not a hundred. The loose bound is for a noisy machine; the real
-/// figure is in bench/ports.sh.
 #[test]
 fn two_hundred_ports_half_unanswered_take_about_one_timeout() {
     let outcome = in_private_netns(drop_syns_to(DROPPED), || {

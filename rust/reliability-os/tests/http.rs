@@ -4,16 +4,15 @@
 // The helpers too: a test that cannot set itself up should fail loudly.
 #![allow(clippy::unwrap_used)]
 
-use rcgen::{CertificateParams, DnType, KeyPair};
 use reliability_os::http::{probe_http, HttpMethod, HttpProbe, HttpRequest};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use test_support::{now_unix, read_head, TlsServer, DAY};
 
 /// What a test server does with one request: wait, then send these bytes.
 struct Reply {
@@ -29,19 +28,6 @@ fn reply(status: &str, body: &str) -> Reply {
     Reply {
         delay: Duration::ZERO,
         bytes: [head.as_bytes(), body.as_bytes()].concat(),
-    }
-}
-
-/// Reads one request head (request line and headers) from `stream`.
-fn read_head(stream: impl Read) -> String {
-    let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            return head;
-        }
-        head.push_str(&line);
     }
 }
 
@@ -273,56 +259,8 @@ fn redirects_are_reported_unless_asked_to_follow() {
 
 // ---- HTTPS -------------------------------------------------------------------------------
 
-const DAY: i64 = 24 * 3600;
-
-fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost, valid from an hour ago until
-/// `valid_for` from now (negative: already expired), and an HTTPS server using it.
-struct TlsServer {
-    addr: SocketAddr,
-    cert_pem: String,
-    not_after: i64,
-}
-
 fn https_server(valid_for: i64) -> TlsServer {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "hx, reliability");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "hx-reliability test");
-    let not_after = now_unix() + valid_for;
-    params.not_before = time::OffsetDateTime::from_unix_timestamp(now_unix() - 2 * DAY).unwrap();
-    params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![CertificateDer::from(cert.der().to_vec())], key_der)
-        .unwrap();
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let config = Arc::clone(&config);
-            thread::spawn(move || serve_tls(config, stream));
-        }
-    });
-    TlsServer {
-        addr,
-        cert_pem: cert.pem(),
-        not_after,
-    }
+    test_support::https_server(valid_for, serve_tls)
 }
 
 fn serve_tls(config: Arc<ServerConfig>, stream: TcpStream) {

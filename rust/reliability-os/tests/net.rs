@@ -7,14 +7,13 @@
 // The helpers too: a test that cannot set itself up should fail loudly.
 #![allow(clippy::unwrap_used)]
 
-use nix::sched::{unshare, CloneFlags};
 use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
 use reliability_os::net::{probe_tcp, TcpProbe, TcpTarget};
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
+use test_support::{drop_syns_to, NetnsError, DROPPED};
 
 fn target(host: &str, port: u16, timeout: Duration) -> TcpTarget {
     TcpTarget {
@@ -184,60 +183,21 @@ fn fd_limited_child() {
 
 // ---- inside a network namespace of the test's own ----------------------------------------
 
-/// Runs `f` on a thread that has its own network namespace, with `lo` up and `nft_rules`
-/// (an `nft -f` script) loaded. The namespace goes away with the thread. `None` (after
-/// saying why) when that cannot be had: not root, no `ip`/`nft`, no namespaces.
+/// [`test_support::in_private_netns`]; `None` (after saying why) when that cannot be had:
+/// not root, no `ip`/`nft`, no namespaces.
 fn in_private_netns<R: Send + 'static>(nft_rules: String, f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIPPED: needs root to make a network namespace");
-        return None;
-    }
-    let handle = thread::spawn(move || -> Result<R, String> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
-        // Children inherit this thread's namespace: `ip` and `nft` configure it.
-        run(Command::new("ip").args(["link", "set", "lo", "up"]), None)?;
-        run(Command::new("nft").args(["-f", "-"]), Some(&nft_rules))?;
-        Ok(f())
-    });
-    match handle.join().unwrap() {
+    match test_support::in_private_netns(nft_rules, f) {
         Ok(r) => Some(r),
-        Err(why) => {
+        Err(NetnsError::NotRoot) => {
+            eprintln!("SKIPPED: needs root to make a network namespace");
+            None
+        }
+        Err(NetnsError::Failed(why)) => {
             eprintln!("SKIPPED: no private network namespace: {why}");
             None
         }
     }
 }
-
-fn run(cmd: &mut Command, stdin: Option<&str>) -> Result<(), String> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(())
-}
-
-/// An `nft -f` script that silently drops SYNs to `port`: a host that never answers.
-fn drop_syns_to(port: u16) -> String {
-    format!(
-        "table inet blackhole {{
-           chain input {{
-             type filter hook input priority 0; policy accept;
-             tcp dport {port} tcp flags syn drop
-           }}
-         }}"
-    )
-}
-
-const DROPPED: u16 = 9;
 
 #[test]
 fn a_port_that_never_answers_times_out_after_its_timeout() {
