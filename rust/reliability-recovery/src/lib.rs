@@ -45,8 +45,6 @@ use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use scale::{scale_value, ScaleError};
-
 /// The options of a recovery request, declared once.
 pub fn spec() -> Spec {
     Spec::new(vec![
