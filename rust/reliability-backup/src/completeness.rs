@@ -34,7 +34,6 @@ use reliability_os::hashing::{self, Seen, WalkOptions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The check's options: one dict, `completeness`.
 pub fn options() -> Vec<Opt> {
@@ -383,9 +382,7 @@ fn observe(
 
 pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, RequestError> {
     let (path, copies, rules) = request(params)?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX));
+    let now = reliability_os::clock::now_ms();
     let mut warnings = Vec::new();
     let shown = path.display().to_string();
     let (observed, hashed) = match observe(&path, &copies, crate::integrity::threads(params), &mut warnings) {

@@ -28,7 +28,6 @@ use reliability_os::state::{self, Record, StateError, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The record of the backup of a set that last verified good.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,9 +128,7 @@ pub fn record(
     if !report.failed {
         report.changed = true;
         if !ctx.check_mode {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX));
+            let now = reliability_os::clock::now_ms();
             let record = Good {
                 set: request.set.clone(),
                 backup: request.backup.display().to_string(),

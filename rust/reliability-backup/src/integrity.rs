@@ -42,13 +42,14 @@ use crate::{str_param, CheckReport, Context, RequestError};
 use reliability_core::manifest::{self, Integrity, Manifest, Seen};
 use reliability_core::spec::Opt;
 use reliability_core::timestamp;
+use reliability_os::clock::now_ms;
 use reliability_os::hashing::{self, HashRun, WalkOptions};
 use reliability_os::state::{self, Record, StateError, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The options of the check (`manifest` and `root` are shared with the restore checks).
 pub fn options() -> Vec<Opt> {
@@ -277,12 +278,6 @@ pub fn default_cursor_name(manifest_path: &Path, root: &Path) -> String {
     } else {
         format!("{base}-{hash}")
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 /// Files under the root that the manifest does not list, when asked (`report_extra`).

@@ -29,12 +29,12 @@ use reliability_core::retention::{self, Backup, Decision, Policy};
 use reliability_core::size::format_size;
 use reliability_core::spec::{Opt, Spec};
 use reliability_core::timestamp;
+use reliability_os::clock::now_ms;
 use reliability_os::prune::{self, Entry};
 use reliability_os::state;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn spec() -> Spec {
     Spec::new(vec![
@@ -48,12 +48,6 @@ pub fn spec() -> Spec {
         Opt::path("state_dir").default(state::DEFAULT_DIR),
     ])
     .required_one_of(&["keep_days", "keep_last"])
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 /// The good record of the set, and the entry it protects. Warnings say why none does.

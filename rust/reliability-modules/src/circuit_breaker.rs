@@ -21,10 +21,10 @@ use ansible_module::{Failure, Module, Response};
 use reliability_core::breaker::{self, ms, Breaker, Command, Config, Decision, Outcome, State, Transition, WindowKind};
 use reliability_core::spec::{Opt, Spec};
 use reliability_core::timestamp;
+use reliability_os::clock::now_ms;
 use reliability_os::state::{self, StateError, Store};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn spec() -> Spec {
     let mut options = vec![
@@ -104,12 +104,6 @@ impl Request {
             Err(problems)
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 /// What one run did to the breaker.

@@ -6,6 +6,7 @@
 //! is made by `reliability-core`, which never sees the machine.
 
 pub mod archive;
+pub mod clock;
 pub mod command;
 pub mod facts;
 pub mod hashing;

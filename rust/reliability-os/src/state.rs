@@ -36,7 +36,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Where state lives unless the caller says otherwise.
 pub const DEFAULT_DIR: &str = "/var/lib/reliability_monitor";
@@ -379,9 +379,7 @@ fn write_via(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 
 /// `<name>.corrupt-<UTC time>` beside it (`-2`, `-3`... if that exists already).
 fn move_aside(dir: &Path, name: &str, path: &Path) -> Result<PathBuf, StateError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX));
+    let now = crate::clock::now_ms();
     let stem = format!("{name}.corrupt-{}", timestamp::compact(now));
     let mut target = dir.join(&stem);
     let mut n = 1;

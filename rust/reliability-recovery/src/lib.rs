@@ -39,11 +39,12 @@ use reliability_core::breaker::{self, Breaker, Decision, Outcome};
 use reliability_core::recovery::{self, Incident, Ladder, Plan, Policy, RateLimit, RecoveryState, Stats, Strategy};
 use reliability_core::spec::{Env, Kind, Opt, Spec};
 use reliability_core::{timestamp, unit_name};
+use reliability_os::clock::now_ms;
 use reliability_os::state::{self, StateError, Store};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The options of a recovery request, declared once.
 pub fn spec() -> Spec {
@@ -405,12 +406,6 @@ fn state_name(unit: &str) -> String {
             }
         })
         .collect()
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 /// What the service looked like.
