@@ -97,13 +97,16 @@ def test_crash_is_restarted_and_mttr_recorded(ans: Ansible):
     assert all(0 < t < 10_000 for t in times), times
     print(f"crash: time to recover {times} ms")
     assert r["failure_count"] == {"before": 2, "after": 3, "reset": False}
-    assert r["stats"]["incidents"] == 3 and r["stats"]["recovered"] == 3
+    # Three crashes, each recovered by its first attempt: three outages of one attempt.
+    assert r["stats"]["incidents"] == 3 and r["stats"]["recovered"] == 3 and r["stats"]["attempts"] == 3
     assert r["stats"]["mttr_s"] > 0 and r["stats"]["mtbf_s"] > 0
     assert r["stats"]["recovery_success_rate"] == 100.0
-    assert round(r["stats"]["escalation_rate"], 1) == 33.3
+    assert r["stats"]["escalation_rate"] == 0.0
+    assert r["incident"]["ended_at"] is not None and r["incident"]["by_automation"] is True, r["incident"]
     log = sh(ans, HOST, f"cat {state_dir('crash')}/incidents.jsonl")
-    incidents = [json.loads(line) for line in log.splitlines() if line.strip()]
-    assert [i["outcome"] for i in incidents] == ["recovered"] * 3
+    events = [json.loads(line) for line in log.splitlines() if line.strip()]
+    assert [e["event"] for e in events] == ["opened", "attempt", "closed"] * 3, events
+    assert [e["outcome"] for e in events if e["event"] == "attempt"] == ["recovered"] * 3
     assert sh(ans, HOST, "systemctl is-active rc-crash").strip() == "active"
 
 
@@ -151,16 +154,19 @@ def test_restart_that_keeps_failing_escalates_to_reload_failover_manual(ans: Ans
             assert r.get("failed") is not True, r
             assert sh(ans, HOST, "systemctl is-active rc-ladder-backup").strip() == "active"
     assert seen == [
-        (1, "restart", "failed"),
-        (2, "reload", "failed"),
-        (3, "failover", "recovered"),
-        (4, "manual", "manual"),
+        (1, "restart", "still_failing"),
+        (2, "reload", "still_failing"),
+        (3, "failover", "failed_over"),
+        (4, "manual", "manual_intervention"),
     ], seen
     assert last["failed"] is True
     assert "manual intervention required" in last["msg"]
     assert "https://runbooks.example.org/rc-ladder" in last["msg"]
     assert [i["strategy"] for i in last["history"]] == ["manual", "failover", "reload", "restart"]
-    assert last["stats"]["escalation_rate"] == 75.0
+    # Two outages: the first (three attempts) closed by the failover, the second escalated.
+    assert last["stats"]["incidents"] == 2 and last["stats"]["attempts"] == 4, last["stats"]
+    assert last["stats"]["escalation_rate"] == 50.0 and last["stats"]["recovery_success_rate"] == 50.0
+    assert last["stats"]["mtbf_s"] is not None
 
 
 def test_failing_config_test_blocks_the_reload(ans: Ansible):
@@ -194,10 +200,10 @@ def test_breaker_opens_refuses_half_opens_and_closes(ans: Ansible):
     }
     first = recover(ans, HOST, args)
     second = recover(ans, HOST, args)
-    assert (first["outcome"], first["breaker"]["after"]) == ("failed", "closed"), first
-    assert (second["outcome"], second["breaker"]["after"]) == ("failed", "open"), second
+    assert (first["outcome"], first["breaker"]["after"]) == ("still_failing", "closed"), first
+    assert (second["outcome"], second["breaker"]["after"]) == ("still_failing", "open"), second
     refused = recover(ans, HOST, args)
-    assert refused["outcome"] == "refused" and refused["failed"] is True, refused
+    assert refused["outcome"] == "refused_by_breaker" and refused["failed"] is True, refused
     assert "circuit breaker 'service_recovery-rc-breaker.service' is open" in refused["msg"], refused["msg"]
     assert refused["step"] is None and refused["success"] is None
     # The same breaker, as circuit_breaker sees it.
@@ -216,6 +222,8 @@ def test_breaker_opens_refuses_half_opens_and_closes(ans: Ansible):
                   json.dumps({"name": "service_recovery-rc-breaker.service", "state_dir": state_dir("breaker")}))[HOST]
     assert [t["to"] for t in q["transitions"]] == ["open", "half_open", "closed"], q["transitions"]
     assert trial["outcome"] == "recovered"
+    # One outage: two failed attempts, a refusal and the trial that closed it.
+    assert trial["stats"]["incidents"] == 1 and trial["incident"]["attempts"] == 4, trial["incident"]
 
 
 def test_rate_limit_and_stable_period_reset(ans: Ansible):
@@ -232,7 +240,7 @@ def test_rate_limit_and_stable_period_reset(ans: Ansible):
         sh(ans, HOST, "systemctl kill -s KILL rc-rate; sleep 0.3")
         r = recover(ans, HOST, args)
         outcomes.append(r["outcome"])
-    assert outcomes == ["recovered", "recovered", "refused"], outcomes
+    assert outcomes == ["recovered", "recovered", "rate_limited"], outcomes
     assert "rate limit: 2 recoveries in the last 3600 s" in r["msg"], r["msg"]
     assert sh(ans, HOST, "systemctl is-active rc-rate || true").strip() != "active"
 
@@ -291,14 +299,19 @@ def test_twenty_parallel_runs_lose_no_update(ans: Ansible):
     sh(ans, HOST, script)
     outs = sh(ans, HOST, "cat /tmp/rcp/rec.*.out")
     results = [json.loads(line) for line in outs.splitlines() if line.strip()]
-    assert len(results) == 10 and all(r["outcome"] == "failed" for r in results), outs[-2000:]
+    assert len(results) == 10 and all(r["outcome"] == "still_failing" for r in results), outs[-2000:]
     assert sorted(r["failure_count"]["after"] for r in results) == list(range(1, 11))
     state = json.loads(sh(ans, HOST, f"cat {sd}/service_recovery/rc-parallel.service.json"))
     assert state["failure_count"] == 10 and state["failures_total"] == 10 and len(state["attempts"]) == 10
     breaker = json.loads(sh(ans, HOST, f"cat {sd}/circuit_breaker/rc-parallel.json"))
     assert breaker["consecutive_failures"] == 20, breaker
-    lines = sh(ans, HOST, f"cat {sd}/incidents.jsonl").splitlines()
-    assert len(lines) == 10 and all(json.loads(line)["service"] == "rc-parallel.service" for line in lines)
+    events = [json.loads(line) for line in sh(ans, HOST, f"cat {sd}/incidents.jsonl").splitlines()]
+    assert all(e["service"] == "rc-parallel.service" for e in events)
+    # One outage, opened once, with ten attempts numbered 1 to 10.
+    assert [e["event"] for e in events].count("opened") == 1, events
+    attempts = [e for e in events if e["event"] == "attempt"]
+    assert sorted(e["attempt"] for e in attempts) == list(range(1, 11))
+    assert len({e["started_at"] for e in attempts}) == 1
 
 
 def test_scale_resources_raises_limits_to_the_ceiling(ans: Ansible):
@@ -321,7 +334,7 @@ def test_scale_resources_raises_limits_to_the_ceiling(ans: Ansible):
     recover(ans, HOST, args)
     sh(ans, HOST, "systemctl kill -s KILL rc-scale; sleep 0.3")
     r = recover(ans, HOST, args)
-    assert r["outcome"] == "failed", r
+    assert r["outcome"] == "still_failing", r
     assert "MemoryMax is already at its ceiling 100M" in r["msg"] and "CPUQuota is already at its ceiling 150%" in r["msg"]
 
 

@@ -45,7 +45,6 @@ use reliability_core::check::{join_perfdata, CheckResult, Counts, FailOn, Overal
 use reliability_core::spec::{Env, Opt, Spec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::fmt;
 use std::time::{Duration, Instant};
 
 /// The check schema: every option of a health-check request, declared once.
@@ -89,27 +88,14 @@ pub struct HealthRequest {
     pub sample_interval: Duration,
 }
 
-/// Why a request cannot run: every problem, each naming its option path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestError {
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for RequestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.problems.join("; "))
-    }
-}
-
-impl std::error::Error for RequestError {}
+/// Why a request cannot run: the engines' one request-error type.
+pub use reliability_core::request::RequestError;
 
 impl HealthRequest {
     /// Validates `input` against [`spec`], then reads it: what the daemon and the CLI
     /// call with a config or command line turned into JSON.
     pub fn parse(input: &Map<String, Value>, env: &Env) -> Result<HealthRequest, RequestError> {
-        let params = spec().validate(input, env).map_err(|e| RequestError {
-            problems: e.errors.iter().map(ToString::to_string).collect(),
-        })?;
+        let params = spec().validate(input, env).map_err(RequestError::from)?;
         HealthRequest::from_params(&params)
     }
 
@@ -220,6 +206,22 @@ pub struct HealthReport {
     pub failed: bool,
     /// One line for people: the verdict and what is wrong.
     pub msg: String,
+}
+
+impl reliability_core::request::Report for HealthReport {
+    /// Checks change nothing.
+    fn changed(&self) -> bool {
+        false
+    }
+    fn failed(&self) -> bool {
+        self.failed
+    }
+    fn msg(&self) -> &str {
+        &self.msg
+    }
+    fn warnings(&self) -> &[String] {
+        &[]
+    }
 }
 
 /// Runs every check of `request` at once and reports.

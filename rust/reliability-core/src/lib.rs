@@ -6,10 +6,13 @@
 //! table-style with plain values.
 
 pub mod breaker;
+pub mod cancel;
 pub mod check;
 pub mod duration;
+pub mod incident;
 pub mod manifest;
 pub mod recovery;
+pub mod request;
 pub mod retention;
 pub mod size;
 pub mod spec;

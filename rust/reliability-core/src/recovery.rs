@@ -16,10 +16,8 @@
 //! - At most `max` recovery attempts in a sliding `window`: further attempts are refused
 //!   until the oldest leaves the window (systemd's `StartLimitBurst`, but for the whole
 //!   ladder, and reported with the time until the next one is allowed).
-//! - Incidents are the history: MTTR is the mean time to recover of the recovered ones, MTBF
-//!   the mean time between the starts of consecutive incidents, availability the share of
-//!   the window not spent in an incident (an unrecovered incident lasts until the next one or
-//!   until now). All are "as observed": a failure starts when a run finds it.
+//! - The state keeps the outage the service is in ([`crate::incident::Open`]); the outages
+//!   and their figures are [`crate::incident`]'s.
 //!
 //! The clock is a parameter (`now`, unix milliseconds); nothing here does I/O.
 
@@ -234,6 +232,58 @@ pub struct RecoveryState {
     pub failures_total: u64,
     /// Recoveries that worked, ever.
     pub recoveries_total: u64,
+    /// The outage the service is in: opened by the first failing run, closed by the run
+    /// that sees it healthy again.
+    #[serde(default)]
+    pub open: Option<crate::incident::Open>,
+}
+
+/// How a run ended: what the report and the incident log say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Found healthy; nothing to do.
+    Healthy,
+    /// A step made the service healthy again.
+    Recovered,
+    /// The failover step made the backup serve.
+    FailedOver,
+    /// The step was taken (or could not be) and the service is still failing.
+    StillFailing,
+    /// The circuit breaker refused the step.
+    RefusedByBreaker,
+    /// The rate limit refused the step.
+    RateLimited,
+    /// The ladder reached manual intervention.
+    ManualIntervention,
+    /// Check mode: the step a run would take.
+    WouldAct,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Healthy => "healthy",
+            Outcome::Recovered => "recovered",
+            Outcome::FailedOver => "failed_over",
+            Outcome::StillFailing => "still_failing",
+            Outcome::RefusedByBreaker => "refused_by_breaker",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::ManualIntervention => "manual_intervention",
+            Outcome::WouldAct => "would_act",
+        }
+    }
+
+    /// The service is serving again (itself or its backup).
+    pub fn recovered(self) -> bool {
+        matches!(self, Outcome::Recovered | Outcome::FailedOver)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// At most `max` attempts in `window_ms`.
@@ -351,90 +401,6 @@ impl RecoveryState {
                 }
             }
         }
-    }
-}
-
-/// One failing run of one service, as appended to the incident log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Incident {
-    pub service: String,
-    /// When the run found the service failing (unix ms).
-    pub detected_at: u64,
-    /// When it was healthy again, if the recovery worked.
-    pub recovered_at: Option<u64>,
-    pub failure_count: u32,
-    pub level: usize,
-    pub strategy: Strategy,
-    /// `recovered`, `failed`, `refused` (breaker, rate limit) or `manual`.
-    pub outcome: String,
-    /// Why it was found failing.
-    pub reason: String,
-    /// What was done and what it said.
-    pub detail: String,
-}
-
-/// Per-service figures over a window.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Stats {
-    pub window_s: f64,
-    pub incidents: usize,
-    pub recovered: usize,
-    /// Mean time to recover, seconds.
-    pub mttr_s: Option<f64>,
-    /// Mean time between failures, seconds.
-    pub mtbf_s: Option<f64>,
-    /// Percent of the window not spent in an incident.
-    pub availability_percent: f64,
-    /// Percent of incidents where the recovery worked.
-    pub recovery_success_rate: Option<f64>,
-    /// Percent of incidents that needed more than the first step.
-    pub escalation_rate: Option<f64>,
-}
-
-/// Figures for the incidents of one service (any order) over the window ending at `now`.
-pub fn stats(incidents: &[Incident], now: u64, window_ms: u64) -> Stats {
-    let start = now.saturating_sub(window_ms);
-    let mut inside: Vec<&Incident> = incidents
-        .iter()
-        .filter(|i| i.detected_at >= start && i.detected_at <= now)
-        .collect();
-    inside.sort_by_key(|i| i.detected_at);
-    let recovered: Vec<u64> = inside
-        .iter()
-        .filter_map(|i| i.recovered_at.map(|r| r.saturating_sub(i.detected_at)))
-        .collect();
-    let mttr_s =
-        (!recovered.is_empty()).then(|| recovered.iter().sum::<u64>() as f64 / recovered.len() as f64 / 1000.0);
-    let mtbf_s = (inside.len() >= 2).then(|| {
-        let span = inside[inside.len() - 1].detected_at - inside[0].detected_at;
-        span as f64 / (inside.len() - 1) as f64 / 1000.0
-    });
-    // Downtime: each incident until it recovered, else until the next incident or now.
-    let mut down = 0u64;
-    for (k, i) in inside.iter().enumerate() {
-        let end = i
-            .recovered_at
-            .or_else(|| inside.get(k + 1).map(|n| n.detected_at))
-            .unwrap_or(now)
-            .min(now);
-        // Consecutive runs of one incident (retries) must not count twice.
-        let end = inside.get(k + 1).map_or(end, |n| end.min(n.detected_at));
-        down += end.saturating_sub(i.detected_at);
-    }
-    let percent = |part: usize, whole: usize| (whole > 0).then(|| part as f64 * 100.0 / whole as f64);
-    Stats {
-        window_s: window_ms as f64 / 1000.0,
-        incidents: inside.len(),
-        recovered: recovered.len(),
-        mttr_s,
-        mtbf_s,
-        availability_percent: if window_ms == 0 {
-            100.0
-        } else {
-            100.0 * (1.0 - down as f64 / window_ms as f64)
-        },
-        recovery_success_rate: percent(recovered.len(), inside.len()),
-        escalation_rate: percent(inside.iter().filter(|i| i.level > 1).count(), inside.len()),
     }
 }
 
@@ -661,58 +627,5 @@ mod tests {
             Plan::RateLimited { retry_after_ms: 1, .. }
         ));
         assert!(matches!(s.plan(false, 1000, &p), Plan::Act { failure_count: 5, .. }));
-    }
-
-    fn incident(at: u64, recovered: Option<u64>, level: usize) -> Incident {
-        Incident {
-            service: "a.service".into(),
-            detected_at: at,
-            recovered_at: recovered,
-            failure_count: 1,
-            level,
-            strategy: Strategy::Restart,
-            outcome: if recovered.is_some() { "recovered" } else { "failed" }.into(),
-            reason: String::new(),
-            detail: String::new(),
-        }
-    }
-
-    #[test]
-    fn stats_over_a_window() {
-        let incidents = [
-            incident(1_000, Some(3_000), 1),   // 2 s down
-            incident(11_000, Some(15_000), 2), // 4 s down, escalated
-            incident(21_000, None, 3),         // unrecovered: until the next one
-            incident(25_000, Some(26_000), 3), // 1 s
-        ];
-        let s = stats(&incidents, 101_000, 100_000);
-        assert_eq!(s.incidents, 4);
-        assert_eq!(s.recovered, 3);
-        assert_eq!(s.mttr_s, Some((2.0 + 4.0 + 1.0) / 3.0));
-        assert_eq!(s.mtbf_s, Some(8.0));
-        // Down 2 + 4 + 4 + 1 = 11 s of 100.
-        assert!(
-            (s.availability_percent - 89.0).abs() < 1e-9,
-            "{}",
-            s.availability_percent
-        );
-        assert_eq!(s.recovery_success_rate, Some(75.0));
-        assert_eq!(s.escalation_rate, Some(75.0));
-    }
-
-    #[test]
-    fn stats_window_edges_and_empty() {
-        let s = stats(&[], 10_000, 5_000);
-        assert_eq!((s.incidents, s.mttr_s, s.mtbf_s), (0, None, None));
-        assert_eq!(s.availability_percent, 100.0);
-        assert_eq!(s.recovery_success_rate, None);
-        // Older than the window: ignored; an open incident runs until now.
-        let s = stats(
-            &[incident(1_000, Some(2_000), 1), incident(9_000, None, 1)],
-            10_000,
-            5_000,
-        );
-        assert_eq!(s.incidents, 1);
-        assert!((s.availability_percent - 80.0).abs() < 1e-9);
     }
 }

@@ -9,7 +9,6 @@
 use ansible_module::{Failure, Module, Response};
 use reliability_checks::HealthRequest;
 use reliability_core::spec::Spec;
-use serde_json::Value;
 
 /// The check schema, declared once in the engine.
 pub fn spec() -> Spec {
@@ -17,27 +16,6 @@ pub fn spec() -> Spec {
 }
 
 pub fn run(module: &mut Module) -> Result<Response, Failure> {
-    let request = HealthRequest::from_params(&module.params)
-        .map_err(|e| Failure::new(format!("invalid arguments for health_check: {e}")).field("problems", e.problems))?;
-    let report = reliability_checks::run(&request);
-    let Value::Object(mut fields) =
-        serde_json::to_value(&report).map_err(|e| Failure::new(format!("cannot encode the report: {e}")))?
-    else {
-        return Err(Failure::new("the report did not encode as an object"));
-    };
-    // `failed` and `msg` are the protocol's to set.
-    fields.remove("failed");
-    fields.remove("msg");
-    if report.failed {
-        Err(Failure {
-            msg: report.msg,
-            fields,
-        })
-    } else {
-        Ok(Response {
-            changed: false,
-            msg: Some(report.msg),
-            fields,
-        })
-    }
+    let request = HealthRequest::from_params(&module.params).map_err(|e| crate::invalid(module, e))?;
+    crate::respond(module, &reliability_checks::run(&request))
 }

@@ -11,6 +11,7 @@ pub mod command;
 pub mod facts;
 pub mod hashing;
 pub mod http;
+pub mod journal;
 pub mod net;
 pub mod postgres;
 pub mod procs;

@@ -24,7 +24,8 @@
 //! mode) moves nothing and creates nothing.
 //!
 //! [`append_jsonl`] is the same discipline for append-only logs (incidents): one JSON object
-//! per line, appended under a lock with `O_APPEND`, then `fsync`ed.
+//! per line, appended under a lock with `O_APPEND`, then `fsync`ed; [`crate::journal`]
+//! bounds such a log by rotating it.
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -34,7 +35,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -96,7 +97,7 @@ fn moved(to: &Option<PathBuf>) -> String {
         .unwrap_or_default()
 }
 
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
+pub(crate) fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
     move |source| StateError::Io {
         action,
         path: path.to_path_buf(),
@@ -408,7 +409,7 @@ fn ensure_dir(dir: &Path) -> Result<(), StateError> {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StateError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StateError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error("fsync directory", dir))
@@ -419,37 +420,12 @@ fn sync_dir(dir: &Path) -> Result<(), StateError> {
 /// When a writer was killed mid-line, the next line starts on a line of its own, so one
 /// torn line never spoils another.
 pub fn append_jsonl(path: &Path, value: &impl Serialize) -> Result<(), StateError> {
-    let mut line = serde_json::to_vec(value).map_err(|source| StateError::Encode {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    line.push(b'\n');
-    let existed = path.exists();
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(io_error("open", path))?;
-    let mut file = flock(file, FlockArg::LockExclusiveNonblock, path, DEFAULT_LOCK_TIMEOUT)?;
-    let len = file.metadata().map_err(io_error("stat", path))?.len();
-    if len > 0 {
-        let mut last = [0u8];
-        file.read_exact_at(&mut last, len - 1).map_err(io_error("read", path))?;
-        if last[0] != b'\n' {
-            line.insert(0, b'\n');
-        }
-    }
-    file.write_all(&line).map_err(io_error("append to", path))?;
-    file.sync_data().map_err(io_error("fsync", path))?;
-    if !existed {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            sync_dir(dir)?;
-        }
-    }
-    Ok(())
+    crate::journal::append(path, value, None)
+}
+
+/// The exclusive lock of an append-only log, waiting up to [`DEFAULT_LOCK_TIMEOUT`].
+pub(crate) fn flock_exclusive(file: File, path: &Path) -> Result<Flock<File>, StateError> {
+    flock(file, FlockArg::LockExclusiveNonblock, path, DEFAULT_LOCK_TIMEOUT)
 }
 
 #[cfg(test)]

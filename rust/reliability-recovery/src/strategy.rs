@@ -2,11 +2,12 @@
 //!
 //! Every command is an argv list (`reliability_os::command`, `systemctl` after `--`), run
 //! with the request's timeout. After acting, a step waits until the service (for failover:
-//! the backup) is healthy again by the request's health spec, polling until the timeout;
+//! the backup) is healthy again by the request's health spec, polling until the timeout (or until the caller stops the run: [`RunContext`]);
 //! that is what makes a restart that "succeeded" but left a dead port a failed step.
 
 use crate::{look, scale, Look, RecoveryRequest, StepOutcome};
 use reliability_checks::HealthRequest;
+use reliability_core::cancel::RunContext;
 use reliability_core::recovery::Strategy;
 use reliability_os::command::{self, CommandOutput};
 use reliability_os::systemd;
@@ -89,21 +90,53 @@ impl Log {
     }
 }
 
-/// Waits until `health` passes or `deadline`; the last look either way.
-fn wait_healthy(health: &HealthRequest, deadline: Instant) -> (bool, Look) {
+/// Until when a step may wait: its timeout, cut short by the caller's deadline or cancel.
+#[derive(Clone, Copy)]
+struct Until<'a> {
+    deadline: Instant,
+    ctx: &'a RunContext,
+}
+
+impl Until<'_> {
+    /// Why waiting must end now, if it must.
+    fn over(&self) -> Option<String> {
+        let now = Instant::now();
+        match self.ctx.stopped(now) {
+            Some(stop) => Some(format!("the run was stopped ({stop})")),
+            None if now >= self.deadline => Some("the timeout ran out".into()),
+            None => None,
+        }
+    }
+
+    fn pause(&self) -> Duration {
+        let now = Instant::now();
+        self.ctx
+            .wait_for(POLL, now)
+            .min(self.deadline.saturating_duration_since(now))
+    }
+}
+
+/// Waits until `health` passes, or the wait is over (the reason); the last look either way.
+fn wait_healthy(health: &HealthRequest, until: Until) -> (bool, Look, String) {
     loop {
         let seen = look(health);
-        if seen.healthy || Instant::now() >= deadline {
-            return (seen.healthy, seen);
+        if seen.healthy {
+            return (true, seen, String::new());
         }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        if let Some(why) = until.over() {
+            return (false, seen, why);
+        }
+        std::thread::sleep(until.pause());
     }
 }
 
 /// Takes `strategy` for the request's service. `Manual` never reaches here.
-pub fn take(strategy: Strategy, request: &RecoveryRequest) -> StepOutcome {
+pub fn take(strategy: Strategy, request: &RecoveryRequest, ctx: &RunContext) -> StepOutcome {
     let started = Instant::now();
-    let deadline = started + request.timeout;
+    let deadline = Until {
+        deadline: started + request.timeout,
+        ctx,
+    };
     let mut log = Log { commands: Vec::new() };
     let unit = request.service.as_str();
     let mut properties = serde_json::Map::new();
@@ -133,19 +166,19 @@ pub fn take(strategy: Strategy, request: &RecoveryRequest) -> StepOutcome {
 }
 
 /// After acting: healthy within the deadline, or why not.
-fn verify(health: &HealthRequest, deadline: Instant, what: &str) -> Result<(bool, String), String> {
-    let (healthy, seen) = wait_healthy(health, deadline);
+fn verify(health: &HealthRequest, deadline: Until, what: &str) -> Result<(bool, String), String> {
+    let (healthy, seen, why) = wait_healthy(health, deadline);
     if healthy {
         Ok((true, format!("{what}; healthy again")))
     } else {
         Err(format!(
-            "{what}, but still not healthy when the timeout ran out: {}",
+            "{what}, but still not healthy when {why}: {}",
             seen.problems.join("; ")
         ))
     }
 }
 
-fn restart(log: &mut Log, request: &RecoveryRequest, deadline: Instant) -> Result<(bool, String), String> {
+fn restart(log: &mut Log, request: &RecoveryRequest, deadline: Until) -> Result<(bool, String), String> {
     let unit = request.service.as_str();
     // A unit that hit its start limit refuses a restart until its failed state is reset.
     log.systemctl("reset-failed", unit, request.timeout)?;
@@ -156,7 +189,7 @@ fn restart(log: &mut Log, request: &RecoveryRequest, deadline: Instant) -> Resul
     verify(&request.health, deadline, &format!("restarted {unit}"))
 }
 
-fn reload(log: &mut Log, request: &RecoveryRequest, deadline: Instant) -> Result<(bool, String), String> {
+fn reload(log: &mut Log, request: &RecoveryRequest, deadline: Until) -> Result<(bool, String), String> {
     let unit = request.service.as_str();
     if let Some(test) = &request.config_test {
         let out = log
@@ -181,7 +214,7 @@ fn reload(log: &mut Log, request: &RecoveryRequest, deadline: Instant) -> Result
     verify(&request.health, deadline, &format!("{action} of {unit} done"))
 }
 
-fn failover(log: &mut Log, request: &RecoveryRequest, deadline: Instant) -> Result<(bool, String), String> {
+fn failover(log: &mut Log, request: &RecoveryRequest, deadline: Until) -> Result<(bool, String), String> {
     let Some(f) = &request.failover else {
         return Err("failover is not configured (give failover.units or failover.command); nothing was tried".into());
     };
@@ -222,7 +255,7 @@ fn failover(log: &mut Log, request: &RecoveryRequest, deadline: Instant) -> Resu
 fn scale_resources(
     log: &mut Log,
     request: &RecoveryRequest,
-    deadline: Instant,
+    deadline: Until,
     changed: &mut serde_json::Map<String, Value>,
 ) -> Result<(bool, String), String> {
     let Some(s) = &request.scale else {
