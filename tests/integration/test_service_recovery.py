@@ -32,6 +32,7 @@ PORTS = {
     "rc-fo-primary": 18108,
     "rc-fo-backup": 18109,
     "rc-scale": 18110,
+    "rc-corrupt": 18111,
 }
 
 
@@ -336,6 +337,24 @@ def test_scale_resources_raises_limits_to_the_ceiling(ans: Ansible):
     r = recover(ans, HOST, args)
     assert r["outcome"] == "still_failing", r
     assert "MemoryMax is already at its ceiling 100M" in r["msg"] and "CPUQuota is already at its ceiling 150%" in r["msg"]
+
+
+def test_an_unusable_breaker_file_is_moved_aside_as_circuit_breaker_does(ans: Ansible):
+    """The breaker engine is shared: service_recovery treats a spoilt breaker file as the
+    circuit_breaker module does (moved aside, a warning, a fresh breaker), in check mode too."""
+    install_unit(ans, HOST, "rc-corrupt", web_unit(PORTS["rc-corrupt"]))
+    sd = state_dir("corrupt")
+    breaker_file = f"{sd}/circuit_breaker/service_recovery-rc-corrupt.service.json"
+    sh(ans, HOST, f"mkdir -p {sd}/circuit_breaker && echo '{{ not json' > {breaker_file}")
+    sh(ans, HOST, "systemctl kill -s KILL rc-corrupt; sleep 0.3")
+    args = {"service": "rc-corrupt", "health": health("rc-corrupt"), "state_dir": sd}
+    checked = recover(ans, HOST, args, "--check")
+    assert checked["outcome"] == "would_act", checked
+    assert any("would be moved aside" in w for w in checked.get("warnings", [])), checked
+    r = recover(ans, HOST, args)
+    assert r["outcome"] == "recovered" and r["breaker"]["after"] == "closed", r
+    assert any("moved aside" in w and "starts afresh" in w for w in r.get("warnings", [])), r
+    assert "service_recovery-rc-corrupt.service.corrupt-" in sh(ans, HOST, f"ls {sd}/circuit_breaker")
 
 
 @pytest.mark.parametrize(
