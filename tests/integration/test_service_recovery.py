@@ -350,10 +350,10 @@ def test_an_unusable_breaker_file_is_moved_aside_as_circuit_breaker_does(ans: An
     args = {"service": "rc-corrupt", "health": health("rc-corrupt"), "state_dir": sd}
     checked = recover(ans, HOST, args, "--check")
     assert checked["outcome"] == "would_act", checked
-    assert any("would be moved aside" in w for w in checked.get("warnings", [])), checked
+    assert sh(ans, HOST, f"cat {breaker_file}").strip() == "{ not json", "check mode moved nothing"
     r = recover(ans, HOST, args)
+    # Before the breaker engine was shared, this run failed: "... moved aside; run again".
     assert r["outcome"] == "recovered" and r["breaker"]["after"] == "closed", r
-    assert any("moved aside" in w and "starts afresh" in w for w in r.get("warnings", [])), r
     assert "service_recovery-rc-corrupt.service.corrupt-" in sh(ans, HOST, f"ls {sd}/circuit_breaker")
 
 
