@@ -27,8 +27,10 @@
 pub mod completeness;
 pub mod good;
 pub mod integrity;
+pub mod manifest;
 pub mod postgres;
 pub mod restore;
+pub mod retention;
 
 use reliability_core::spec::{Kind, Opt, Spec};
 use serde_json::{json, Map, Value};

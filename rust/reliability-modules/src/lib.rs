@@ -58,6 +58,9 @@ pub fn respond<R: Serialize + Report>(module: &mut Module, report: &R) -> Result
     }
     let msg = report.msg().to_string();
     if report.failed() {
+        // A run can fail after changing something (a backup deleted before another could
+        // not be): say so.
+        fields.insert("changed".into(), Value::Bool(report.changed()));
         return Err(Failure { msg, fields });
     }
     Ok(Response {
