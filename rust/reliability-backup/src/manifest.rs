@@ -145,7 +145,7 @@ fn companion(dest: &Path) -> PathBuf {
 pub fn run(request: &ManifestRequest, check_mode: bool) -> Result<ManifestReport, ManifestError> {
     let (path, dest) = (&request.path, &request.dest);
     let json_dest = companion(dest);
-    let meta = std::fs::metadata(&path).map_err(|e| ManifestError::new(format!("path '{}': {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|e| ManifestError::new(format!("path '{}': {e}", path.display())))?;
     // Resolved (symlinks, `..`) so that the manifest is recognised and left out of the walk
     // however the two paths were spelt.
     let absolute = |p: &Path| match (p.parent().map(std::fs::canonicalize), p.file_name()) {
