@@ -1,5 +1,7 @@
-//! The backup-verification engine of hx.reliability: one [`verify_spec`], one
-//! [`verify`], used by the `backup_verify` module (and, later, the daemon and the CLI).
+//! The backup engines of hx.reliability, used by the backup modules (and, later, the
+//! daemon and the CLI): verification (one [`verify_spec`], one [`VerifyRequest`], one
+//! [`verify`]), [`retention`] and [`manifest`]s; each a typed request in and a
+//! serialisable report out.
 //!
 //! A request names the checks to run, each in a module of its own:
 //!
@@ -32,7 +34,9 @@ pub mod postgres;
 pub mod restore;
 pub mod retention;
 
+use reliability_core::request::Report;
 use reliability_core::spec::{Kind, Opt, Spec};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 /// The checks `backup_verify` knows, in the order they run when several are asked.
@@ -92,9 +96,57 @@ impl std::fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
+impl From<RequestError> for reliability_core::request::RequestError {
+    fn from(e: RequestError) -> reliability_core::request::RequestError {
+        reliability_core::request::RequestError::new(vec![e.0])
+    }
+}
+
+/// A checked verification request: the checks asked, in order, and the options they read.
+#[derive(Clone, Debug)]
+pub struct VerifyRequest {
+    /// The checks, in the order asked, each once.
+    pub checks: Vec<String>,
+    /// The options [`verify_spec`] validated; each check reads its own.
+    pub params: Map<String, Value>,
+    good: Option<good::Request>,
+}
+
+impl VerifyRequest {
+    /// Reads options that [`verify_spec`] validated and checks what it cannot before any
+    /// check runs: the good record asked for, one restore per request.
+    pub fn from_params(params: &Map<String, Value>) -> Result<VerifyRequest, reliability_core::request::RequestError> {
+        let mut checks: Vec<String> = Vec::new();
+        let asked = params
+            .get("checks")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_else(|| vec!["integrity".to_string()]);
+        for name in asked {
+            if !checks.contains(&name) {
+                checks.push(name);
+            }
+        }
+        if checks.iter().any(|c| c == "restore_test") && postgres::requested(params) && restore::requested(params) {
+            return Err(RequestError(
+                "restore_test restores one thing per task: give postgresql.dump or restore (archive or restore_command), not both".into(),
+            )
+            .into());
+        }
+        let good = good::request(params, &checks)?;
+        Ok(VerifyRequest {
+            checks,
+            params: params.clone(),
+            good,
+        })
+    }
+}
+
 /// The joined outcome of a request.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyReport {
+    /// `ok` or `failed`.
+    pub status: &'static str,
     pub failed: bool,
     /// Something persistent was written (or would be, in check mode): the good record.
     pub changed: bool,
@@ -103,32 +155,36 @@ pub struct VerifyReport {
     pub checks: Map<String, Value>,
     pub warnings: Vec<String>,
     /// With `record_good`: the set, the backup, the state file and whether it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub good: Option<Value>,
 }
 
-/// Runs the asked checks on options [`verify_spec`] validated, in the order asked.
-pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport, RequestError> {
-    let asked: Vec<String> = params
-        .get("checks")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_else(|| vec!["integrity".to_string()]);
-    let good = good::request(params, &asked)?;
+impl Report for VerifyReport {
+    fn changed(&self) -> bool {
+        self.changed
+    }
+    fn failed(&self) -> bool {
+        self.failed
+    }
+    fn msg(&self) -> &str {
+        &self.msg
+    }
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+/// Runs the asked checks, in the order asked.
+pub fn verify(request: &VerifyRequest, ctx: &Context) -> Result<VerifyReport, RequestError> {
+    let params = &request.params;
     let mut report = VerifyReport::default();
     let mut msgs = Vec::new();
-    for name in &asked {
-        if report.checks.contains_key(name) {
-            continue;
-        }
+    for name in &request.checks {
         let check = match name.as_str() {
             "integrity" => integrity::run(params, ctx)?,
             "completeness" => completeness::run(params, ctx)?,
-            // One restore per task: a PostgreSQL dump, or an archive / restore command.
-            "restore_test" if postgres::requested(params) && restore::requested(params) => {
-                return Err(RequestError(
-                    "restore_test restores one thing per task: give postgresql.dump or restore (archive or restore_command), not both".into(),
-                ))
-            }
+            // One restore per task (checked by the request): a PostgreSQL dump, or an
+            // archive / restore command.
             "restore_test" if postgres::requested(params) => postgres::run(params, ctx)?,
             "restore_test" => restore::run(params, ctx)?,
             other => return Err(RequestError(format!("checks: unknown check '{other}'"))),
@@ -142,9 +198,10 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         msgs.push(check.msg);
     }
     report.msg = msgs.join("; ");
-    if let Some(good) = &good {
-        good::record(good, &asked, ctx, &mut report)?;
+    if let Some(good) = &request.good {
+        good::record(good, &request.checks, ctx, &mut report)?;
     }
+    report.status = if report.failed { "failed" } else { "ok" };
     Ok(report)
 }
 
