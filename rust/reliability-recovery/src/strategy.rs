@@ -306,3 +306,54 @@ fn scale_resources(
     }
     verify(&request.health, deadline, &what)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reliability_core::cancel::Cancel;
+    use reliability_core::spec::Env;
+
+    /// A health spec that keeps failing: a port nobody listens on.
+    fn failing() -> HealthRequest {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let input = json!({"ports": [{"port": port, "timeout": 0.2}]});
+        let Value::Object(map) = input else { unreachable!() };
+        HealthRequest::parse(&map, &Env::default()).expect("health request")
+    }
+
+    #[test]
+    fn a_cancelled_run_stops_waiting_at_once() {
+        let cancel = Cancel::new();
+        let ctx = RunContext::at(0, Instant::now()).with_cancel(cancel.clone());
+        cancel.cancel();
+        let started = Instant::now();
+        let until = Until {
+            deadline: started + Duration::from_secs(60),
+            ctx: &ctx,
+        };
+        let (healthy, _, why) = wait_healthy(&failing(), until);
+        assert!(!healthy);
+        assert_eq!(why, "the run was stopped (cancelled)");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_callers_deadline_cuts_the_step_timeout() {
+        let ctx = RunContext::at(0, Instant::now()).with_deadline(Instant::now() + Duration::from_millis(500));
+        let started = Instant::now();
+        let until = Until {
+            deadline: started + Duration::from_secs(60),
+            ctx: &ctx,
+        };
+        let (healthy, seen, why) = wait_healthy(&failing(), until);
+        assert!(!healthy && !seen.problems.is_empty());
+        assert_eq!(why, "the run was stopped (deadline passed)");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+    }
+}
