@@ -128,6 +128,58 @@ mod tests {
         }
     }
 
+    /// The engine's own path: four failing runs of one outage, the last recovering it,
+    /// appended to a real log and read back. Before outages, the same four runs were four
+    /// incidents with an MTBF of 2 s.
+    #[test]
+    fn four_runs_of_one_outage_read_back_as_one_incident() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = serde_json::json!({"service": "a", "state_dir": dir.path(), "stats_window": 3600});
+        let serde_json::Value::Object(map) = input else {
+            unreachable!()
+        };
+        let request = RecoveryRequest::parse(&map, &reliability_core::spec::Env::default()).expect("request");
+        let t0 = 1_800_000_000_000u64;
+        // A line of another service, and an outage before the window, are not counted.
+        append(
+            &request,
+            &Event::Opened {
+                service: "b.service".into(),
+                started_at: t0,
+                reason: String::new(),
+            },
+        )
+        .expect("append");
+        let mut open = None;
+        let old = attempt(
+            &mut open,
+            line(t0 - 7_200_000, Outcome::Recovered, Some(t0 - 7_199_000)),
+            "down",
+        );
+        for e in &old.events {
+            append(&request, e).expect("append");
+        }
+        for (k, at) in [0u64, 2_000, 4_000, 6_000].into_iter().enumerate() {
+            let (outcome, recovered) = if k == 3 {
+                (Outcome::Recovered, Some(t0 + 7_000))
+            } else {
+                (Outcome::StillFailing, None)
+            };
+            for e in attempt(&mut open, line(t0 + at, outcome, recovered), "down").events {
+                append(&request, &e).expect("append");
+            }
+        }
+        let (stats, history, warning) = figures(&request, t0 + 60_000).expect("figures");
+        assert_eq!(warning, None);
+        assert_eq!(
+            (stats.incidents, stats.attempts, stats.recovered),
+            (1, 4, 1),
+            "{stats:?}"
+        );
+        assert_eq!((stats.mttr_s, stats.mtbf_s), (Some(7.0), None));
+        assert_eq!(history.iter().map(|a| a.attempt).collect::<Vec<_>>(), [4, 3, 2, 1]);
+    }
+
     #[test]
     fn runs_of_one_outage_share_it_and_a_recovery_closes_it() {
         let mut open = None;
