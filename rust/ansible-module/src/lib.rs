@@ -418,33 +418,72 @@ fn raw_secrets(spec: &Spec, args: &Map<String, Value>) -> BTreeSet<String> {
     out
 }
 
-/// Replace every secret inside any string of the result, as `AnsibleModule.remove_values` does.
+/// Secrets shorter than this are masked inside text only where they stand alone (not
+/// next to a letter, digit or `_`): `a` or `ok` as a password must not turn every word
+/// that holds the letter into asterisks. Longer ones are masked wherever they occur.
+const MIN_SECRET_INSIDE_WORDS: usize = 4;
+
+/// Mask every secret in the result's values, as `AnsibleModule.remove_values` does, and
+/// never anything else:
+///
+/// - keys are never changed: a secret `a` must not rename `failed` or merge `mismatched`
+///   with another key (it once turned a failed verification into SUCCESS);
+/// - booleans and `null` are never changed: `failed` and `changed` keep their meaning;
+/// - a string or number that is a secret becomes [`NO_LOG_PLACEHOLDER`];
+/// - inside other strings each occurrence becomes `********` (short secrets: see
+///   [`MIN_SECRET_INSIDE_WORDS`]).
 fn scrub(value: &mut Value, secrets: &BTreeSet<String>) {
     if secrets.is_empty() {
         return;
     }
+    // Longest first, so that a secret holding another is masked whole.
+    let mut ordered: Vec<&str> = secrets.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
+    ordered.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    scrub_value(value, &ordered);
+}
+
+fn scrub_value(value: &mut Value, secrets: &[&str]) {
     match value {
         Value::String(s) => {
+            if secrets.contains(&s.as_str()) {
+                *s = NO_LOG_PLACEHOLDER.to_string();
+                return;
+            }
             for secret in secrets {
-                if s.contains(secret.as_str()) {
-                    *s = s.replace(secret.as_str(), "********");
+                if s.contains(secret) {
+                    *s = mask_in_text(s, secret);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secrets)),
-        Value::Object(map) => {
-            let keys: Vec<String> = map
-                .keys()
-                .filter(|k| secrets.iter().any(|s| k.contains(s.as_str())))
-                .cloned()
-                .collect();
-            for key in keys {
-                if let Some(v) = map.remove(&key) {
-                    map.insert(NO_LOG_PLACEHOLDER.to_string(), v);
-                }
+        Value::Number(n) => {
+            if secrets.contains(&n.to_string().as_str()) {
+                *value = Value::String(NO_LOG_PLACEHOLDER.to_string());
             }
-            map.values_mut().for_each(|v| scrub(v, secrets));
         }
-        _ => {}
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub_value(v, secrets)),
+        Value::Bool(_) | Value::Null => {}
     }
+}
+
+/// `text` with the occurrences of `secret` replaced by `********`.
+fn mask_in_text(text: &str, secret: &str) -> String {
+    const MASK: &str = "********";
+    if secret.len() >= MIN_SECRET_INSIDE_WORDS {
+        return text.replace(secret, MASK);
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (at, _) in text.match_indices(secret) {
+        let end = at + secret.len();
+        if at < copied || word(text[..at].chars().next_back()) || word(text[end..].chars().next()) {
+            continue;
+        }
+        out.push_str(&text[copied..at]);
+        out.push_str(MASK);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out
 }

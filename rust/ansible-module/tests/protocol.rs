@@ -30,7 +30,9 @@ fn body(m: &mut Module) -> Result<Response, Failure> {
     }
     let token = m.str("api_token").unwrap_or_default().to_string();
     if m.str("name") == Some("fail") {
-        return Err(Failure::new(format!("could not log in with {token}")).field("attempts", 3));
+        return Err(Failure::new(format!("could not log in with {token}"))
+            .field("attempts", 3)
+            .field("mismatched", 2));
     }
     m.warn(format!("token in a warning: {token}"));
     let would_change = m.str("state") == Some("absent");
@@ -149,6 +151,36 @@ fn secrets_never_appear() {
     assert_eq!(out["attempts"], json!(3));
     let (out, _) = run(json!({"name": "x", "token": secret, "count": secret}));
     assert!(!out.to_string().contains(secret), "{out}");
+}
+
+#[test]
+fn masking_changes_values_never_keys_or_the_outcome() {
+    // One-letter and common-word secrets: each is in the name of a result key, and in
+    // words of the message that are not the secret.
+    for secret in ["a", "e", "ok", "true", "failed", "attempts"] {
+        let (out, ok) = run(json!({"name": "fail", "api_token": secret}));
+        assert!(!ok, "{secret}: {out}");
+        let keys: Vec<&str> = out.as_object().expect("an object").keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["attempts", "changed", "failed", "invocation", "mismatched", "msg"],
+            "{secret}: {out}"
+        );
+        assert_eq!(
+            (&out["failed"], &out["changed"]),
+            (&json!(true), &json!(false)),
+            "{secret}"
+        );
+        assert_eq!(msg(&out), "could not log in with ********", "{secret}");
+        assert_eq!(out["mismatched"], json!(2), "{secret}");
+        assert_eq!(out["invocation"]["module_args"]["name"], json!("fail"), "{secret}");
+    }
+    // A value that is the secret is replaced whole, as AnsibleModule does.
+    let (out, ok) = run(json!({"name": "ok", "token": "ok"}));
+    assert!(ok);
+    assert_eq!(out["echo"]["name"], json!("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"));
+    assert_eq!(out["warnings"], json!(["token in a warning: ********"]));
+    assert_eq!(out["changed"], json!(false));
 }
 
 #[test]
