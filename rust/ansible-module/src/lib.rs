@@ -405,13 +405,13 @@ fn raw_secrets(spec: &Spec, args: &Map<String, Value>) -> BTreeSet<String> {
             let mut shaped = Spec::new(vec![opt.clone()]);
             shaped.options[0].kind = reliability_core::spec::Kind::Raw;
             out.extend(shaped.secrets(&one));
-        } else if let (Some(sub), Value::Array(items)) = (&opt.options, value) {
+        } else if let (Some(sub), Value::Array(items)) = (opt.nested(), value) {
             for item in items {
                 if let Value::Object(m) = item {
                     out.extend(raw_secrets(sub, m));
                 }
             }
-        } else if let (Some(sub), Value::Object(m)) = (&opt.options, value) {
+        } else if let (Some(sub), Value::Object(m)) = (opt.nested(), value) {
             out.extend(raw_secrets(sub, m));
         }
     }

@@ -60,6 +60,10 @@ pub struct Opt {
     pub range: Option<(f64, f64)>,
     /// Sub-options of a `dict`, or of each element of a `list` of `dict`s.
     pub options: Option<Box<Spec>>,
+    /// The spec of a `dict` that another engine validates later (service_recovery's
+    /// `health` is a health_check request): not applied here, but its `no_log` options are
+    /// secrets of this spec too, so a secret is declared once, where its option is.
+    pub embeds: Option<Box<Spec>>,
 }
 
 impl Opt {
@@ -75,6 +79,7 @@ impl Opt {
             no_log: false,
             range: None,
             options: None,
+            embeds: None,
         }
     }
     pub fn str(name: &'static str) -> Opt {
@@ -131,6 +136,16 @@ impl Opt {
     pub fn options(mut self, spec: Spec) -> Opt {
         self.options = Some(Box::new(spec));
         self
+    }
+    /// See [`Opt::embeds`](struct@Opt#structfield.embeds).
+    pub fn embeds(mut self, spec: Spec) -> Opt {
+        self.embeds = Some(Box::new(spec));
+        self
+    }
+    /// The spec of what this option holds, for finding its secrets: its sub-options, or
+    /// the spec it embeds.
+    pub fn nested(&self) -> Option<&Spec> {
+        self.options.as_deref().or(self.embeds.as_deref())
     }
 }
 
@@ -318,7 +333,7 @@ impl Spec {
             let Some(value) = params.get(opt.name) else { continue };
             if opt.no_log {
                 leaf_strings(value, out);
-            } else if let Some(sub) = &opt.options {
+            } else if let Some(sub) = opt.nested() {
                 match value {
                     Value::Object(map) => sub.collect_secrets(map, out),
                     Value::Array(items) => {
@@ -344,7 +359,7 @@ impl Spec {
             }
             if opt.no_log {
                 *value = Value::String(NO_LOG_PLACEHOLDER.to_string());
-            } else if let Some(sub) = &opt.options {
+            } else if let Some(sub) = opt.nested() {
                 match value {
                     Value::Object(map) => *map = sub.mask_no_log(map),
                     Value::Array(items) => {
