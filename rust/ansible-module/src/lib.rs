@@ -348,21 +348,24 @@ fn failed(msg: String, fields: Map<String, Value>) -> Map<String, Value> {
     m
 }
 
+/// The largest args file read: far above any task's arguments (every string option is
+/// bounded by its spec, 4096 bytes unless declared), and small enough that parsing it
+/// cannot take the host's memory.
+pub const MAX_ARGS_BYTES: u64 = 4 * 1024 * 1024;
+
 fn read_args(input: &Input) -> Result<Map<String, Value>, String> {
     let (text, from) = match input {
-        Input::File(path) => match std::fs::read(path) {
-            Ok(bytes) => (bytes, format!("args file '{path}'")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(format!("args file '{path}' does not exist"));
-            }
-            Err(e) => return Err(format!("cannot read args file '{path}': {e}")),
-        },
+        Input::File(path) => {
+            let from = format!("args file {}", reliability_core::quote::quote(path));
+            let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => format!("{from} does not exist"),
+                _ => format!("cannot read {from}: {e}"),
+            })?;
+            (read_bounded(file, &from)?, from)
+        }
         Input::Stdin => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| format!("cannot read arguments from stdin: {e}"))?;
-            (buf, "arguments on stdin".to_string())
+            let from = "arguments on stdin".to_string();
+            (read_bounded(std::io::stdin(), &from)?, from)
         }
     };
     let text = String::from_utf8(text).map_err(|e| format!("{from} is not UTF-8 text: {e}"))?;
@@ -374,6 +377,22 @@ fn read_args(input: &Input) -> Result<Map<String, Value>, String> {
         Ok(other) => Err(format!("{from} holds JSON {}, expected an object", json_kind(&other))),
         Err(e) => Err(format!("{from} is not valid JSON: {e}")),
     }
+}
+
+/// At most [`MAX_ARGS_BYTES`] of `reader`; more is an error, not read.
+fn read_bounded(reader: impl Read, from: &str) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    reader
+        .take(MAX_ARGS_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read {from}: {e}"))?;
+    if buf.len() as u64 > MAX_ARGS_BYTES {
+        return Err(format!(
+            "{from} is larger than {} MiB; no task's arguments are that large",
+            MAX_ARGS_BYTES / (1024 * 1024)
+        ));
+    }
+    Ok(buf)
 }
 
 fn json_kind(v: &Value) -> &'static str {

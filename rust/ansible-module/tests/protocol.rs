@@ -107,6 +107,40 @@ fn bad_args_files() {
 }
 
 #[test]
+fn an_args_file_larger_than_the_bound_is_not_read() {
+    let big = json!({"name": "x", "content": "c".repeat(5 * 1024 * 1024)}).to_string();
+    let (out, ok) = run_with(&big);
+    assert!(!ok);
+    assert!(
+        msg(&out).starts_with("args file '")
+            && msg(&out).ends_with("' is larger than 4 MiB; no task's arguments are that large"),
+        "{}",
+        msg(&out)
+    );
+    assert!(
+        out.to_string().len() < 1000,
+        "{} bytes of output",
+        out.to_string().len()
+    );
+}
+
+#[test]
+fn a_huge_option_value_is_refused_and_quoted_by_a_prefix_only() {
+    let huge = "n".repeat(500_000);
+    for args in [
+        json!({"name": huge}),
+        json!({"name": "x", "content": huge}),
+        json!({"name": "x", huge.clone(): 1}),
+    ] {
+        let (out, ok) = run(args);
+        assert!(!ok);
+        let text = out.to_string();
+        assert!(text.len() < 2000, "{} bytes of output: {}", text.len(), &text[..300]);
+        assert!(msg(&out).contains("... (500000 bytes)"), "{}", msg(&out));
+    }
+}
+
+#[test]
 fn bad_options_name_option_and_value() {
     let cases = [
         (json!({"name": "x", "stat": "present"}), "invalid arguments for probe: unknown option 'stat'; did you mean 'state'? (valid options: api_token, boom, content, count, db, name, src, state, token)"),
