@@ -9,7 +9,8 @@
 /// The most bytes of a value a message shows; the rest is counted, not shown.
 pub const SHOWN: usize = 100;
 
-/// `value` in single quotes: `\`, `'` and control characters escaped (`\n`, `\u{0}`);
+/// `value` in single quotes, control characters escaped (`\n`, `\u{0}`) so that it stays
+/// on its line (a backslash is left as it is: regexes and patterns read as written);
 /// longer than [`SHOWN`] bytes, its prefix followed by `... (N bytes)`.
 pub fn quote(value: &str) -> String {
     let (shown, cut) = prefix(value);
@@ -17,12 +18,15 @@ pub fn quote(value: &str) -> String {
     out.push('\'');
     for c in shown.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            // Control characters, and the invisible ones that reorder or hide text.
+            c if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}') =>
+            {
+                out.push_str(&c.escape_unicode().to_string())
+            }
             c => out.push(c),
         }
     }
@@ -66,9 +70,10 @@ mod tests {
     fn short_values_are_quoted_whole_and_escaped() {
         check("web-1", "'web-1'");
         check("", "''");
-        check("it's a\\b", "'it\\'s a\\\\b'");
+        check("it's a\\s+", "'it's a\\s+'");
         check("a\nb\0c\u{1b}", "'a\\nb\\u{0}c\\u{1b}'");
         check("héllo ✓", "'héllo ✓'");
+        check("a\u{202e}b", "'a\\u{202e}b'");
     }
 
     #[test]

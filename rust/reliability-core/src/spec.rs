@@ -914,7 +914,7 @@ fn to_dict(value: &Value) -> Coerced<Map<String, Value>> {
 fn parse_kv(s: &str) -> Coerced<Map<String, Value>> {
     let mut fields = Vec::new();
     let mut current = String::new();
-    let mut quote: Option<char> = None;
+    let mut open_quote: Option<char> = None;
     let mut escaped = false;
     for c in s.chars() {
         if escaped {
@@ -922,14 +922,14 @@ fn parse_kv(s: &str) -> Coerced<Map<String, Value>> {
             escaped = false;
         } else if c == '\\' {
             escaped = true;
-        } else if let Some(q) = quote {
+        } else if let Some(q) = open_quote {
             if c == q {
-                quote = None;
+                open_quote = None;
             } else {
                 current.push(c);
             }
         } else if c == '"' || c == '\'' {
-            quote = Some(c);
+            open_quote = Some(c);
         } else if c == ',' || c == ' ' {
             if !current.is_empty() {
                 fields.push(std::mem::take(&mut current));
@@ -938,7 +938,7 @@ fn parse_kv(s: &str) -> Coerced<Map<String, Value>> {
             current.push(c);
         }
     }
-    if quote.is_some() {
+    if open_quote.is_some() {
         return Err(Some("unbalanced quote".into()));
     }
     if !current.is_empty() {
@@ -947,7 +947,7 @@ fn parse_kv(s: &str) -> Coerced<Map<String, Value>> {
     let mut map = Map::new();
     for field in fields {
         let Some((k, v)) = field.split_once('=') else {
-            return Err(Some(format!("'{field}' is not key=value")));
+            return Err(Some(format!("{} is not key=value", quote(&field))));
         };
         map.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
     }

@@ -15,6 +15,7 @@
 //!   is killed before the program is reaped (so the group id cannot be reused in between):
 //!   nothing a command starts outlives it, and nothing holds the pipes open.
 
+use reliability_core::quote::quote;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::Read;
@@ -70,9 +71,9 @@ impl OutputLimit {
 /// [`CommandOutput::exit_code`], for the caller to judge.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    #[error("could not run '{program}': {source}")]
+    #[error("could not run {}: {source}", quote(program))]
     Spawn { program: String, source: std::io::Error },
-    #[error("'{command}' did not finish within {timeout:?} and was killed")]
+    #[error("{} did not finish within {timeout:?} and was killed", quote(command))]
     Timeout { command: String, timeout: Duration },
 }
 

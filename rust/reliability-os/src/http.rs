@@ -311,14 +311,14 @@ fn origin(url: &str) -> Option<String> {
 
 /// The URL's host, or why the URL cannot be probed.
 fn check_url(url: &str) -> Result<String, String> {
-    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("invalid URL '{url}': {e}"))?;
+    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("invalid URL {}: {e}", quote(url)))?;
     match uri.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
-        _ => return Err(format!("invalid URL '{url}': the scheme must be http or https")),
+        _ => return Err(format!("invalid URL {}: the scheme must be http or https", quote(url))),
     }
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(host.to_owned()),
-        _ => Err(format!("invalid URL '{url}': no host")),
+        _ => Err(format!("invalid URL {}: no host", quote(url))),
     }
 }
 
@@ -327,15 +327,15 @@ fn describe(error: &ureq::Error, request: &HttpRequest, host: &str) -> String {
     use std::io::ErrorKind;
     match error {
         ureq::Error::Timeout(_) => format!("timed out after {:?}", request.timeout),
-        ureq::Error::HostNotFound => format!("cannot resolve '{host}'"),
+        ureq::Error::HostNotFound => format!("cannot resolve {}", quote(host)),
         ureq::Error::TooManyRedirects => format!("more than {MAX_REDIRECTS} redirects"),
-        ureq::Error::BadUri(reason) => format!("invalid URL '{}': {reason}", request.url),
+        ureq::Error::BadUri(reason) => format!("invalid URL {}: {reason}", quote(&request.url)),
         ureq::Error::Http(e) => format!("invalid request: {e}"),
         ureq::Error::Protocol(e) => format!("invalid HTTP response: {e}"),
         ureq::Error::Io(e) => {
             let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
             match (tls, e.kind()) {
-                (Some(tls), _) => format!("TLS handshake with '{host}' failed: {tls}"),
+                (Some(tls), _) => format!("TLS handshake with {} failed: {tls}", quote(host)),
                 (None, ErrorKind::ConnectionRefused) => "connection refused".into(),
                 (None, ErrorKind::ConnectionReset) => "connection reset".into(),
                 (None, ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
@@ -625,7 +625,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let host = details.uri.host().unwrap_or_default();
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(bare.to_owned())
-            .map_err(|e| ureq::Error::BadUri(format!("'{host}' cannot name a TLS server: {e}")))?;
+            .map_err(|e| ureq::Error::BadUri(format!("{} cannot name a TLS server: {e}", quote(host))))?;
         let config = self.config().map_err(|e| ureq::Error::Other(e.into()))?;
         let mut conn = ClientConnection::new(config, name).map_err(|e| ureq::Error::Other(Box::new(e)))?;
         let inner: Box<dyn Transport> = Box::new(transport);
