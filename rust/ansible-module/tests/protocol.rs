@@ -209,6 +209,10 @@ fn masking_changes_values_never_keys_or_the_outcome() {
         assert_eq!(out["mismatched"], json!(2), "{secret}");
         assert_eq!(out["invocation"]["module_args"]["name"], json!("fail"), "{secret}");
     }
+    // A number that is the secret is replaced too; booleans never are.
+    let (out, _) = run(json!({"name": "fail", "api_token": "3"}));
+    assert_eq!(out["attempts"], json!("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"));
+    assert_eq!((&out["failed"], &out["mismatched"]), (&json!(true), &json!(2)));
     // A value that is the secret is replaced whole, as AnsibleModule does.
     let (out, ok) = run(json!({"name": "ok", "token": "ok"}));
     assert!(ok);

@@ -16,8 +16,11 @@
 //! certificate before it delegates to webpki, so an expired or untrusted certificate is
 //! still reported, next to the error; with `validate_certs: false` it records and accepts.
 //!
-//! One timeout bounds everything: resolving, connecting, the TLS handshake, and reading
-//! the response. Redirects are followed only when asked (up to [`MAX_REDIRECTS`]).
+//! One timeout bounds everything: resolving, connecting, the TLS handshake, reading the
+//! response, and every redirect. Redirects are followed only when asked (up to
+//! [`MAX_REDIRECTS`]), by [`exchange`] rather than ureq, so that a target that is not an
+//! http or https URL (`file://`) is refused by name and the request's headers (often
+//! credentials) go to the URL's own origin only.
 //! Connections go straight to the server: proxy environment variables are ignored, since
 //! a probe measures the service, not a proxy.
 
@@ -328,7 +331,6 @@ fn describe(error: &ureq::Error, request: &HttpRequest, host: &str) -> String {
     match error {
         ureq::Error::Timeout(_) => format!("timed out after {:?}", request.timeout),
         ureq::Error::HostNotFound => format!("cannot resolve {}", quote(host)),
-        ureq::Error::TooManyRedirects => format!("more than {MAX_REDIRECTS} redirects"),
         ureq::Error::BadUri(reason) => format!("invalid URL {}: {reason}", quote(&request.url)),
         ureq::Error::Http(e) => format!("invalid request: {e}"),
         ureq::Error::Protocol(e) => format!("invalid HTTP response: {e}"),
