@@ -1111,6 +1111,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_embedded_spec_carries_its_secrets() {
+        let inner = Spec::new(vec![
+            Opt::list("http", Kind::Dict).options(Spec::new(vec![Opt::str("url"), Opt::dict("headers").no_log()]))
+        ]);
+        let outer = Spec::new(vec![
+            Opt::dict("health").embeds(inner.clone()),
+            Opt::dict("failover").options(Spec::new(vec![Opt::dict("health").embeds(inner)])),
+        ]);
+        let health = json!({"http": [{"url": "http://h/", "headers": {"Authorization": "Bearer x1"}}]});
+        let params = outer
+            .validate(
+                &obj(json!({"health": health, "failover": {"health": health}})),
+                &Env::default(),
+            )
+            .expect("valid");
+        assert_eq!(outer.secrets(&params), BTreeSet::from(["Bearer x1".to_string()]));
+        let masked = Value::Object(outer.mask_no_log(&params));
+        assert_eq!(masked["health"]["http"][0]["headers"], json!(NO_LOG_PLACEHOLDER));
+        assert_eq!(
+            masked["failover"]["health"]["http"][0]["headers"],
+            json!(NO_LOG_PLACEHOLDER)
+        );
+        assert_eq!(masked["health"]["http"][0]["url"], json!("http://h/"));
+        // Embedding validates nothing: the embedding engine does, later.
+        assert!(outer
+            .validate(&obj(json!({"health": {"anything": 1}})), &Env::default())
+            .is_ok());
+    }
+
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().expect("an object")
     }
