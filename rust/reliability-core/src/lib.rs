@@ -11,6 +11,7 @@ pub mod check;
 pub mod duration;
 pub mod incident;
 pub mod manifest;
+pub mod quote;
 pub mod recovery;
 pub mod request;
 pub mod retention;
