@@ -290,17 +290,12 @@ fn present_files(
     if !params.get("report_extra").and_then(Value::as_bool).unwrap_or(false) {
         return Ok(None);
     }
-    let mut companion = absolute(manifest_path).into_os_string();
-    companion.push(".json");
-    let opts = WalkOptions {
-        skip: vec![absolute(manifest_path), PathBuf::from(companion)],
-        ..WalkOptions::default()
-    };
-    let walked = hashing::walk(root, &opts).map_err(RequestError)?;
+    let walked = hashing::walk(root, &WalkOptions::default()).map_err(RequestError)?;
     if let Some((p, e)) = walked.errors.first() {
         warnings.push(format!("cannot list '{p}' under '{}': {e}", root.display()));
     }
-    Ok(Some(walked.files))
+    let own = manifest::own_files(&absolute(manifest_path), root);
+    Ok(Some(walked.files.into_iter().filter(|f| !own.contains(f)).collect()))
 }
 
 fn seen(run: &HashRun) -> BTreeMap<String, Seen> {

@@ -28,7 +28,7 @@
 //! `reliability_core::manifest::judge`, as for `integrity`: missing, mismatched, unreadable
 //! and extra, each by path. Links in the restore are not followed and not compared.
 
-use crate::integrity::{load_manifest, threads};
+use crate::integrity::{load_manifest, manifest_and_root, threads};
 use crate::{str_param, CheckReport, Context, RequestError};
 use reliability_core::manifest::{self, Manifest, Seen};
 use reliability_core::size::parse_size;
@@ -80,7 +80,9 @@ enum Method {
 
 /// What the restore is compared with.
 enum Reference {
-    Manifest(PathBuf, Manifest),
+    /// The manifest, and the files the collection keeps beside it in the backup (the
+    /// manifest itself and its companion, relative to its root): not extra in a restore.
+    Manifest(PathBuf, Manifest, Vec<String>),
     Directory(PathBuf),
     Nothing,
 }
@@ -177,7 +179,9 @@ impl Request {
                 let path = manifest_path
                     .ok_or_else(|| RequestError("restore.compare is 'manifest', but no 'manifest' is given".into()))?;
                 let manifest = load_manifest(&path)?;
-                Reference::Manifest(path, manifest)
+                let (_, root) = manifest_and_root(params, "restore_test")?;
+                let own = manifest::own_files(&std::path::absolute(&path).unwrap_or_else(|_| path.clone()), &root);
+                Reference::Manifest(path, manifest, own)
             }
             "directory" => {
                 let dir = directory.ok_or_else(|| {
@@ -331,7 +335,11 @@ fn compare(req: &Request, restore_root: &Path, warnings: &mut Vec<String>) -> Re
     let restored = list(restore_root, warnings)?;
     let (verdict, run, live_unreadable) = match &req.reference {
         Reference::Nothing => return Ok(Comparison::default()),
-        Reference::Manifest(_, m) => {
+        Reference::Manifest(_, m, own) => {
+            let restored: Vec<String> = restored
+                .into_iter()
+                .filter(|p| m.entries.contains_key(p) || !own.contains(p))
+                .collect();
             let listed: Vec<String> = m.entries.keys().cloned().collect();
             let sampled = sample(&both(&listed, &restored), req.sample_percent, req.sample_seed);
             let listed: BTreeSet<&String> = m.entries.keys().collect();
@@ -481,11 +489,24 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     fields.insert("method".into(), json!(method));
     fields.insert("source".into(), json!(source));
 
-    let restored = match &req.method {
+    // What was written is counted on failure too: a restore that fails after 100 files says so.
+    let mut tally = Extracted::default();
+    let restored: Result<(), String> = match &req.method {
         Method::Archive { path, format } => {
-            archive::extract(path, *format, sandbox.path(), &limits).map_err(|e| e.to_string())
+            archive::extract_counted(path, *format, sandbox.path(), &limits, &mut tally).map_err(|e| e.to_string())
         }
-        Method::Command { argv, timeout } => run_command(argv, *timeout, &sandbox, &limits, &mut fields),
+        Method::Command { argv, timeout } => match run_command(argv, *timeout, &sandbox, &limits, &mut fields) {
+            Ok(written) => {
+                tally = written;
+                Ok(())
+            }
+            Err(e) => {
+                if let Ok(written) = sandbox.measure() {
+                    tally = written;
+                }
+                Err(e)
+            }
+        },
     };
     let restore_root = match &req.subdir {
         Some(sub) => sandbox.path().join(sub),
@@ -497,7 +518,6 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     };
     let removal = sandbox.remove();
 
-    let tally = restored.as_ref().cloned().unwrap_or_default();
     let restore_secs = tally.duration.as_secs_f64();
     let comparison = match &compared {
         Some(Ok(c)) => Some(c),
@@ -522,7 +542,7 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
         json!({
             "format": tally.format,
             "reference": match &req.reference {
-                Reference::Manifest(p, _) | Reference::Directory(p) => json!(p.display().to_string()),
+                Reference::Manifest(p, ..) | Reference::Directory(p) => json!(p.display().to_string()),
                 Reference::Nothing => Value::Null,
             },
             "compare": req.reference.name(),
