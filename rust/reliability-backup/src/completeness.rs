@@ -360,7 +360,7 @@ fn observe(
     if pending.is_empty() {
         return Ok((observed, 0));
     }
-    let run = hashing::hash_files(Path::new("/"), &to_hash, threads);
+    let run = hashing::hash_files(Path::new("/"), &to_hash, threads, hashing::Links::Follow);
     let outcome = |p: &str| run.files.iter().find(|f| f.path == p).map(|f| f.outcome.clone());
     let want = match outcome(&to_hash[0]) {
         Some(Seen::Digest(d)) => d,

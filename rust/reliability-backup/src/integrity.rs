@@ -43,7 +43,7 @@ use reliability_core::manifest::{self, Integrity, Manifest, Seen};
 use reliability_core::spec::Opt;
 use reliability_core::timestamp;
 use reliability_os::clock::now_ms;
-use reliability_os::hashing::{self, HashRun, WalkOptions};
+use reliability_os::hashing::{self, HashRun, Links, WalkOptions};
 use reliability_os::state::{self, Record, StateError, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -57,6 +57,7 @@ pub fn options() -> Vec<Opt> {
         Opt::path("manifest"),
         Opt::path("root"),
         Opt::bool("report_extra").default(false),
+        Opt::bool("refuse_symlinks").default(false),
         Opt::int("threads").range(1.0, 1024.0),
         Opt::float("max_duration").range(0.0, 1e9),
         Opt::float("sample_percent").range(0.0, 100.0),
@@ -72,6 +73,16 @@ pub fn threads(params: &Map<String, Value>) -> usize {
         .and_then(Value::as_u64)
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or_else(hashing::default_threads)
+}
+
+/// How a manifest's files may use symbolic links: while they stay under the root, or
+/// (`refuse_symlinks`) not at all.
+fn links(params: &Map<String, Value>) -> Links {
+    if params.get("refuse_symlinks").and_then(Value::as_bool).unwrap_or(false) {
+        Links::Refuse
+    } else {
+        Links::WithinRoot
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -101,8 +112,11 @@ pub fn load_manifest(path: &Path) -> Result<Manifest, RequestError> {
 
 /// The manifest's bytes (to key a cursor to them) and the manifest.
 fn read_manifest(path: &Path) -> Result<(Vec<u8>, Manifest), RequestError> {
-    let text =
-        std::fs::read(path).map_err(|e| RequestError(format!("cannot read manifest '{}': {e}", path.display())))?;
+    let cannot = |e: std::io::Error| RequestError(format!("cannot read manifest '{}': {e}", path.display()));
+    let mut text = Vec::new();
+    hashing::open_regular(path, true)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut text))
+        .map_err(cannot)?;
     let manifest = Manifest::parse(&text).map_err(|e| RequestError(format!("'{}': {e}", path.display())))?;
     Ok((text, manifest))
 }
@@ -314,7 +328,7 @@ pub fn run(params: &Map<String, Value>, ctx: &Context) -> Result<CheckReport, Re
     let present = present_files(params, &manifest_path, &root, &mut warnings)?;
     let Some(window) = window else {
         let paths: Vec<String> = manifest.entries.keys().cloned().collect();
-        let run = hashing::hash_files(&root, &paths, threads(params));
+        let run = hashing::hash_files(&root, &paths, threads(params), links(params));
         let verdict = manifest::judge(&manifest, &seen(&run), present.as_deref());
         return Ok(report(&manifest, &run, &verdict, Map::new(), String::new(), warnings));
     };
@@ -396,8 +410,8 @@ fn windowed(
         let mut paths = rechecks.clone();
         paths.extend(slice.iter().cloned());
         let run = match deadline {
-            Some(d) => hashing::hash_files_until(root, &paths, threads, d),
-            None => hashing::hash_files(root, &paths, threads),
+            Some(d) => hashing::hash_files_until(root, &paths, threads, links(params), d),
+            None => hashing::hash_files(root, &paths, threads, links(params)),
         };
         let cut = run.files.len() < paths.len();
         let seen = seen(&run);

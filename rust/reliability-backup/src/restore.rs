@@ -293,7 +293,7 @@ fn judge_restore(
     let restored_set: BTreeSet<&String> = restored.iter().collect();
     let sampled_set: BTreeSet<&String> = sampled.iter().collect();
     let to_hash: Vec<String> = sampled.iter().filter(|p| digests.contains_key(*p)).cloned().collect();
-    let run = hashing::hash_files(restore_root, &to_hash, threads);
+    let run = hashing::hash_files(restore_root, &to_hash, threads, hashing::Links::WithinRoot);
     let seen: BTreeMap<String, Seen> = run.files.iter().map(|f| (f.path.clone(), f.outcome.clone())).collect();
     let judged = Manifest {
         entries: digests
@@ -357,7 +357,7 @@ fn compare(req: &Request, restore_root: &Path, warnings: &mut Vec<String>) -> Re
                 .filter(|p| sampled_set.contains(p) || !restored_set.contains(p))
                 .cloned()
                 .collect();
-            let live_run = hashing::hash_files(live_root, &wanted, req.threads);
+            let live_run = hashing::hash_files(live_root, &wanted, req.threads, hashing::Links::WithinRoot);
             let mut reference = BTreeMap::new();
             let mut unreadable = Vec::new();
             for f in live_run.files {

@@ -83,7 +83,12 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
         )));
     };
 
-    let run = hashing::hash_files(&root, &files, threads(module));
+    let links = if module.bool("follow_symlinks") {
+        hashing::Links::Follow
+    } else {
+        hashing::Links::WithinRoot
+    };
+    let run = hashing::hash_files(&root, &files, threads(module), links);
     let unreadable: Vec<Value> = run
         .files
         .iter()

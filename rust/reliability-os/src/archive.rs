@@ -652,10 +652,8 @@ fn extract_into(
         path: shown.clone(),
         source,
     };
-    let file = File::open(archive).map_err(open_error)?;
-    if file.metadata().map_err(open_error)?.is_dir() {
-        return Err(open_error(io::Error::other("it is a directory")));
-    }
+    // A FIFO or a device named as the archive is refused, not read (or waited on).
+    let file = crate::hashing::open_regular(archive, true).map_err(open_error)?;
     let mut reader = BufReader::with_capacity(128 * 1024, file);
     let head = reader.fill_buf().map_err(open_error)?.to_vec();
     if head.is_empty() {

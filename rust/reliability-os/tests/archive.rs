@@ -740,3 +740,26 @@ fn every_byte_of_the_archive_counts_against_the_limits() {
     let err = hostile(&s, "globals.tar.zst", &zstd(&tar), &limits);
     assert!(err.contains("max_files (10)"), "{err}");
 }
+
+#[test]
+fn a_fifo_or_a_device_is_refused_not_read() {
+    let s = Scene::new();
+    let fifo = s.path("input/fifo.tar");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let boxed = s.path("box");
+    for (path, kind) in [(fifo, "FIFO"), (PathBuf::from("/dev/zero"), "character device")] {
+        // On a thread: an open that blocks fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (p, b) = (path.clone(), boxed.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(extract(&p, None, &b, &ROOMY).map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("extract blocked");
+        assert_eq!(
+            got.unwrap_err(),
+            format!("cannot read '{}': not a regular file: {kind}", path.display())
+        );
+    }
+}
