@@ -121,6 +121,12 @@ fn read_manifest(path: &Path) -> Result<(Vec<u8>, Manifest), RequestError> {
     Ok((text, manifest))
 }
 
+/// Checks the time-box options (`max_duration`, `sample_percent`, `cursor`, `state_dir`),
+/// whether or not the check runs.
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    Window::from_params(params).map(|_| ())
+}
+
 /// What a time-boxed or sampled run was asked for; `None` from [`Window::from_params`]
 /// means a full verification.
 #[derive(Clone, Debug)]

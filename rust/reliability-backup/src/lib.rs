@@ -111,6 +111,17 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_else(|| vec!["integrity".to_string()]);
+    if asked.is_empty() {
+        return Err(RequestError(format!(
+            "checks: the list is empty, so nothing would be verified; name at least one of {}",
+            CHECKS.join(", ")
+        )));
+    }
+    // Every option given is checked, also those of checks this request does not run: a
+    // mistake must not wait for the day its check is turned on.
+    integrity::validate(params)?;
+    completeness::validate(params)?;
+    restore::validate(params)?;
     let good = good::request(params, &asked)?;
     let mut report = VerifyReport::default();
     let mut msgs = Vec::new();

@@ -138,6 +138,26 @@ pub fn requested(params: &Map<String, Value>) -> bool {
     })
 }
 
+/// Checks the values of `restore` that can be checked without reading anything, whether or
+/// not the check runs: a bad option is an error even in a task that does not use it.
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    let Some(opts) = params.get("restore").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    max_bytes(opts.get("max_bytes"))?;
+    if let Some(argv) = opts.get("restore_command").and_then(Value::as_array) {
+        if argv.first().and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(RequestError(
+                "restore.restore_command: the first element must name the program to run".into(),
+            ));
+        }
+    }
+    if let Some(s) = sub_str(opts, "subdir").filter(|s| !s.is_empty()) {
+        manifest::normalise(s).map_err(|e| RequestError(format!("restore.subdir: {e}")))?;
+    }
+    Ok(())
+}
+
 impl Request {
     fn from_params(params: &Map<String, Value>) -> Result<Request, RequestError> {
         let opts = params.get("restore").and_then(Value::as_object).ok_or_else(|| {

@@ -456,3 +456,46 @@ fn links_out_of_the_root_and_special_files_are_reported_not_read() {
     let r = verify_bounded(json!({"manifest": sums, "root": via}));
     assert_eq!(r["checks"]["integrity"]["ok"], 10, "{r}");
 }
+
+#[test]
+fn an_empty_check_list_and_options_of_checks_not_run_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tree(&data);
+    let sums = dir.path().join("sums");
+    gnu_manifest(&data, &sums);
+    let base = json!({"manifest": sums, "root": data});
+    let with = |extra: Value| {
+        let mut args = base.clone();
+        args.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        run(VERIFY, args)
+    };
+    assert!(!failed(&with(json!({}))), "the base request passes");
+    let r = with(json!({"checks": []}));
+    assert!(failed(&r), "{r}");
+    assert_eq!(
+        r["msg"],
+        "checks: the list is empty, so nothing would be verified; name at least one of integrity, completeness, restore_test"
+    );
+    // Options of checks that do not run are checked all the same.
+    for (extra, want) in [
+        (json!({"completeness": {"max_age": "soon"}}), "completeness.max_age: "),
+        (json!({"completeness": {"min_size": "10Q"}}), "completeness.min_size: "),
+        (
+            json!({"restore": {"archive": "/x.tar", "max_bytes": "lots"}}),
+            "restore.max_bytes: ",
+        ),
+        (
+            json!({"restore": {"restore_command": [""]}}),
+            "restore.restore_command: ",
+        ),
+        (
+            json!({"checks": ["completeness"], "completeness": {"path": data}, "sample_percent": 0}),
+            "sample_percent: ",
+        ),
+    ] {
+        let r = with(extra.clone());
+        assert!(failed(&r), "{extra}: {r}");
+        assert!(r["msg"].as_str().unwrap().starts_with(want), "{extra}: {r}");
+    }
+}
