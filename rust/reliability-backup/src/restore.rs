@@ -139,7 +139,8 @@ pub fn requested(params: &Map<String, Value>) -> bool {
 }
 
 /// Checks the values of `restore` that can be checked without reading anything, whether or
-/// not the check runs: a bad option is an error even in a task that does not use it.
+/// not the check runs: a bad option is an error even in a task that does not use it. A run
+/// starts with it, so what it checked is taken as valid there.
 pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
     let Some(opts) = params.get("restore").and_then(Value::as_object) else {
         return Ok(());
@@ -160,6 +161,7 @@ pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
 
 impl Request {
     fn from_params(params: &Map<String, Value>) -> Result<Request, RequestError> {
+        validate(params)?;
         let opts = params.get("restore").and_then(Value::as_object).ok_or_else(|| {
             RequestError("the restore_test check needs 'restore' (with an 'archive' or a 'restore_command') or 'postgresql' (with a 'dump')".into())
         })?;
@@ -173,11 +175,6 @@ impl Request {
             },
             (None, Some(argv)) => {
                 let argv: Vec<String> = argv.iter().filter_map(|a| a.as_str().map(str::to_string)).collect();
-                if argv.first().is_none_or(|p| p.is_empty()) {
-                    return Err(RequestError(
-                        "restore.restore_command: the first element must name the program to run".into(),
-                    ));
-                }
                 let timeout = opts.get("timeout").and_then(Value::as_f64).unwrap_or(3600.0);
                 Method::Command {
                     argv,
@@ -226,10 +223,9 @@ impl Request {
                 tmpdir.display()
             )));
         }
-        let subdir = match sub_str(opts, "subdir").filter(|s| !s.is_empty()) {
-            Some(s) => Some(manifest::normalise(s).map_err(|e| RequestError(format!("restore.subdir: {e}")))?),
-            None => None,
-        };
+        let subdir = sub_str(opts, "subdir")
+            .filter(|s| !s.is_empty())
+            .and_then(|s| manifest::normalise(s).ok());
         let sample_seed = match opts.get("sample_seed").and_then(Value::as_u64) {
             Some(seed) => seed,
             None => SystemTime::now()

@@ -24,7 +24,7 @@
 //!   padding and data nobody writes included: at most `max_bytes` plus 2 KiB per entry
 //!   `max_files` allows (and 10 KiB for the end), so a tiny archive that inflates to
 //!   gigabytes of headers or skipped data stops at its limit. Extension headers are capped
-//!   before the `tar` crate reads their bodies into memory: a [`Guard`] between the
+//!   before the `tar` crate reads their bodies into memory: a `Guard` between the
 //!   decompressor and the crate reads every header block first, refuses a PAX header (`x`,
 //!   `g`) over [`MAX_PAX_HEADER`] and a GNU long name or link (`L`, `K`) over
 //!   [`MAX_LONG_NAME`] by its size field, and follows the stream's layout as the crate does.

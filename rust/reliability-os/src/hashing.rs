@@ -447,6 +447,77 @@ mod tests {
     }
 
     #[test]
+    fn special_files_and_links_out_of_the_root_are_reported_not_read() {
+        let top = tempfile::tempdir().unwrap();
+        let top = std::fs::canonicalize(top.path()).unwrap();
+        let root = top.join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/abc"), b"abc").unwrap();
+        std::fs::write(top.join("outside"), b"abc").unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let link = |target: &str, name: &str| std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        link("sub/abc", "in");
+        link("sub", "dir-in");
+        link("../outside", "out");
+        link("/dev/null", "null");
+        link("nothing", "dangling");
+        let paths: Vec<String> = ["fifo", "in", "dir-in/abc", "out", "null", "dangling", "sub"]
+            .map(String::from)
+            .to_vec();
+        let outcomes = |links: Links| -> Vec<Seen> {
+            hash_files(&root, &paths, 2, links)
+                .files
+                .into_iter()
+                .map(|f| f.outcome)
+                .collect()
+        };
+        let bad = |s: String| Seen::Unreadable(s);
+        let abc = Seen::Digest(ABC.into());
+        let out_of_root = |to: &str| bad(format!("a symbolic link leads out of the root, to '{to}'"));
+        let refused = |to: &Path| {
+            bad(format!(
+                "reached through a symbolic link (to '{}'), and links are refused",
+                to.display()
+            ))
+        };
+        assert_eq!(
+            outcomes(Links::WithinRoot),
+            [
+                bad("not a regular file: FIFO".into()),
+                abc.clone(),
+                abc.clone(),
+                out_of_root(&top.join("outside").display().to_string()),
+                out_of_root("/dev/null"),
+                Seen::Missing,
+                bad("not a regular file: directory".into()),
+            ]
+        );
+        assert_eq!(
+            outcomes(Links::Follow),
+            [
+                bad("not a regular file: FIFO".into()),
+                abc.clone(),
+                abc.clone(),
+                abc.clone(),
+                bad("not a regular file: character device".into()),
+                Seen::Missing,
+                bad("not a regular file: directory".into()),
+            ]
+        );
+        let refuse = outcomes(Links::Refuse);
+        assert_eq!(refuse[1], refused(&root.join("sub/abc")));
+        assert_eq!(refuse[2], refused(&root.join("sub/abc")));
+        assert_eq!(refuse[3], refused(&top.join("outside")));
+        // open_regular without following: a link as the last component is refused by kind.
+        let err = open_regular(&root.join("in"), false).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file: symbolic link");
+    }
+
+    #[test]
     fn deadline_stops_taking_files_and_done_files_are_a_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let paths: Vec<String> = (0..50).map(|i| format!("f{i:02}")).collect();
