@@ -2,6 +2,13 @@
 //! names included) is hashed in parallel and compared; missing, mismatched, unreadable
 //! and, on request, extra files are reported once each, by path.
 //!
+//! Only regular files are read, and only under the root: a listed FIFO or device is
+//! reported by its kind, and a file reached through a symbolic link that leads out of the
+//! root (or, with `refuse_symlinks`, through any link) is reported instead of read, so a
+//! backup made of links to live files does not pass. The manifest and its companion, when
+//! they lie in the tree, are not extra files (`reliability_core::manifest::own_files`, the
+//! rule `restore_test` uses too).
+//!
 //! Reading and hashing are `reliability_os::hashing`; parsing and the verdict are
 //! `reliability_core::manifest`. Without `max_duration` and `sample_percent` nothing is
 //! written and the run is exactly the full verification (no state, no clock per file).
