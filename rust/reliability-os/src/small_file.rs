@@ -204,7 +204,10 @@ mod tests {
         std::fs::write(&p, b"12345").expect("write");
         assert_eq!(read(&p, 5, Follow::No).expect("read"), b"12345");
         let err = read(&p, 4, Follow::No).expect_err("too large");
-        assert_eq!(err.to_string(), format!("'{}' is larger than 4 bytes (5 bytes)", p.display()));
+        assert_eq!(
+            err.to_string(),
+            format!("'{}' is larger than 4 bytes (5 bytes)", p.display())
+        );
         assert!(read_if_exists(&dir.path().join("none"), 5, Follow::No)
             .expect("missing is fine")
             .is_none());
@@ -218,7 +221,10 @@ mod tests {
         let started = Instant::now();
         for follow in [Follow::No, Follow::Yes] {
             let err = read(&p, 100, follow).expect_err("a FIFO");
-            assert_eq!(err.to_string(), format!("'{}' is a FIFO, not a regular file", p.display()));
+            assert_eq!(
+                err.to_string(),
+                format!("'{}' is a FIFO, not a regular file", p.display())
+            );
             let err = open(OpenOptions::new().write(true), &p, follow).expect_err("a FIFO, for writing");
             assert!(err.to_string().contains("is a FIFO"), "{err}");
         }
@@ -257,7 +263,11 @@ mod tests {
         File::create(&p).expect("create").set_len(2 << 30).expect("set_len");
         let started = Instant::now();
         let err = read(&p, 1 << 20, Follow::No).expect_err("too large");
-        assert!(err.to_string().contains("is larger than 1048576 bytes (2147483648 bytes)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is larger than 1048576 bytes (2147483648 bytes)"),
+            "{err}"
+        );
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
