@@ -206,22 +206,34 @@ fn special_and_huge_pidfiles_are_refused_at_once() {
     let fifo = dir.path().join("fifo.pid");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     let huge = dir.path().join("huge.pid");
-    fs::File::create(&huge).expect("create").set_len(2 << 30).expect("sparse");
+    fs::File::create(&huge)
+        .expect("create")
+        .set_len(2 << 30)
+        .expect("sparse");
     let zero_link = dir.path().join("zero.pid");
     std::os::unix::fs::symlink("/dev/zero", &zero_link).expect("symlink");
     for (path, says) in [
-        (fifo.clone(), format!("unusable pidfile: '{}' is a FIFO, not a regular file", fifo.display())),
+        (
+            fifo.clone(),
+            format!("unusable pidfile: '{}' is a FIFO, not a regular file", fifo.display()),
+        ),
         (
             PathBuf::from("/dev/zero"),
             "unusable pidfile: '/dev/zero' is a character device, not a regular file".to_string(),
         ),
         (
             zero_link.clone(),
-            format!("unusable pidfile: '{}' is a character device, not a regular file", zero_link.display()),
+            format!(
+                "unusable pidfile: '{}' is a character device, not a regular file",
+                zero_link.display()
+            ),
         ),
         (
             huge.clone(),
-            format!("unusable pidfile: '{}' is larger than 65536 bytes (2147483648 bytes)", huge.display()),
+            format!(
+                "unusable pidfile: '{}' is larger than 65536 bytes (2147483648 bytes)",
+                huge.display()
+            ),
         ),
     ] {
         let (tx, rx) = std::sync::mpsc::channel();
