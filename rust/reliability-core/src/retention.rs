@@ -41,10 +41,38 @@ use std::path::Path;
 /// the caller allows it. Exactly these (and every top-level `/lib*`), not what is below
 /// them: `/var/backups/db` is a backup directory, `/var` is not.
 pub const SYSTEM_DIRS: &[&str] = &[
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/media", "/mnt", "/opt", "/proc", "/root", "/run",
-    "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/include", "/usr/lib", "/usr/local",
-    "/usr/sbin", "/usr/share", "/usr/src", "/var", "/var/cache", "/var/lib", "/var/log", "/var/mail",
-    "/var/opt", "/var/spool", "/var/tmp",
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/bin",
+    "/usr/include",
+    "/usr/lib",
+    "/usr/local",
+    "/usr/sbin",
+    "/usr/share",
+    "/usr/src",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/log",
+    "/var/mail",
+    "/var/opt",
+    "/var/spool",
+    "/var/tmp",
 ];
 
 /// True when `resolved` (absolute, links resolved, no `.` or `..`) is a system directory.
@@ -205,10 +233,18 @@ mod tests {
 
     #[test]
     fn system_dirs() {
-        for dir in ["/", "/etc", "/usr", "/var", "/home", "/lib", "/lib64", "/libx32", "/tmp", "/var/lib"] {
+        for dir in [
+            "/", "/etc", "/usr", "/var", "/home", "/lib", "/lib64", "/libx32", "/tmp", "/var/lib",
+        ] {
             assert!(system_dir(Path::new(dir)), "{dir}");
         }
-        for dir in ["/srv/backup", "/var/backups", "/var/lib/pg/backups", "/library/x", "/home/alice"] {
+        for dir in [
+            "/srv/backup",
+            "/var/backups",
+            "/var/lib/pg/backups",
+            "/library/x",
+            "/home/alice",
+        ] {
             assert!(!system_dir(Path::new(dir)), "{dir}");
         }
     }
@@ -221,7 +257,14 @@ mod tests {
         check("SHA256SUMS.json", Some("a checksum manifest's .json companion"));
         check("db-1.sha256.json", Some("a checksum manifest's .json companion"));
         check("web.lock", Some("a lock file"));
-        for backup in ["db-1.tar.zst", "2026-11-23", "dump.json", ".sha256", "x.sha256sum", "sha256sums"] {
+        for backup in [
+            "db-1.tar.zst",
+            "2026-11-23",
+            "dump.json",
+            ".sha256",
+            "x.sha256sum",
+            "sha256sums",
+        ] {
             check(backup, None);
         }
     }
@@ -231,7 +274,10 @@ mod tests {
         let state = Path::new("/var/lib/reliability_monitor");
         assert!(holds_state(Path::new("/var/lib/reliability_monitor"), state));
         assert!(holds_state(Path::new("/var/lib"), state));
-        assert!(holds_state(Path::new("/var/lib/reliability_monitor/backup_good"), state));
+        assert!(holds_state(
+            Path::new("/var/lib/reliability_monitor/backup_good"),
+            state
+        ));
         assert!(!holds_state(Path::new("/var/lib/reliability_monitor2"), state));
         assert!(!holds_state(Path::new("/srv/backup/2026-11-23"), state));
     }

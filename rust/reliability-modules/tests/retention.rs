@@ -711,31 +711,47 @@ fn mounts_inside_backups_are_never_crossed() {
                     "db-bind".to_string(),
                     refused(
                         "db-bind",
-                        format!("'{}' is mounted inside it (unmount it first)", root.join("db-bind/mnt").display())
+                        format!(
+                            "'{}' is mounted inside it (unmount it first)",
+                            root.join("db-bind/mnt").display()
+                        )
                     )
                 ),
                 (
                     "db-mp".to_string(),
-                    refused("db-mp", "it is a mount point (another filesystem than its directory)".into())
+                    refused(
+                        "db-mp",
+                        "it is a mount point (another filesystem than its directory)".into()
+                    )
                 ),
                 (
                     "db-usb".to_string(),
                     refused(
                         "db-usb",
-                        format!("'{}' is mounted inside it (unmount it first)", root.join("db-usb/usb").display())
+                        format!(
+                            "'{}' is mounted inside it (unmount it first)",
+                            root.join("db-usb/usb").display()
+                        )
                     )
                 ),
             ]),
             "{r}"
         );
         assert!(
-            r["msg"].as_str().unwrap().starts_with("3 backup(s) could not be deleted, first: not deleting '"),
+            r["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("3 backup(s) could not be deleted, first: not deleting '"),
             "{r}"
         );
         // What was mounted survives, and so does everything of the refused backups.
         assert_eq!(std::fs::read(outside.join("precious")).unwrap(), b"keep me");
         let after = std::fs::read_to_string(tmp.path().join("after")).unwrap();
-        assert_eq!(after.matches("on-usb").count() + after.matches("on-mp").count(), 2, "{after}");
+        assert_eq!(
+            after.matches("on-usb").count() + after.matches("on-mp").count(),
+            2,
+            "{after}"
+        );
         for name in ["db-bind", "db-usb"] {
             assert_eq!(std::fs::read(root.join(name).join("dump")).unwrap(), b"0123456789");
         }
@@ -750,7 +766,8 @@ fn system_directories_are_refused_unless_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let link = tmp.path().join("to-var");
     std::os::unix::fs::symlink("/var", &link).unwrap();
-    let args = |path: &str| json!({"path": path, "pattern": "hx-no-such-backup-*", "keep_last": 1, "require_good": false});
+    let args =
+        |path: &str| json!({"path": path, "pattern": "hx-no-such-backup-*", "keep_last": 1, "require_good": false});
     for (path, resolved) in [
         ("/", "/"),
         ("//", "/"),
@@ -825,7 +842,10 @@ fn patterns_matching_the_collections_own_files_are_refused() {
         ]
     );
     let r = refused("st*", None);
-    assert!(r["msg"].as_str().unwrap().contains("'state' is the state directory"), "{r}");
+    assert!(
+        r["msg"].as_str().unwrap().contains("'state' is the state directory"),
+        "{r}"
+    );
     let r = refused("*", Some(&state));
     assert_eq!(
         r["msg"],

@@ -229,10 +229,21 @@ const MAX_MOUNTINFO_BYTES: u64 = 16 << 20;
 /// the module docs). Reads only: [`remove`] calls it first, check mode alone.
 pub fn check_one_filesystem(entry: &Entry) -> Result<(), String> {
     let path = &entry.path;
-    let refuse = |why: String| Err(format!("not deleting '{}': {why}; nothing of it was deleted", path.display()));
+    let refuse = |why: String| {
+        Err(format!(
+            "not deleting '{}': {why}; nothing of it was deleted",
+            path.display()
+        ))
+    };
     if let Some(parent) = path.parent() {
         let parent_dev = std::fs::symlink_metadata(parent)
-            .map_err(|e| format!("cannot delete '{}': cannot stat '{}': {e}", path.display(), parent.display()))?
+            .map_err(|e| {
+                format!(
+                    "cannot delete '{}': cannot stat '{}': {e}",
+                    path.display(),
+                    parent.display()
+                )
+            })?
             .dev();
         if parent_dev != entry.dev {
             return refuse("it is a mount point (another filesystem than its directory)".to_string());

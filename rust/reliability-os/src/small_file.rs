@@ -188,6 +188,23 @@ pub fn read_open(file: File, path: &Path, max_bytes: u64) -> Result<Vec<u8>, Sma
     Ok(bytes)
 }
 
+/// The last `max_bytes` of the regular file `path` (all of it when smaller), and how many
+/// bytes before them were left unread: for logs that only grow, whose recent end matters.
+pub fn read_tail(path: &Path, max_bytes: u64, follow: Follow) -> Result<(Vec<u8>, u64), SmallFileError> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = open(OpenOptions::new().read(true), path, follow)?;
+    let io_error = |source| SmallFileError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let skipped = file.metadata().map_err(io_error)?.len().saturating_sub(max_bytes);
+    file.seek(SeekFrom::Start(skipped)).map_err(io_error)?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes).read_to_end(&mut bytes).map_err(io_error)?;
+    Ok((bytes, skipped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +271,16 @@ mod tests {
             .expect_err("a device behind a link")
             .to_string()
             .contains("is a character device"));
+    }
+
+    #[test]
+    fn a_tail_is_the_end_of_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("log");
+        std::fs::write(&p, b"0123456789").expect("write");
+        assert_eq!(read_tail(&p, 4, Follow::No).expect("tail"), (b"6789".to_vec(), 6));
+        assert_eq!(read_tail(&p, 40, Follow::No).expect("all"), (b"0123456789".to_vec(), 0));
+        assert!(read_tail(Path::new("/dev/zero"), 4, Follow::Yes).is_err());
     }
 
     #[test]

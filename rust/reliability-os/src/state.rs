@@ -583,8 +583,8 @@ fn move_aside(dir: &Path, name: &str, path: &Path) -> Result<PathBuf, StateError
 }
 
 /// `mkdir -p`, each directory made 0700 whatever the umask, and `fsync` of the parent of
-/// each.
-fn ensure_dir(dir: &Path) -> Result<(), StateError> {
+/// each. (What exists is left as it is.)
+pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
     while let Some(path) = at.filter(|p| !p.as_os_str().is_empty() && fs::symlink_metadata(p).is_err()) {
