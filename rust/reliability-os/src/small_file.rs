@@ -11,7 +11,9 @@
 //! `st_size` and again while reading (at most `cap + 1` bytes are ever read, should the
 //! file grow in between).
 //!
-//! Every error names the path; none quotes the file's content.
+//! Every error names the path; none quotes the file's content. This is the one way the
+//! project reads such a file: state, lock and log files ([`Follow::No`]), pidfiles, CA
+//! files and bundles, the mount table ([`Follow::Yes`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -160,7 +162,7 @@ pub fn read_if_exists(path: &Path, max_bytes: u64, follow: Follow) -> Result<Opt
 }
 
 /// The content of a file [`open`] returned, capped as [`read`] does.
-pub fn read_open(file: File, path: &Path, max_bytes: u64) -> Result<Vec<u8>, SmallFileError> {
+fn read_open(file: File, path: &Path, max_bytes: u64) -> Result<Vec<u8>, SmallFileError> {
     let io_error = |source| SmallFileError::Io {
         action: "read",
         path: path.to_path_buf(),
