@@ -701,3 +701,27 @@ fn an_unsafe_state_dir_is_refused() {
     }
     assert_eq!(fs::read_dir(b.state_dir()).expect("ls").count(), 0);
 }
+
+/// A 2 GB (sparse) state file is refused unread, by path, in check mode and in a run.
+#[test]
+fn a_huge_state_file_fails_at_once_naming_it() {
+    let b = Breaker::new("web");
+    fs::create_dir_all(b.file().parent().expect("parent")).expect("mkdir");
+    fs::File::create(b.file())
+        .expect("create")
+        .set_len(2 << 30)
+        .expect("sparse");
+    for extra in [json!({"_ansible_check_mode": true}), json!({"record": "failure"})] {
+        let mut args = json!({"name": b.name, "state_dir": b.state_dir()});
+        args.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        let (run, elapsed) = run_bounded(b.dir.path(), &args, "022");
+        run.failed(&format!(
+            "'{}' is larger than 33554432 bytes (2147483648 bytes)",
+            b.file().display()
+        ));
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    }
+    assert_eq!(fs::metadata(b.file()).expect("left").len(), 2 << 30);
+}

@@ -108,8 +108,24 @@ pub fn open(options: &mut OpenOptions, path: &Path, follow: Follow) -> Result<Fi
         match source.raw_os_error() {
             Some(libc::ENOENT) => SmallFileError::Missing { path },
             Some(libc::ELOOP) if follow == Follow::No => SmallFileError::Link { path },
-            // O_WRONLY|O_NONBLOCK on a FIFO without a reader.
-            Some(libc::ENXIO) => SmallFileError::NotRegular { path, kind: "a FIFO" },
+            // A socket, or a FIFO opened for writing without a reader: say which.
+            Some(libc::ENXIO) => {
+                let meta = match follow {
+                    Follow::No => std::fs::symlink_metadata(&path),
+                    Follow::Yes => std::fs::metadata(&path),
+                };
+                match meta {
+                    Ok(meta) => SmallFileError::NotRegular {
+                        kind: kind_of(meta.file_type()),
+                        path,
+                    },
+                    Err(_) => SmallFileError::Io {
+                        action: "open",
+                        path,
+                        source,
+                    },
+                }
+            }
             _ => SmallFileError::Io {
                 action: "open",
                 path,
@@ -249,6 +265,13 @@ mod tests {
         }
         let err = read(Path::new("/dev/zero"), 100, Follow::Yes).expect_err("a device");
         assert_eq!(err.to_string(), "'/dev/zero' is a character device, not a regular file");
+        let socket = dir.path().join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let err = read(&socket, 100, Follow::No).expect_err("a socket");
+        assert_eq!(
+            err.to_string(),
+            format!("'{}' is a socket, not a regular file", socket.display())
+        );
         let err = read(dir.path(), 100, Follow::Yes).expect_err("a directory");
         assert!(err.to_string().ends_with("is a directory, not a regular file"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(2));
