@@ -133,7 +133,20 @@ impl VerifyRequest {
             )
             .into());
         }
+        // (With record_good, an empty list is refused by `good::request`, which says why.)
         let good = good::request(params, &checks)?;
+        if checks.is_empty() {
+            return Err(RequestError(format!(
+                "checks: the list is empty, so nothing would be verified; name at least one of {}",
+                CHECKS.join(", ")
+            ))
+            .into());
+        }
+        // Every option given is checked, also those of checks this request does not run: a
+        // mistake must not wait for the day its check is turned on.
+        integrity::validate(params)?;
+        completeness::validate(params)?;
+        restore::validate(params)?;
         Ok(VerifyRequest {
             checks,
             params: params.clone(),

@@ -134,17 +134,10 @@ impl std::fmt::Display for ManifestError {
 
 impl std::error::Error for ManifestError {}
 
-/// `dest.json`: the companion file.
-fn companion(dest: &Path) -> PathBuf {
-    let mut s = dest.as_os_str().to_owned();
-    s.push(".json");
-    PathBuf::from(s)
-}
-
 /// Makes the manifest the request asks for; in check mode writes nothing.
 pub fn run(request: &ManifestRequest, check_mode: bool) -> Result<ManifestReport, ManifestError> {
     let (path, dest) = (&request.path, &request.dest);
-    let json_dest = companion(dest);
+    let json_dest = reliability_core::manifest::companion(dest);
     let meta = std::fs::metadata(path).map_err(|e| ManifestError::new(format!("path '{}': {e}", path.display())))?;
     // Resolved (symlinks, `..`) so that the manifest is recognised and left out of the walk
     // however the two paths were spelt.
@@ -194,7 +187,12 @@ pub fn run(request: &ManifestRequest, check_mode: bool) -> Result<ManifestReport
         )));
     };
 
-    let run = hashing::hash_files(&root, &files, request.threads);
+    let links = if request.follow_symlinks {
+        hashing::Links::Follow
+    } else {
+        hashing::Links::WithinRoot
+    };
+    let run = hashing::hash_files(&root, &files, request.threads, links);
     let unreadable: Vec<Value> = run
         .files
         .iter()

@@ -23,6 +23,14 @@
 //! - Check mode lists what would go (same fields) and deletes nothing; the diff is the
 //!   listing of matching entries before and after.
 //! - Ages are modification times (a directory's own mtime); the time is a parameter.
+//! - Some things are never taken for backups, and the whole run is refused, before anything
+//!   is deleted, when they would be (`reliability_core::retention`): `path` a system directory
+//!   (`/`, `/etc`, `/var`, ...; after resolving it, so `//etc/.` and links to `/etc` count)
+//!   unless `allow_system_path`; a matched entry that is a manifest, a manifest's `.json`
+//!   companion or a lock file; `path` inside `state_dir`, or a matched entry that is or
+//!   holds it. A pattern that matches them is wider than the backups.
+//! - A backup with anything mounted below it, or that is a mount point, is not deleted
+//!   (`prune::remove`); it is reported in `errors` like any backup that could not go.
 
 use crate::good;
 use reliability_core::request::{Report, RequestError};
@@ -48,6 +56,7 @@ pub fn spec() -> Spec {
         Opt::str("good"),
         Opt::bool("require_good").default(true),
         Opt::path("state_dir").default(state::DEFAULT_DIR),
+        Opt::bool("allow_system_path").default(false),
     ])
     .required_one_of(&["keep_days", "keep_last"])
 }
@@ -60,8 +69,10 @@ pub struct RetentionRequest {
     pub policy: Policy,
     /// The backup set whose last verified-good backup is protected.
     pub good: Option<String>,
-    /// Where the good records are.
+    /// Where the good records are; never deleted from.
     pub state_dir: PathBuf,
+    /// `path` may be a system directory.
+    pub allow_system_path: bool,
 }
 
 impl RetentionRequest {
@@ -99,6 +110,10 @@ impl RetentionRequest {
             },
             good,
             state_dir,
+            allow_system_path: params
+                .get("allow_system_path")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         })
     }
 }
@@ -150,6 +165,71 @@ impl Report for RetentionReport {
     fn diff(&self) -> Option<Value> {
         Some(self.diff.clone())
     }
+}
+
+/// Why a retention run deleted nothing at all: a message, and the matched entries this
+/// collection keeps that made the pattern too wide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionError {
+    pub msg: String,
+    pub refused: Vec<String>,
+}
+
+impl From<String> for RetentionError {
+    fn from(msg: String) -> RetentionError {
+        RetentionError {
+            msg,
+            refused: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for RetentionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for RetentionError {}
+
+/// Refused when `root` is in the state directory, or a matched entry is a file this
+/// collection keeps or holds the state directory: see the module docs.
+fn refuse_own_files(request: &RetentionRequest, root: &Path, entries: &[Entry]) -> Result<(), RetentionError> {
+    let given = &request.state_dir;
+    let state_dir = std::fs::canonicalize(given).unwrap_or_else(|_| given.clone());
+    if root.starts_with(&state_dir) {
+        return Err(format!(
+            "path: '{}' is inside the state directory '{}', whose files are never deleted",
+            root.display(),
+            state_dir.display()
+        )
+        .into());
+    }
+    let refused: Vec<String> = entries
+        .iter()
+        .filter_map(|e| {
+            let why = retention::own_file(&e.name).map(str::to_string).or_else(|| {
+                retention::holds_state(&e.path, &state_dir)
+                    .then(|| format!("the state directory '{}' or holds it", state_dir.display()))
+            })?;
+            let name: String = e.name.chars().take(100).collect();
+            Some(format!("'{}' is {why}", name.escape_debug()))
+        })
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(RetentionError {
+        msg: format!(
+            "pattern: '{}' matches {} entr{} that this collection keeps and never deletes ({}{}); nothing is deleted: make the pattern match only the backups",
+            request.pattern.chars().take(100).collect::<String>().escape_debug(),
+            refused.len(),
+            if refused.len() == 1 { "y" } else { "ies" },
+            refused.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            if refused.len() > 3 { ", ..." } else { "" },
+        ),
+        refused,
+    })
 }
 
 /// The good record of the set, and the entry it protects. Warnings say why none does.
@@ -208,10 +288,21 @@ fn listing(names: &[&str]) -> String {
     names.iter().map(|n| format!("{n}\n")).collect()
 }
 
-/// Runs the request at `now_ms`; in check mode nothing is deleted. `Err` when the backups
-/// cannot be listed or the good record cannot be read (nothing was deleted).
-pub fn run(request: &RetentionRequest, now_ms: u64, check_mode: bool) -> Result<RetentionReport, String> {
-    let found = prune::list(&request.path, &request.pattern)?;
+/// Runs the request at `now_ms`; in check mode nothing is deleted. `Err` when nothing was
+/// deleted because the backups cannot be listed, the good record cannot be read, or the
+/// path or the pattern reach what is never deleted.
+pub fn run(request: &RetentionRequest, now_ms: u64, check_mode: bool) -> Result<RetentionReport, RetentionError> {
+    let root = prune::resolve(&request.path)?;
+    if retention::system_dir(&root) && !request.allow_system_path {
+        return Err(format!(
+            "path: '{}' is the system directory '{}'; nothing is deleted there unless allow_system_path is true: give the directory that holds the backups",
+            request.path.display(),
+            root.display()
+        )
+        .into());
+    }
+    let found = prune::list(&root, &request.pattern)?;
+    refuse_own_files(request, &found.root, &found.entries)?;
     let mut warnings = Vec::new();
     let (good_field, holder) = protected(request, &found.entries, &mut warnings)?;
     let backups: Vec<Backup> = found
@@ -232,7 +323,7 @@ pub fn run(request: &RetentionRequest, now_ms: u64, check_mode: bool) -> Result<
     let mut errors = Vec::new();
     for d in plan.deleted().collect::<Vec<_>>().into_iter().rev() {
         let result = match entry(d) {
-            Some(_) if check_mode => Ok(()),
+            Some(e) if check_mode => prune::check_one_filesystem(e),
             Some(e) => prune::remove(e),
             None => Err(format!("'{}' was not listed", d.name)),
         };

@@ -17,6 +17,14 @@ pub fn spec() -> Spec {
 
 pub fn run(module: &mut Module) -> Result<Response, Failure> {
     let request = RetentionRequest::from_params(&module.params).map_err(|e| crate::invalid(module, e))?;
-    let report = retention::run(&request, now_ms(), module.check_mode()).map_err(Failure::new)?;
+    let report = retention::run(&request, now_ms(), module.check_mode()).map_err(|e| {
+        let refused = !e.refused.is_empty();
+        let failure = Failure::new(e.msg);
+        if refused {
+            failure.field("refused", e.refused)
+        } else {
+            failure
+        }
+    })?;
     crate::respond(module, &report)
 }

@@ -9,6 +9,7 @@
 //! longer names the log's path) and starts again too, so no line lands in a rotated file
 //! after its rotation and none is lost.
 
+use crate::small_file::{self, Follow};
 use crate::state::{flock_exclusive, io_error, sync_dir, StateError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -46,8 +47,12 @@ pub fn rotated(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Append `value` as one JSON line to `path` (created 0644 when missing; its directory must
-/// exist) under an exclusive `flock`, with `O_APPEND`, then `fsync`; with `rotation`, first
+/// How much of the end of each file of a log is read: tens of thousands of lines, while
+/// figures look at a window of days.
+pub const MAX_TAIL: u64 = 16 << 20;
+
+/// Append `value` as one JSON line to `path` (created 0600 when missing; its directory must
+/// exist; a link, FIFO or device is refused) under an exclusive `flock`, with `O_APPEND`, then `fsync`; with `rotation`, first
 /// rotate a log the line would take past its size. A torn last line (a writer killed
 /// mid-line) is ended before the new one, so it never spoils another.
 pub fn append(path: &Path, value: &impl Serialize, rotation: Option<Rotation>) -> Result<(), StateError> {
@@ -57,15 +62,12 @@ pub fn append(path: &Path, value: &impl Serialize, rotation: Option<Rotation>) -
     })?;
     line.push(b'\n');
     loop {
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(io_error("open", path))?;
+        let existed = fs::symlink_metadata(path).is_ok();
+        let file = small_file::open(
+            OpenOptions::new().read(true).append(true).create(true).mode(0o600),
+            path,
+            Follow::No,
+        )?;
         let mut file = flock_exclusive(file, path)?;
         let meta = file.metadata().map_err(io_error("stat", path))?;
         // Rotated while this writer waited for the lock: start again on the new file.
@@ -120,7 +122,8 @@ fn rotate(path: &Path, keep: usize) -> Result<(), StateError> {
 
 /// The lines of a log with `at(line) >= since`, oldest first, and how many lines were not
 /// `T` (torn, or not ours). Files are read newest first; the first one that reaches back
-/// before `since` is the last one read.
+/// before `since` is the last one read. Of a file over [`MAX_TAIL`] only its end is read; a
+/// link, FIFO or device in place of a file is an error, never read.
 pub fn read_since<T: DeserializeOwned>(
     path: &Path,
     keep: usize,
@@ -131,11 +134,18 @@ pub fn read_since<T: DeserializeOwned>(
     let mut bad = 0;
     for n in 0..=keep {
         let p = rotated(path, n);
-        let text = match fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-            Err(e) => return Err(io_error("read", &p)(e)),
+        let (bytes, skipped) = match small_file::read_tail(&p, MAX_TAIL, Follow::No) {
+            Ok(read) => read,
+            Err(e) if e.is_missing() => break,
+            Err(e) => return Err(e.into()),
         };
+        // A tail starts inside a line: the first whole line comes after the first newline.
+        let whole = match (skipped, bytes.iter().position(|&b| b == b'\n')) {
+            (0, _) => &bytes[..],
+            (_, Some(i)) => &bytes[i + 1..],
+            (_, None) => &bytes[..0],
+        };
+        let text = String::from_utf8_lossy(whole);
         let mut lines = Vec::new();
         let mut reaches_back = false;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {

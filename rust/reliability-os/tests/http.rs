@@ -435,7 +435,7 @@ fn a_ca_file_that_cannot_be_used_is_an_error() {
     });
     let error = probe.error.unwrap();
     assert!(
-        error.starts_with(&format!("cannot read ca_file '{}': ", missing.display())),
+        error == format!("ca_file: '{}' does not exist", missing.display()),
         "{error}"
     );
 

@@ -85,3 +85,42 @@ fn parallel_writers_across_rotations_lose_no_line() {
     let expected: Vec<u64> = (0..8).flat_map(|t| (0..50).map(move |i| t * 1000 + i)).collect();
     assert_eq!(ats, expected);
 }
+
+/// A log of 2 GB (sparse) is read from its end only, fast; a FIFO is refused at once.
+#[test]
+fn a_huge_log_is_read_from_its_end_and_a_fifo_never() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("incidents.jsonl");
+    let file = std::fs::File::create(&log).expect("create");
+    file.set_len(2 << 30).expect("sparse");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).expect("open");
+    let text = format!(
+        "\n{}\n{}\n",
+        serde_json::to_string(&line(1)).expect("json"),
+        serde_json::to_string(&line(2)).expect("json")
+    );
+    file.write_all(text.as_bytes()).expect("append");
+    let started = std::time::Instant::now();
+    let (lines, bad) = read_since::<Line>(&log, 5, 0, |l| l.at).expect("read");
+    assert_eq!(lines.iter().map(|l| l.at).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(bad, 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let fifo = dir.path().join("fifo.jsonl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let err = read_since::<Line>(&fifo, 5, 0, |l| l.at)
+        .expect_err("a FIFO")
+        .to_string();
+    assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+    let err = append(&fifo, &line(3), None).expect_err("a FIFO").to_string();
+    assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+}

@@ -80,8 +80,10 @@ pub fn run(request: &RecoveryRequest, ctx: &RunContext, check_mode: bool) -> Res
     Ok(report)
 }
 
+/// A directory of the run (the state's, the incident log's), made as the state store makes
+/// its own (0700).
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), RunError> {
-    std::fs::create_dir_all(dir).map_err(|e| RunError::Other(format!("cannot create '{}': {e}", dir.display())))
+    reliability_os::state::ensure_dir(dir).map_err(|e| RunError::Other(e.to_string()))
 }
 
 /// Check mode: what a run would do, from what is stored and what the service looks like.
