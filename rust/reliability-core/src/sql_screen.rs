@@ -114,6 +114,29 @@ pub fn screen(dump: &str) -> Result<(), ScreenError> {
     Ok(())
 }
 
+/// Whether the psql that printed `version` (`psql --version`: "psql (PostgreSQL) 15.18
+/// (Debian ...)") has `\restrict`: the minor releases that fixed CVE-2025-8714 (13.22,
+/// 14.19, 15.14, 16.10, 17.6) and every release from 18 on.
+pub fn psql_has_restrict(version: &str) -> bool {
+    let Some(number) = version
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+    else {
+        return false;
+    };
+    let mut parts = number.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    match major {
+        13 => minor >= 22,
+        14 => minor >= 19,
+        15 => minor >= 14,
+        16 => minor >= 10,
+        17 => minor >= 6,
+        m => m >= 18,
+    }
+}
+
 /// Which kind of string: `'...'` (escapes only if standard_conforming_strings is off) or
 /// `E'...'` (escapes always).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -845,6 +868,23 @@ mod tests {
         check("SELECT 1\n\\restrict abc\n;\n", refused(2, 1, MetaCommand));
         check("\\restrict abc; \\! id\n", refused(1, 1, MetaCommand));
         check("\\restrict a-b\n", refused(1, 1, MetaCommand));
+    }
+
+    #[test]
+    fn psql_versions_with_restrict() {
+        for (version, want) in [
+            ("psql (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)", true),
+            ("psql (PostgreSQL) 15.13", false),
+            ("psql (PostgreSQL) 13.22", true),
+            ("psql (PostgreSQL) 16.9", false),
+            ("psql (PostgreSQL) 17.6", true),
+            ("psql (PostgreSQL) 18beta1", true),
+            ("psql (PostgreSQL) 12.22", false),
+            ("psql (PostgreSQL) 9.6.24", false),
+            ("no version", false),
+        ] {
+            assert_eq!(psql_has_restrict(version), want, "{version}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! program the project starts goes through [`run`].
 
 use serde::Serialize;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -93,6 +93,36 @@ pub fn run_in(
     cwd: Option<&Path>,
     timeout: Duration,
 ) -> Result<CommandOutput, CommandError> {
+    run_full(program, args, env, cwd, None, timeout).map(|(out, _)| out)
+}
+
+/// Writes a program's stdin (on a thread of its own, while the program runs).
+pub type Feeder = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
+/// [`run`] with `feed` writing the program's stdin; stdin is closed when `feed` returns.
+/// Also returns what `feed` returned: a program that stops reading early (it failed) makes
+/// the write fail with `BrokenPipe`, which is not `feed`'s error and reads as `Ok`; any other
+/// error (`feed` refused what it was to write) is the caller's to report. On such an error
+/// the program's process group is killed at once, so it does not read the cut input as
+/// complete.
+pub fn run_fed(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    feed: Feeder,
+    timeout: Duration,
+) -> Result<(CommandOutput, std::io::Result<()>), CommandError> {
+    run_full(program, args, env, None, Some(feed), timeout)
+}
+
+fn run_full(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+    feed: Option<Feeder>,
+    timeout: Duration,
+) -> Result<(CommandOutput, std::io::Result<()>), CommandError> {
     use std::os::unix::process::CommandExt;
 
     let mut argv = vec![program.display().to_string()];
@@ -109,7 +139,7 @@ pub fn run_in(
     let mut child = command
         .args(args)
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
+        .stdin(if feed.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -118,6 +148,25 @@ pub fn run_in(
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
     let pid = child.id();
+    let fed = match (feed, child.stdin.take()) {
+        (Some(feed), Some(mut stdin)) => {
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || {
+                let result = match feed(&mut stdin).and_then(|()| stdin.flush()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                    Err(e) => {
+                        kill_group(pid);
+                        Err(e)
+                    }
+                    Ok(()) => Ok(()),
+                };
+                drop(stdin);
+                let _ = tx.send(result);
+            });
+            Some(rx)
+        }
+        _ => None,
+    };
     let (done_tx, done_rx) = mpsc::channel::<std::io::Result<ExitStatus>>();
     thread::spawn(move || {
         let _ = done_tx.send(child.wait());
@@ -136,13 +185,21 @@ pub fn run_in(
     };
     // The streams close when the process exits, unless something it started keeps them open.
     let grace = Duration::from_secs(2);
-    Ok(CommandOutput {
-        argv,
-        exit_code: status.code(),
-        stdout: stdout.recv_timeout(grace).unwrap_or_default(),
-        stderr: stderr.recv_timeout(grace).unwrap_or_default(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    })
+    let fed = match fed {
+        // The program has exited: its stdin is closed, so the writer ends promptly.
+        Some(rx) => rx.recv_timeout(grace).unwrap_or(Ok(())),
+        None => Ok(()),
+    };
+    Ok((
+        CommandOutput {
+            argv,
+            exit_code: status.code(),
+            stdout: stdout.recv_timeout(grace).unwrap_or_default(),
+            stderr: stderr.recv_timeout(grace).unwrap_or_default(),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        },
+        fed,
+    ))
 }
 
 fn read_in_background<R: Read + Send + 'static>(stream: Option<R>) -> mpsc::Receiver<String> {
@@ -186,6 +243,29 @@ mod tests {
             ("out 1\n", "err\n", Some(3))
         );
         assert!(!out.success());
+    }
+
+    #[test]
+    fn a_feeder_writes_stdin_and_its_error_kills_the_program() {
+        let feed: Feeder = Box::new(|w| w.write_all(b"one\ntwo\n"));
+        let (out, fed) = run_fed(Path::new("/bin/cat"), &[], &[], feed, Duration::from_secs(10)).expect("runs");
+        assert_eq!((out.stdout.as_str(), out.success(), fed.is_ok()), ("one\ntwo\n", true, true));
+        let feed: Feeder = Box::new(|w| {
+            w.write_all(b"partial\n")?;
+            w.flush()?;
+            Err(std::io::Error::other("refused"))
+        });
+        let script = "cat >/dev/null; echo read-to-the-end".to_string();
+        let (out, fed) = run_fed(
+            Path::new("/bin/sh"),
+            &["-c".into(), script],
+            &[],
+            feed,
+            Duration::from_secs(10),
+        )
+        .expect("runs");
+        assert_eq!(fed.map_err(|e| e.to_string()), Err("refused".to_string()));
+        assert!(!out.success() && !out.stdout.contains("read-to-the-end"), "{out:?}");
     }
 
     #[test]

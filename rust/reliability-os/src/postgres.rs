@@ -21,15 +21,28 @@
 //!   archives hold `toc.dat` first, directory archives are a directory with `toc.dat`; a
 //!   plain dump is text whose first statement is SQL. Anything else is refused before the
 //!   server is touched.
-//! - A plain script runs in `psql`, which obeys the script's meta-commands. A dump made with
-//!   `pg_dump --create`/`--clean` or by `pg_dumpall` would `\connect` to, create or drop the
-//!   *real* database by name; such a script is refused with the line named. (Restoring an
+//! - A plain script runs in `psql`, which obeys every meta-command its lexer finds outside a
+//!   string, comment or COPY data: `\!` runs a shell command, `\o |cmd` and `\g |cmd` pipe
+//!   into one, `\connect` leaves the scratch database. Two layers keep them from running:
+//!   1. [`reliability_core::sql_screen`] reads the script as psql's lexer does and refuses
+//!      any meta-command (pg_dump's own `\restrict`/`\unrestrict` lines aside) before the
+//!      server is touched, naming the line.
+//!   2. When this psql has `\restrict` (13.22, 14.19, 15.14, 16.10, 17.6, 18+), the script
+//!      is fed on stdin after `-c '\restrict <random key>'`: psql itself then refuses every
+//!      meta-command, whatever the screener missed; with `ON_ERROR_STOP` the restore fails
+//!      there. pg_dump's own `\restrict`/`\unrestrict` lines are fed as empty lines (line
+//!      numbers in psql's messages stay the script's). The lines are screened again as they
+//!      are fed, so a file changed after the first screening is cut off, and reported.
+//!   An older psql has only the first layer.
+//! - A dump made with `pg_dump --create`/`--clean` or by `pg_dumpall` would create or drop
+//!   the *real* database by name; such a script is refused with the line named. (Restoring an
 //!   archive is safe: `pg_restore` without `--create`/`--clean` restores into `--dbname`.)
 //! - Query results come back as CSV (`psql --csv`), parsed here: a value may hold commas,
 //!   quotes or newlines. psql prints NULL and the empty string alike in CSV.
 
-use crate::command::{self, CommandError, CommandOutput};
-use std::io::{BufRead, Read};
+use crate::command::{self, CommandError, CommandOutput, Feeder};
+use reliability_core::sql_screen::{self, LineKind, ScreenError, Screener};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -110,9 +123,25 @@ impl Connection {
     }
 
     fn run(&self, program: &str, args: &[String], database: &str) -> Result<CommandOutput, PgError> {
+        self.run_fed(program, args, database, None).map(|(out, _)| out)
+    }
+
+    /// [`Self::run`], with `feed` writing the program's stdin when given.
+    fn run_fed(
+        &self,
+        program: &str,
+        args: &[String],
+        database: &str,
+        feed: Option<Feeder>,
+    ) -> Result<(CommandOutput, std::io::Result<()>), PgError> {
         let env = self.env(database);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        command::run(&self.program(program), args, &env, self.timeout).map_err(|source| match source {
+        let path = self.program(program);
+        let result = match feed {
+            Some(feed) => command::run_fed(&path, args, &env, feed, self.timeout),
+            None => command::run(&path, args, &env, self.timeout).map(|out| (out, Ok(()))),
+        };
+        result.map_err(|source| match source {
             CommandError::Spawn { .. } => PgError::Tool {
                 source,
                 hint: if self.bin_dir.is_some() {
@@ -126,6 +155,12 @@ impl Connection {
                 source,
             },
         })
+    }
+
+    /// Whether this `psql` has `\restrict` (asks `psql --version`; no connection).
+    pub fn psql_restricts(&self) -> Result<bool, PgError> {
+        let out = self.run("psql", &["--version".to_string()], &self.maintenance_db)?;
+        Ok(out.success() && sql_screen::psql_has_restrict(&out.stdout))
     }
 
     /// Connects to the maintenance database and returns the server's `server_version_num`.
@@ -302,17 +337,19 @@ pub fn is_gzip(path: &Path) -> bool {
         .is_ok_and(|()| magic == [0x1f, 0x8b])
 }
 
-/// A line of a plain script that would leave the scratch database or touch another one.
+/// What in a plain script must not run against a shared server.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refused {
-    pub line: usize,
-    pub text: String,
+pub enum Refused {
+    /// A psql meta-command, or what psql could read as one ([`sql_screen`]).
+    Meta(ScreenError),
+    /// `CREATE`/`DROP`/`ALTER DATABASE` at the start of a line: the line and its start.
+    Database { line: usize, text: String },
 }
 
 /// What [`screen_plain_script`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Screening {
-    /// The first line that would leave the scratch database.
+    /// The first thing that must not run.
     pub refused: Option<Refused>,
     /// The script says it was written by pg_dump but lacks pg_dump's closing line: it was
     /// cut short. (psql would run a truncated COPY to its end and succeed.)
@@ -322,19 +359,25 @@ pub struct Screening {
 const DUMP_BEGINS: &str = "-- PostgreSQL database dump";
 const DUMP_ENDS: &str = "-- PostgreSQL database dump complete";
 
-/// Scans a plain script for what must not run against a shared server: psql
-/// meta-commands other than pg_dump's own `\restrict`/`\unrestrict` (`\connect` above all,
-/// but also `\!`, `\o`, `\i`, ...) and `CREATE`/`DROP`/`ALTER DATABASE` statements, outside
-/// `COPY ... FROM stdin` data (where a backslash starts `\N` or an escape, never a command);
-/// and for a pg_dump script without its last line. Pure over the lines.
-pub fn screen_plain_script<I: Iterator<Item = String>>(lines: I) -> Screening {
-    let mut in_copy = false;
+/// Scans a plain script (lines without their `\n`) for what must not run against a shared
+/// server: psql meta-commands (by [`sql_screen`], which follows psql's lexer) and
+/// `CREATE`/`DROP`/`ALTER DATABASE` statements starting a line outside COPY data; and for a
+/// pg_dump script without its last line. Pure over the lines.
+pub fn screen_plain_script<I: Iterator<Item = Vec<u8>>>(lines: I) -> Screening {
+    let mut screener = Screener::new();
     let (mut begins, mut ends) = (false, false);
     for (i, line) in lines.enumerate() {
-        if in_copy {
-            in_copy = line != "\\.";
-            continue;
+        match screener.line(&line) {
+            Err(e) => {
+                return Screening {
+                    refused: Some(Refused::Meta(e)),
+                    truncated: false,
+                }
+            }
+            Ok(LineKind::CopyData | LineKind::PgDumpMeta) => continue,
+            Ok(LineKind::Sql) => {}
         }
+        let line = String::from_utf8_lossy(&line);
         let trimmed = line.trim_start();
         if trimmed.starts_with("--") {
             begins |= trimmed.trim_end() == DUMP_BEGINS;
@@ -343,23 +386,13 @@ pub fn screen_plain_script<I: Iterator<Item = String>>(lines: I) -> Screening {
         }
         let upper: String = trimmed.chars().take(40).collect::<String>().to_ascii_uppercase();
         let words: Vec<&str> = upper.split_whitespace().collect();
-        if words.first() == Some(&"COPY") && trimmed.trim_end().to_ascii_uppercase().ends_with("FROM STDIN;") {
-            in_copy = true;
-            continue;
-        }
-        let refused = if let Some(meta) = trimmed.strip_prefix('\\') {
-            let cmd = meta.split_whitespace().next().unwrap_or("");
-            !matches!(cmd, "restrict" | "unrestrict")
-        } else {
-            matches!(words.as_slice(), [verb, "DATABASE", ..] if matches!(*verb, "CREATE" | "DROP" | "ALTER"))
-        };
-        if refused {
+        if matches!(words.as_slice(), [verb, "DATABASE", ..] if matches!(*verb, "CREATE" | "DROP" | "ALTER")) {
             let mut text: String = trimmed.chars().take(80).collect();
             if trimmed.chars().count() > 80 {
                 text.push_str("...");
             }
             return Screening {
-                refused: Some(Refused { line: i + 1, text }),
+                refused: Some(Refused::Database { line: i + 1, text }),
                 truncated: false,
             };
         }
@@ -370,12 +403,17 @@ pub fn screen_plain_script<I: Iterator<Item = String>>(lines: I) -> Screening {
     }
 }
 
+/// The lines of a file, without their `\n`.
+fn file_lines(path: &Path) -> std::io::Result<impl Iterator<Item = std::io::Result<Vec<u8>>>> {
+    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    Ok(reader.split(b'\n'))
+}
+
 /// [`screen_plain_script`] over a file.
 pub fn screen_plain_file(path: &Path) -> std::io::Result<Screening> {
-    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
     let mut error = None;
-    let lines = reader.split(b'\n').map_while(|l| match l {
-        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).trim_end_matches('\r').to_string()),
+    let lines = file_lines(path)?.map_while(|l| match l {
+        Ok(bytes) => Some(bytes),
         Err(e) => {
             error = Some(e);
             None
@@ -386,6 +424,41 @@ pub fn screen_plain_file(path: &Path) -> std::io::Result<Screening> {
         Some(e) => Err(e),
         None => Ok(screening),
     }
+}
+
+/// Feeds a screened plain script to psql's stdin: screened again line by line as it goes (a
+/// file changed since is cut off with an error), pg_dump's own `\restrict`/`\unrestrict`
+/// lines left out as empty lines.
+fn plain_feeder(path: PathBuf) -> Feeder {
+    Box::new(move |out: &mut dyn Write| {
+        let mut screener = Screener::new();
+        let mut reader = std::io::BufReader::new(std::fs::File::open(&path)?);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            let body = line.strip_suffix(b"\n").unwrap_or(&line);
+            match screener.line(body) {
+                Err(e) => {
+                    return Err(std::io::Error::other(format!(
+                        "'{}' changed after it was screened: {e}",
+                        path.display()
+                    )))
+                }
+                Ok(LineKind::PgDumpMeta) => out.write_all(b"\n")?,
+                Ok(LineKind::Sql | LineKind::CopyData) => out.write_all(&line)?,
+            }
+        }
+    })
+}
+
+/// A key for `\restrict`: 32 random bytes from the kernel, as hex.
+fn restrict_key() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A unique scratch database name: `hx_restore_<unix seconds>_<pid>_<n>`, all `[a-z0-9_]`.
@@ -450,13 +523,32 @@ impl<'a> ScratchDatabase<'a> {
 
     /// Restores `dump` into this database: archives with `pg_restore --no-owner
     /// --no-privileges --exit-on-error` (roles of the source server need not exist here),
-    /// plain scripts with `psql -v ON_ERROR_STOP=1 -f`.
+    /// plain scripts with `psql -v ON_ERROR_STOP=1 [-c '\restrict KEY'] -f -`, fed on stdin
+    /// by [`plain_feeder`] (see the module's notes).
     pub fn restore(&self, dump: &Path, format: DumpFormat) -> Result<RestoreOutcome, PgError> {
         let started = Instant::now();
         let out = match format {
             DumpFormat::Plain => {
-                let file = dump.display().to_string();
-                self.conn.psql(&self.name, &["-f", &file])?
+                let mut args: Vec<String> = ["-X", "-q", "-v", "ON_ERROR_STOP=1"].map(String::from).to_vec();
+                if self.conn.psql_restricts()? {
+                    let key = restrict_key().map_err(|e| PgError::Sql {
+                        what: "make a key for psql's \\restrict".to_string(),
+                        reason: format!("cannot read /dev/urandom: {e}"),
+                    })?;
+                    args.extend(["-c".to_string(), format!("\\restrict {key}")]);
+                }
+                args.extend(["-f".to_string(), "-".to_string()]);
+                let (out, fed) = self
+                    .conn
+                    .run_fed("psql", &args, &self.name, Some(plain_feeder(dump.to_path_buf())))?;
+                if let Err(e) = fed {
+                    return Ok(RestoreOutcome {
+                        ok: false,
+                        reason: Some(e.to_string()),
+                        duration: started.elapsed(),
+                    });
+                }
+                out
             }
             DumpFormat::Custom | DumpFormat::Tar | DumpFormat::Directory => {
                 let args = vec![
@@ -608,8 +700,8 @@ mod tests {
 
     #[test]
     fn screening_refuses_what_leaves_the_scratch_database_and_finds_truncation() {
-        let check = |script: &str| screen_plain_script(script.lines().map(String::from));
-        let ok = "--\n-- PostgreSQL database dump\n--\n\\restrict k\nSET a = 1;\nCOPY public.t (a, b) FROM stdin;\n\\N\tx\n\\connect\tdata\n\\.\nSELECT 1;\n\\unrestrict k\n--\n-- PostgreSQL database dump complete\n--\n";
+        let check = |script: &str| screen_plain_script(script.split('\n').map(|l| l.as_bytes().to_vec()));
+        let ok = "--\n-- PostgreSQL database dump\n--\n\\restrict k\nSET a = 1;\nCOPY public.t (a, b) FROM stdin;\n\\N\tx\n\\connect\tdata\nDROP DATABASE x;\n\\.\nSELECT 1;\n\\unrestrict k\n--\n-- PostgreSQL database dump complete\n--\n";
         assert_eq!(
             check(ok),
             Screening::default(),
@@ -627,20 +719,28 @@ mod tests {
             !check("SELECT 1;\n").truncated,
             "a hand-written script has no pg_dump trailer to miss"
         );
+        for (script, line, column) in [
+            ("SET a = 1;\n\\connect orders\n", 2, 1),
+            ("\n  \\! rm -rf /\n", 2, 3),
+            ("SELECT 1; \\! rm -rf /\n", 1, 11),
+            ("COPY t FROM stdin;\n1\n\\.\n\\c other\n", 4, 1),
+        ] {
+            match check(script).refused {
+                Some(Refused::Meta(e)) => assert_eq!((e.line, e.column), (line, column), "{script:?}"),
+                other => panic!("{script:?}: {other:?}"),
+            }
+        }
         for (script, line, text) in [
-            ("SET a = 1;\n\\connect orders\n", 2, "\\connect orders"),
-            ("\n  \\! rm -rf /\n", 2, "\\! rm -rf /"),
             ("DROP DATABASE orders;\n", 1, "DROP DATABASE orders;"),
             (
                 "create database orders WITH TEMPLATE = template0;",
                 1,
                 "create database orders WITH TEMPLATE = template0;",
             ),
-            ("COPY t FROM stdin;\n1\n\\.\n\\c other\n", 4, "\\c other"),
         ] {
             assert_eq!(
                 check(script).refused,
-                Some(Refused {
+                Some(Refused::Database {
                     line,
                     text: text.to_string()
                 }),
