@@ -416,3 +416,50 @@ fn bad_options_are_named() {
         assert!(msg(&r).contains(&want), "{} lacks {want}", msg(&r));
     }
 }
+
+/// A plain dump with a psql meta-command put where the old check (line starts only) did not
+/// look: after a statement, after a dollar quote, after an `E''` string, after COPY data.
+/// Each is refused, naming the line, before the server is touched: no marker file, no
+/// scratch database, and the other database's table the rest of the script drops is there.
+#[test]
+fn plain_dumps_with_meta_commands_are_refused_before_the_server_is_touched() {
+    let pg = shop();
+    pg.psql("postgres", "CREATE DATABASE bank");
+    pg.psql("bank", "CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (1)");
+    let before = pg.databases();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("shop.sql");
+    pg.dump("shop", &["-Fp"], &plain);
+    let text = std::fs::read_to_string(&plain).unwrap();
+    // After the first COPY's data: its `\.` line, then the injected lines.
+    let copy_end = text.find("\n\\.\n").unwrap() + 4;
+    let marker = dir.path().join("marker");
+    let m = marker.display();
+    for (name, injected, column) in [
+        ("shell", format!("SELECT 1; \\! touch {m}\n"), 11),
+        ("o-pipe", format!("SELECT $$x$$; \\o |touch {m}\nSELECT 1;\n"), 15),
+        ("g-pipe", format!("SELECT E'\\'' \\g |touch {m}\n"), 14),
+        ("connect", "SET search_path = public; \\connect bank\nDROP TABLE accounts;\n".to_string(), 27),
+        ("c", "SELECT 'a''b'; \\c bank\nDROP TABLE accounts;\n".to_string(), 16),
+    ] {
+        let mut dump = text.clone();
+        dump.insert_str(copy_end, &injected);
+        let line = dump[..copy_end].matches('\n').count() + 1;
+        let path = dir.path().join(format!("{name}.sql"));
+        std::fs::write(&path, &dump).unwrap();
+        let r = run(args(&pg, &path, json!([{"sql": "SELECT count(*) FROM orders", "min": 1}])));
+        assert!(failed(&r), "{name}: {r}");
+        let want = format!(
+            "restore_test failed: '{}' line {line}, column {column}: a psql meta-command",
+            path.display()
+        );
+        assert!(msg(&r).starts_with(&want), "{name}: {} lacks {want}", msg(&r));
+        assert!(msg(&r).ends_with("nothing was created"), "{name}: {r}");
+        let c = &r["checks"]["restore_test"];
+        assert_eq!((&c["database"], &c["restored"]), (&Value::Null, &json!(false)), "{c}");
+        assert!(!marker.exists(), "{name}: the shell command ran");
+        assert_eq!(pg.psql("bank", "SELECT count(*) FROM accounts").trim(), "1", "{name}");
+        assert_eq!(pg.databases(), before, "{name}: the server was touched");
+    }
+    nothing_left(&pg);
+}
