@@ -425,7 +425,10 @@ fn bad_options_are_named() {
 fn plain_dumps_with_meta_commands_are_refused_before_the_server_is_touched() {
     let pg = shop();
     pg.psql("postgres", "CREATE DATABASE bank");
-    pg.psql("bank", "CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (1)");
+    pg.psql(
+        "bank",
+        "CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (1)",
+    );
     let before = pg.databases();
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("shop.sql");
@@ -444,7 +447,11 @@ fn plain_dumps_with_meta_commands_are_refused_before_the_server_is_touched() {
         ("shell", format!("SELECT 1; \\! touch {m}\n"), 11),
         ("o-pipe", format!("SELECT $$x$$; \\o |touch {m}\nSELECT 1;\n"), 15),
         ("g-pipe", format!("SELECT E'\\'' \\g |touch {m}\n"), 14),
-        ("connect", "SET search_path = public; \\connect bank\nDROP TABLE accounts;\n".to_string(), 27),
+        (
+            "connect",
+            "SET search_path = public; \\connect bank\nDROP TABLE accounts;\n".to_string(),
+            27,
+        ),
         ("c", "SELECT 'a''b'; \\c bank\nDROP TABLE accounts;\n".to_string(), 16),
     ];
     for ((name, injected, column), (kind, text)) in variants
@@ -459,7 +466,11 @@ fn plain_dumps_with_meta_commands_are_refused_before_the_server_is_touched() {
         let line = dump[..copy_end].matches('\n').count() + 1;
         let path = dir.path().join(format!("{name}.sql"));
         std::fs::write(&path, &dump).unwrap();
-        let r = run(args(&pg, &path, json!([{"sql": "SELECT count(*) FROM orders", "min": 1}])));
+        let r = run(args(
+            &pg,
+            &path,
+            json!([{"sql": "SELECT count(*) FROM orders", "min": 1}]),
+        ));
         assert!(failed(&r), "{name}: {r}");
         let want = format!(
             "restore_test failed: '{}' line {line}, column {column}: a psql meta-command",

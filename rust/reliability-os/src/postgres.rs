@@ -33,7 +33,7 @@
 //!      there. pg_dump's own `\restrict`/`\unrestrict` lines are fed as empty lines (line
 //!      numbers in psql's messages stay the script's). The lines are screened again as they
 //!      are fed, so a file changed after the first screening is cut off, and reported.
-//!   An older psql has only the first layer.
+//!      An older psql has only the first layer.
 //! - A dump made with `pg_dump --create`/`--clean` or by `pg_dumpall` would create or drop
 //!   the *real* database by name; such a script is refused with the line named. (Restoring an
 //!   archive is safe: `pg_restore` without `--create`/`--clean` restores into `--dbname`.)
@@ -538,9 +538,9 @@ impl<'a> ScratchDatabase<'a> {
                     args.extend(["-c".to_string(), format!("\\restrict {key}")]);
                 }
                 args.extend(["-f".to_string(), "-".to_string()]);
-                let (out, fed) = self
-                    .conn
-                    .run_fed("psql", &args, &self.name, Some(plain_feeder(dump.to_path_buf())))?;
+                let (out, fed) =
+                    self.conn
+                        .run_fed("psql", &args, &self.name, Some(plain_feeder(dump.to_path_buf())))?;
                 if let Err(e) = fed {
                     return Ok(RestoreOutcome {
                         ok: false,
@@ -746,6 +746,61 @@ mod tests {
                 }),
                 "{script:?}"
             );
+        }
+    }
+
+    /// A `psql` that says it is `version`, records its argv and stdin, and succeeds.
+    fn fake_psql(dir: &Path, version: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'psql (PostgreSQL) {version}'; exit 0; fi\n\
+             printf '%s\\n' \"$@\" > {d}/argv\ncat > {d}/stdin\n",
+            d = dir.display()
+        );
+        let psql = dir.join("psql");
+        std::fs::write(&psql, script).expect("write");
+        std::fs::set_permissions(&psql, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn plain_dumps_are_fed_after_restrict_with_pg_dumps_own_meta_lines_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dump = dir.path().join("d.sql");
+        let script = "--\n\\restrict k1\nSET a = 1;\nCOPY t (a) FROM stdin;\n\\N\n\\.\n\\unrestrict k1\n";
+        std::fs::write(&dump, script).expect("write");
+        let conn = Connection {
+            host: None,
+            port: 5432,
+            user: None,
+            password: None,
+            maintenance_db: "postgres".into(),
+            bin_dir: Some(dir.path().to_path_buf()),
+            connect_timeout: 10,
+            timeout: Duration::from_secs(30),
+        };
+        for (version, restricted) in [("15.18", true), ("15.13", false)] {
+            fake_psql(dir.path(), version);
+            let db = ScratchDatabase::create(&conn, "hx_restore_test".into(), 150_000).expect("create");
+            let outcome = db.restore(&dump, DumpFormat::Plain).expect("restore");
+            assert!(outcome.ok, "{outcome:?}");
+            let argv = std::fs::read_to_string(dir.path().join("argv")).expect("argv");
+            let argv: Vec<&str> = argv.lines().collect();
+            let n = argv.len();
+            assert_eq!(argv[n - 2..], ["-f", "-"], "{argv:?}");
+            assert!(argv.contains(&"ON_ERROR_STOP=1"), "{argv:?}");
+            if restricted {
+                let key = argv[n - 3].strip_prefix("\\restrict ").unwrap_or("");
+                assert_eq!(argv[n - 4], "-c", "{argv:?}");
+                assert!(
+                    key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{argv:?}"
+                );
+            } else {
+                assert!(!argv.iter().any(|a| a.contains("restrict")), "{argv:?}");
+            }
+            let stdin = std::fs::read_to_string(dir.path().join("stdin")).expect("stdin");
+            assert_eq!(stdin, "--\n\nSET a = 1;\nCOPY t (a) FROM stdin;\n\\N\n\\.\n\n");
+            db.keep();
         }
     }
 
