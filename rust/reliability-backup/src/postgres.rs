@@ -332,7 +332,7 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     let pg_err = |e: PgError| RequestError(e.to_string());
     let version = req.conn.server_version().map_err(pg_err)?;
     let name = postgres::scratch_name(SystemTime::now());
-    let scratch = ScratchDatabase::create(&req.conn, name.clone(), version).map_err(pg_err)?;
+    let mut scratch = ScratchDatabase::create(&req.conn, name.clone(), version).map_err(pg_err)?;
     fields.insert("server_version".into(), json!(version));
     fields.insert("database".into(), json!(name));
 
@@ -383,7 +383,7 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     let passed = results.iter().filter(|r| r["ok"] == json!(true)).count();
     fields.insert("queries".into(), Value::Array(results));
 
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = scratch.warning().map(str::to_string).into_iter().collect();
     let ending = if !failures.is_empty() && req.keep_on_failure {
         let kept = scratch.keep();
         fields.insert("dropped".into(), json!(false));

@@ -54,13 +54,18 @@ fn args(pg: &PgServer, dump: &Path, queries: Value) -> Value {
     })
 }
 
-/// No scratch database is left on the server, and the source is untouched.
+/// No scratch database or restore role is left on the server, and the source is untouched.
 fn nothing_left(pg: &PgServer) {
     let dbs = pg.databases();
     assert!(
         !dbs.iter().any(|d| d.starts_with("hx_restore_")),
         "left behind: {dbs:?}"
     );
+    let roles = pg.psql(
+        "postgres",
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE 'hx\\_restore\\_%'",
+    );
+    assert_eq!(roles.trim(), "", "restore roles left behind");
     assert_eq!(pg.psql("shop", "SELECT count(*) FROM orders").trim(), "1500");
 }
 
@@ -85,8 +90,21 @@ fn every_format_restores_and_its_queries_pass() {
     ] {
         let dump = dir.path().join(format!("shop.{format}"));
         pg.dump("shop", &[flag], &dump);
-        let r = run(args(&pg, &dump, orders_queries()));
+        // An archive is restored by a throwaway role without privileges (it owns what it
+        // restored); a plain dump, whose `ALTER ... OWNER TO` lines need the source's
+        // roles, by the configured user.
+        let owner = if format == "plain" {
+            "^hx$"
+        } else {
+            "^hx_restore_[0-9_]+$"
+        };
+        let mut queries = orders_queries();
+        queries.as_array_mut().unwrap().push(json!(
+            {"sql": "SELECT tableowner FROM pg_tables WHERE tablename = 'orders'", "matches": owner}
+        ));
+        let r = run(args(&pg, &dump, queries));
         assert!(!failed(&r), "{format}: {r}");
+        assert_eq!(r["warnings"], Value::Null, "{format}: {r}");
         let c = &r["checks"]["restore_test"];
         assert_eq!(c["status"], "ok");
         assert_eq!(c["format"], format, "recognised from the bytes");
@@ -96,14 +114,14 @@ fn every_format_restores_and_its_queries_pass() {
         assert!(c["server_version"].as_u64().unwrap() >= 130_000);
         assert!(c["bytes"].as_u64().unwrap() > 1000, "{c}");
         let q = c["queries"].as_array().unwrap();
-        assert_eq!(q.len(), 4);
+        assert_eq!(q.len(), 5);
         assert_eq!(q[0]["value"], "1500");
         assert_eq!(q[0]["rows"], 1);
         assert_eq!(q[0]["expected"], ">= 1000");
         assert_eq!(q[1]["value"], "customer, \"7\"", "CSV quoting undone");
         assert_eq!(q[2]["value"], "2026-10-27");
         assert!(q.iter().all(|q| q["ok"] == json!(true) && q["error"].is_null()), "{c}");
-        assert!(msg(&r).contains("4 of 4 queries passed"), "{r}");
+        assert!(msg(&r).contains("5 of 5 queries passed"), "{r}");
         assert_eq!(r["changed"], false);
         // The password is masked in the invocation and appears nowhere in the result.
         assert_eq!(
@@ -485,4 +503,49 @@ fn plain_dumps_with_meta_commands_are_refused_before_the_server_is_touched() {
         assert_eq!(pg.databases(), before, "{name}: the server was touched");
     }
     nothing_left(&pg);
+}
+
+/// An archive whose data load calls a function (a CHECK constraint) that runs a shell
+/// command on the server (`COPY ... TO PROGRAM`, superuser only): restored by the throwaway
+/// role, it fails for want of the privilege instead of running the command.
+#[test]
+fn archives_are_restored_without_the_configured_users_privileges() {
+    let pg = PgServer::start();
+    let marker = pg.socket_dir().join("ran");
+    pg.psql("postgres", "CREATE DATABASE trap");
+    pg.psql(
+        "trap",
+        &format!(
+            "CREATE FUNCTION public.touch(int) RETURNS boolean LANGUAGE plpgsql AS $f$
+             BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}'''; RETURN true; END $f$;
+             CREATE TABLE t (a int CHECK (public.touch(a)));
+             INSERT INTO t VALUES (1);",
+            marker.display()
+        ),
+    );
+    assert!(marker.exists(), "the trap works as the superuser");
+    std::fs::remove_file(&marker).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("trap.dump");
+    pg.dump("trap", &["-Fc"], &dump);
+
+    let r = run(args(&pg, &dump, json!([])));
+    assert!(failed(&r), "{r}");
+    let c = &r["checks"]["restore_test"];
+    assert_eq!((&c["restored"], &c["dropped"]), (&json!(false), &json!(true)), "{c}");
+    assert!(
+        c["error"]
+            .as_str()
+            .unwrap()
+            .contains("must be superuser or have privileges of the pg_execute_server_program role"),
+        "{c}"
+    );
+    assert!(!marker.exists(), "the server ran the dump's shell command");
+    let dbs = pg.databases();
+    assert!(!dbs.iter().any(|d| d.starts_with("hx_restore_")), "{dbs:?}");
+    let roles = pg.psql(
+        "postgres",
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE 'hx\\_restore\\_%'",
+    );
+    assert_eq!(roles.trim(), "");
 }

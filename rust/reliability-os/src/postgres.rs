@@ -492,6 +492,10 @@ pub struct ScratchDatabase<'a> {
     conn: &'a Connection,
     name: String,
     server_version: u32,
+    /// The throwaway role an archive is restored as (named like the database), once made.
+    role: Option<String>,
+    /// Why an archive is restored as the configured superuser after all.
+    warning: Option<String>,
     dropped: bool,
 }
 
@@ -513,6 +517,8 @@ impl<'a> ScratchDatabase<'a> {
             conn,
             name,
             server_version,
+            role: None,
+            warning: None,
             dropped: false,
         })
     }
@@ -521,11 +527,76 @@ impl<'a> ScratchDatabase<'a> {
         &self.name
     }
 
+    /// Why the restore ran with the configured user's privileges where a throwaway role
+    /// was meant to run it (see [`Self::restore`]).
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
+    /// For a superuser: a login role without any privilege (no superuser, createdb,
+    /// createrole, replication, bypassrls), named like the database and owning it, with a
+    /// random password (sent on stdin, never in argv); its connection when it can log in.
+    /// `None` for any other user (the restore runs with that user's own, lesser privileges)
+    /// and, with [`Self::warning`] set, when the role cannot be made or cannot log in (peer
+    /// authentication, pg_hba.conf). The role goes with the database.
+    fn restore_role(&mut self) -> Result<Option<Connection>, PgError> {
+        let conn = self.conn;
+        let out = conn.psql(
+            &conn.maintenance_db,
+            &[
+                "-A",
+                "-t",
+                "-c",
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            ],
+        )?;
+        if !out.success() || out.stdout.trim() != "t" {
+            return Ok(None);
+        }
+        let who = conn.user.as_deref().unwrap_or("the default user");
+        let password = restrict_key().map_err(|e| PgError::Sql {
+            what: "make a password for the restore role".to_string(),
+            reason: format!("cannot read /dev/urandom: {e}"),
+        })?;
+        let (name, role) = (self.name.clone(), self.name.clone());
+        let sql = format!(
+            "CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '{password}';\n\
+             ALTER DATABASE \"{name}\" OWNER TO \"{role}\";\n"
+        );
+        let args: Vec<String> = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+            .map(String::from)
+            .to_vec();
+        let feed: Feeder = Box::new(move |w: &mut dyn Write| w.write_all(sql.as_bytes()));
+        let (out, _) = conn.run_fed("psql", &args, &conn.maintenance_db, Some(feed))?;
+        self.role = Some(role.clone());
+        if !out.success() {
+            self.warning = Some(format!(
+                "could not make the restore role '{role}' ({}): the dump was restored as superuser '{who}'",
+                reason(&out)
+            ));
+            return Ok(None);
+        }
+        let as_role = Connection {
+            user: Some(role.clone()),
+            password: Some(password),
+            ..conn.clone()
+        };
+        let out = as_role.psql(&self.name, &["-c", "SELECT 1"])?;
+        if !out.success() {
+            self.warning = Some(format!(
+                "the restore role '{role}' cannot log in ({}): the dump was restored as superuser '{who}'",
+                reason(&out)
+            ));
+            return Ok(None);
+        }
+        Ok(Some(as_role))
+    }
+
     /// Restores `dump` into this database: archives with `pg_restore --no-owner
     /// --no-privileges --exit-on-error` (roles of the source server need not exist here),
     /// plain scripts with `psql -v ON_ERROR_STOP=1 [-c '\restrict KEY'] -f -`, fed on stdin
     /// by [`plain_feeder`] (see the module's notes).
-    pub fn restore(&self, dump: &Path, format: DumpFormat) -> Result<RestoreOutcome, PgError> {
+    pub fn restore(&mut self, dump: &Path, format: DumpFormat) -> Result<RestoreOutcome, PgError> {
         let started = Instant::now();
         let out = match format {
             DumpFormat::Plain => {
@@ -551,6 +622,7 @@ impl<'a> ScratchDatabase<'a> {
                 out
             }
             DumpFormat::Custom | DumpFormat::Tar | DumpFormat::Directory => {
+                let as_role = self.restore_role()?;
                 let args = vec![
                     "--no-owner".to_string(),
                     "--no-privileges".to_string(),
@@ -560,7 +632,10 @@ impl<'a> ScratchDatabase<'a> {
                     "--".to_string(),
                     dump.display().to_string(),
                 ];
-                self.conn.run("pg_restore", &args, &self.name)?
+                as_role
+                    .as_ref()
+                    .unwrap_or(self.conn)
+                    .run("pg_restore", &args, &self.name)?
             }
         };
         let ok = out.success();
@@ -589,12 +664,38 @@ impl<'a> ScratchDatabase<'a> {
     /// caller says whether it is gone.
     pub fn drop_now(mut self) -> Result<(), PgError> {
         self.dropped = true;
-        drop_database(self.conn, &self.name, self.server_version)
+        drop_database(self.conn, &self.name, self.server_version)?;
+        self.drop_role()
+    }
+
+    /// Drops the restore role, if one was made (after the database it owned).
+    fn drop_role(&mut self) -> Result<(), PgError> {
+        let Some(role) = self.role.take() else {
+            return Ok(());
+        };
+        let out = self.conn.psql(
+            &self.conn.maintenance_db,
+            &["-c", &format!("DROP ROLE IF EXISTS \"{role}\"")],
+        )?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(PgError::Sql {
+                what: format!("drop the restore role '{role}' at {}", self.conn.endpoint()),
+                reason: reason(&out),
+            })
+        }
     }
 
     /// Leaves the database on the server (asked for, to look at a failed restore).
+    /// The restore role is not kept: what it owns there passes to the configured user.
     pub fn keep(mut self) -> String {
         self.dropped = true;
+        if let Some(role) = &self.role {
+            let reassign = format!("REASSIGN OWNED BY \"{role}\" TO CURRENT_USER");
+            let _ = self.conn.psql(&self.name, &["-c", &reassign]);
+            let _ = self.drop_role();
+        }
         std::mem::take(&mut self.name)
     }
 }
@@ -603,6 +704,7 @@ impl Drop for ScratchDatabase<'_> {
     fn drop(&mut self) {
         if !self.dropped {
             let _ = drop_database(self.conn, &self.name, self.server_version);
+            let _ = self.drop_role();
         }
     }
 }
@@ -780,7 +882,7 @@ mod tests {
         };
         for (version, restricted) in [("15.18", true), ("15.13", false)] {
             fake_psql(dir.path(), version);
-            let db = ScratchDatabase::create(&conn, "hx_restore_test".into(), 150_000).expect("create");
+            let mut db = ScratchDatabase::create(&conn, "hx_restore_test".into(), 150_000).expect("create");
             let outcome = db.restore(&dump, DumpFormat::Plain).expect("restore");
             assert!(outcome.ok, "{outcome:?}");
             let argv = std::fs::read_to_string(dir.path().join("argv")).expect("argv");
