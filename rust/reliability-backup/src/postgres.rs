@@ -17,7 +17,9 @@
 //!    person to look into, and says its name.
 //! 4. The restore runs (`pg_restore --exit-on-error` / `psql -v ON_ERROR_STOP=1`, a plain
 //!    script fed on stdin after `\restrict <random key>` when psql has it, so psql itself
-//!    refuses any meta-command). A failure
+//!    refuses any meta-command). An archive is restored by a throwaway role without
+//!    privileges when the configured user is a superuser; a warning says when it could
+//!    not be. A failure
 //!    fails the check with the restoring program's own reason; no query runs.
 //! 5. Each query runs; its first column of its first row is judged by [`judge`] (pure):
 //!    `equals` (text, or the same number), `min`/`max` (numbers, inclusive), `matches` (a

@@ -34,6 +34,10 @@
 //!      numbers in psql's messages stay the script's). The lines are screened again as they
 //!      are fed, so a file changed after the first screening is cut off, and reported.
 //!      An older psql has only the first layer.
+//! - An archive is restored by a throwaway login role without privileges that owns the
+//!   scratch database, when the configured user is a superuser
+//!   (`ScratchDatabase::restore_role`): SQL in the archive that needs a superuser fails.
+//!   A plain dump cannot be: its `ALTER ... OWNER TO` lines need the source's roles.
 //! - A dump made with `pg_dump --create`/`--clean` or by `pg_dumpall` would create or drop
 //!   the *real* database by name; such a script is refused with the line named. (Restoring an
 //!   archive is safe: `pg_restore` without `--create`/`--clean` restores into `--dbname`.)
