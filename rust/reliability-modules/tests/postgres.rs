@@ -549,3 +549,47 @@ fn archives_are_restored_without_the_configured_users_privileges() {
     );
     assert_eq!(roles.trim(), "");
 }
+
+/// A user that is no superuser restores as itself (no role made, nothing to warn about); a
+/// superuser whose throwaway role may not log in (pg_hba.conf) restores as itself and says so.
+#[test]
+fn without_a_usable_restore_role_the_configured_user_restores_and_a_superuser_is_warned() {
+    let pg = shop();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("shop.dump");
+    pg.dump("shop", &["-Fc"], &dump);
+    let owner =
+        |who: &str| json!([{"sql": "SELECT tableowner FROM pg_tables WHERE tablename = 'orders'", "equals": who}]);
+
+    pg.psql("postgres", "CREATE ROLE backup LOGIN CREATEDB PASSWORD 'backup-pw'");
+    let mut a = args(&pg, &dump, owner("backup"));
+    a["postgresql"]["user"] = json!("backup");
+    a["postgresql"]["password"] = json!("backup-pw");
+    let r = run(a);
+    assert!(!failed(&r), "{r}");
+    assert_eq!(r["warnings"], Value::Null, "{r}");
+    nothing_left(&pg);
+
+    // Only the test's own user may log in over TCP from now on.
+    let hba = pg.socket_dir().join("data/pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all hx 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n{text}"),
+    )
+    .unwrap();
+    pg.psql("postgres", "SELECT pg_reload_conf()");
+    let r = run(args(&pg, &dump, owner("hx")));
+    assert!(!failed(&r), "{r}");
+    let warnings = r["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{r}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(
+        w.starts_with("the restore role 'hx_restore_")
+            && w.contains("cannot log in (")
+            && w.contains("rejects connection")
+            && w.ends_with("the dump was restored as superuser 'hx'"),
+        "{w}"
+    );
+    nothing_left(&pg);
+}
