@@ -285,6 +285,11 @@ fn request(params: &Map<String, Value>) -> Result<(PathBuf, Vec<PathBuf>, Rules)
     Ok((path, copies, rules))
 }
 
+/// The options, checked, without looking at the backup.
+pub fn check_options(params: &Map<String, Value>) -> Result<(), RequestError> {
+    request(params).map(drop)
+}
+
 /// Reads what is under `path` (a directory or one file): the files, and the copies of
 /// the newest one.
 fn observe(

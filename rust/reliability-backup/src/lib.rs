@@ -146,6 +146,25 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
     Ok(report)
 }
 
+/// Reads the options of every check a request asks for, as [`verify`] would, without
+/// opening a file or running anything: the run-free half of a verification. The fuzz
+/// targets call it; the monitor's config loader can too. Options that only a run can judge
+/// (a manifest's content, whether a directory exists) are left to [`verify`].
+pub fn check_options(params: &Map<String, Value>) -> Result<(), RequestError> {
+    let asked = params.get("checks").and_then(Value::as_array);
+    let asks = |name: &str| asked.is_none_or(|a| a.iter().any(|v| v.as_str() == Some(name)));
+    if asks("integrity") {
+        integrity::check_options(params)?;
+    }
+    if asks("completeness") {
+        completeness::check_options(params)?;
+    }
+    if asks("restore_test") && postgres::requested(params) {
+        postgres::check_options(params)?;
+    }
+    Ok(())
+}
+
 /// An option as a string, if given.
 pub(crate) fn str_param<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     params.get(name).and_then(Value::as_str)

@@ -225,6 +225,11 @@ fn request(params: &Map<String, Value>) -> Result<Request, RequestError> {
     })
 }
 
+/// The options, checked, without looking at the dump or the server.
+pub fn check_options(params: &Map<String, Value>) -> Result<(), RequestError> {
+    request(params).map(drop)
+}
+
 /// Which format to restore `dump` as, or why it cannot be restored (the check's failure).
 fn recognise(dump: &Path, asked: Option<DumpFormat>) -> Result<Result<DumpFormat, String>, RequestError> {
     let shown = dump.display();
