@@ -57,9 +57,9 @@ fn open_ports_on_loopback_answer_over_ipv4_and_ipv6() {
             targets.push(target("::1", port, Duration::from_secs(2)));
             targets.push(target("[::1]", port, Duration::from_secs(2)));
         }
-        Err(e) => {
-            test_support::skip(&format!("the IPv6 part: cannot listen on [::1] ({e}); ::1 is not configured"))
-        }
+        Err(e) => test_support::skip(&format!(
+            "the IPv6 part: cannot listen on [::1] ({e}); ::1 is not configured"
+        )),
     }
     let probes = probe_tcp(&targets);
     assert_eq!(probes.len(), targets.len());
