@@ -33,6 +33,7 @@ help:
 	@echo "make run    build, install the collection, print this host's health summary"
 	@echo "make test   every test: cargo, lint, docs, sanity, integration (localhost + systemd hosts), molecule"
 	@echo "make bench  benchmarks under bench/ (slow; figures go in the README)"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS each (make test runs fuzz-smoke)"
 
 ## ---- the two commands -------------------------------------------------------------
 
