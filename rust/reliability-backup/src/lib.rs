@@ -111,7 +111,19 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_else(|| vec!["integrity".to_string()]);
+    // (With record_good, an empty list is refused by `good::request`, which says why.)
     let good = good::request(params, &asked)?;
+    if asked.is_empty() {
+        return Err(RequestError(format!(
+            "checks: the list is empty, so nothing would be verified; name at least one of {}",
+            CHECKS.join(", ")
+        )));
+    }
+    // Every option given is checked, also those of checks this request does not run: a
+    // mistake must not wait for the day its check is turned on.
+    integrity::validate(params)?;
+    completeness::validate(params)?;
+    restore::validate(params)?;
     let mut report = VerifyReport::default();
     let mut msgs = Vec::new();
     for name in &asked {

@@ -50,7 +50,7 @@ pub fn options() -> Vec<Opt> {
         Opt::list("queries", Kind::Dict)
             .options(
                 Spec::new(vec![
-                    Opt::str("sql").required(),
+                    Opt::str("sql").required().max_len(65_536),
                     Opt::str("equals"),
                     Opt::float("min"),
                     Opt::float("max"),

@@ -9,6 +9,7 @@ pub mod breaker;
 pub mod check;
 pub mod duration;
 pub mod manifest;
+pub mod quote;
 pub mod recovery;
 pub mod retention;
 pub mod size;

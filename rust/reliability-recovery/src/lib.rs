@@ -50,7 +50,9 @@ use std::time::{Duration, Instant};
 pub fn spec() -> Spec {
     Spec::new(vec![
         Opt::str("service").required().aliases(&["name", "unit"]),
-        Opt::dict("health"),
+        // health_check's request, checked by `health_request`; its secrets (HTTP headers)
+        // are declared there and masked here through `embeds`.
+        Opt::dict("health").embeds(reliability_checks::spec()),
         Opt::list("escalation", Kind::Dict).options(Spec::new(vec![
             Opt::str("failures").required(),
             Opt::str("strategy").required().choices(&Strategy::NAMES),
@@ -66,7 +68,7 @@ pub fn spec() -> Spec {
             Opt::list("units", Kind::Str).default(json!([])),
             Opt::list("command", Kind::Str),
             Opt::bool("stop_primary").default(false),
-            Opt::dict("health"),
+            Opt::dict("health").embeds(reliability_checks::spec()),
         ])),
         Opt::dict("scale_resources").options(Spec::new(vec![
             Opt::list("properties", Kind::Str)

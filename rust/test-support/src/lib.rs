@@ -66,8 +66,17 @@ pub struct TlsServer {
 /// from two days ago for `valid_for` seconds more (negative: expired). Each connection is
 /// handed to `serve` on a thread of its own.
 pub fn https_server(valid_for: i64, serve: fn(Arc<ServerConfig>, TcpStream)) -> TlsServer {
+    https_server_with(valid_for, false, serve)
+}
+
+/// [`https_server`], its certificate marked as a CA's (`CA:TRUE`) when `ca` is set, as
+/// `openssl req -x509` makes them by default.
+pub fn https_server_with(valid_for: i64, ca: bool, serve: fn(Arc<ServerConfig>, TcpStream)) -> TlsServer {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
     params
         .distinguished_name
         .push(DnType::OrganizationName, "hx, reliability");
