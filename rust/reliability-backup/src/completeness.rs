@@ -300,11 +300,6 @@ fn rules(opts: &Map<String, Value>) -> Result<(Vec<PathBuf>, Rules), RequestErro
     Ok((copies, rules))
 }
 
-/// The options, checked, without looking at the backup.
-pub fn check_options(params: &Map<String, Value>) -> Result<(), RequestError> {
-    request(params).map(drop)
-}
-
 /// Reads what is under `path` (a directory or one file): the files, and the copies of
 /// the newest one.
 fn observe(

@@ -329,12 +329,6 @@ fn seen(run: &HashRun) -> BTreeMap<String, Seen> {
     run.files.iter().map(|f| (f.path.clone(), f.outcome.clone())).collect()
 }
 
-/// The run-free part of reading the options: the window (`max_duration`, `sample_percent`,
-/// `cursor`, `state_dir`).
-pub fn check_options(params: &Map<String, Value>) -> Result<(), RequestError> {
-    Window::from_params(params).map(drop)
-}
-
 pub fn run(params: &Map<String, Value>, ctx: &Context) -> Result<CheckReport, RequestError> {
     let started = Instant::now();
     let (manifest_path, root) = manifest_and_root(params, "integrity")?;

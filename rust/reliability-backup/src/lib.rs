@@ -119,11 +119,7 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
             CHECKS.join(", ")
         )));
     }
-    // Every option given is checked, also those of checks this request does not run: a
-    // mistake must not wait for the day its check is turned on.
-    integrity::validate(params)?;
-    completeness::validate(params)?;
-    restore::validate(params)?;
+    validate(params)?;
     let mut report = VerifyReport::default();
     let mut msgs = Vec::new();
     for name in &asked {
@@ -158,23 +154,15 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
     Ok(report)
 }
 
-/// Reads the options of every check a request asks for, as [`verify`] would, without
-/// opening a file or running anything: the run-free half of a verification. The fuzz
-/// targets call it; the monitor's config loader can too. Options that only a run can judge
-/// (a manifest's content, whether a directory exists) are left to [`verify`].
-pub fn check_options(params: &Map<String, Value>) -> Result<(), RequestError> {
-    let asked = params.get("checks").and_then(Value::as_array);
-    let asks = |name: &str| asked.is_none_or(|a| a.iter().any(|v| v.as_str() == Some(name)));
-    if asks("integrity") {
-        integrity::check_options(params)?;
-    }
-    if asks("completeness") {
-        completeness::check_options(params)?;
-    }
-    if asks("restore_test") && postgres::requested(params) {
-        postgres::check_options(params)?;
-    }
-    Ok(())
+/// Checks every option given, also those of checks this request does not run (a mistake
+/// must not wait for the day its check is turned on), without opening a file or running
+/// anything: the run-free half of [`verify`], which the fuzz targets call too. What only a
+/// run can judge (a manifest's content, whether a directory exists) is left to the run.
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    integrity::validate(params)?;
+    completeness::validate(params)?;
+    restore::validate(params)?;
+    postgres::validate(params)
 }
 
 /// An option as a string, if given.

@@ -225,8 +225,12 @@ fn request(params: &Map<String, Value>) -> Result<Request, RequestError> {
     })
 }
 
-/// The options, checked, without looking at the dump or the server.
-pub fn check_options(params: &Map<String, Value>) -> Result<(), RequestError> {
+/// The options, checked, without looking at the dump or the server (when a dump is given:
+/// without one there is no PostgreSQL restore to check).
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    if !requested(params) {
+        return Ok(());
+    }
     request(params).map(drop)
 }
 

@@ -51,7 +51,7 @@ pub fn check_options(name: &str, params: &Map<String, Value>, env: &Env) -> Resu
         "service_recovery" => reliability_recovery::RecoveryRequest::from_params(params, env)
             .map(drop)
             .map_err(|e| e.to_string()),
-        "backup_verify" => reliability_backup::check_options(params).map_err(|e| e.to_string()),
+        "backup_verify" => reliability_backup::validate(params).map_err(|e| e.to_string()),
         "circuit_breaker" => circuit_breaker::check_options(params).map_err(|p| p.join("; ")),
         "backup_manifest" => reliability_os::hashing::check_globs(&reliability_os::hashing::WalkOptions {
             include: strs("include"),
@@ -108,6 +108,12 @@ mod tests {
                 "backup_verify",
                 json!({"checks": ["completeness"], "completeness": {"path": "/b", "max_age": "soon"}}),
                 "max_age",
+            ),
+            (
+                "backup_verify",
+                json!({"checks": ["integrity"], "manifest": "/m",
+                       "postgresql": {"dump": "/d", "queries": [{"sql": "select 1", "matches": "("}]}}),
+                "postgresql.queries[0].matches",
             ),
             ("health_check", json!({"services": [{"name": "bad name!"}]}), "bad name"),
             (
