@@ -58,6 +58,9 @@ pub struct Bounded {
     pub killed: Option<String>,
     /// Exit code, or 128 + signal.
     pub code: i32,
+    /// Processes still in the module's process group when it exited (killed by the harness
+    /// then): children a command left behind.
+    pub left_behind: Vec<u32>,
     /// Entries that appeared outside the sandbox in the places modules write by default.
     pub written_outside: Vec<PathBuf>,
     limits: Limits,
@@ -82,6 +85,9 @@ impl Bounded {
                 "printed {} + {} bytes (limit {} each)",
                 self.stdout_bytes, self.stderr_bytes, l.output_bytes
             ));
+        }
+        if !self.left_behind.is_empty() {
+            out.push(format!("left processes behind: {:?}", self.left_behind));
         }
         if !self.written_outside.is_empty() {
             out.push(format!("wrote outside the sandbox: {:?}", self.written_outside));
@@ -162,6 +168,25 @@ fn drain(mut pipe: impl Read + Send + 'static, keep: usize) -> std::thread::Join
     })
 }
 
+/// The processes whose process group is `pgid`, from /proc.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // `pid (comm) state ppid pgrp ...`: comm may hold spaces, so split after ')'.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .is_some_and(|stat| {
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(2).map(|g| g == pgid.to_string()))
+                        .unwrap_or(false)
+                })
+        })
+        .collect()
+}
+
 /// The high-water mark of `pid`'s resident set in KiB, from /proc (0 when it is gone).
 fn rss_peak(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -222,6 +247,7 @@ pub fn run_bounded(bin: &str, args: &Value, sandbox: &Path, limits: Limits) -> B
         std::thread::sleep(Duration::from_millis(5));
     };
     let wall = started.elapsed();
+    let left_behind = group_members(pid);
     // Whatever the module left in its group goes now, so that the pipes close.
     let _ = killpg(group, Signal::SIGKILL);
     let (stdout, stdout_bytes) = out.join().expect("the stdout reader");
@@ -244,6 +270,7 @@ pub fn run_bounded(bin: &str, args: &Value, sandbox: &Path, limits: Limits) -> B
         max_rss_kib: peak,
         killed,
         code,
+        left_behind,
         written_outside,
         limits,
     }
