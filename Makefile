@@ -116,7 +116,7 @@ molecule: install
 
 # libFuzzer targets under fuzz/ (nightly, cargo-fuzz). New inputs go to .cache/fuzz/<target>,
 # never into the committed seeds under fuzz/corpus/; a crash is saved under fuzz/artifacts/.
-FUZZ_TARGETS       := module_args manifest archive http_response threshold duration size unit_name
+FUZZ_TARGETS       := module_args manifest archive http_response threshold duration size unit_name sql_screen
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_SECONDS       ?= 900
 FUZZ_FLAGS         := -rss_limit_mb=1024 -timeout=10 -max_len=1048576

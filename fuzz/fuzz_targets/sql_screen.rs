@@ -1,9 +1,6 @@
 //! The screening of plain SQL dumps before psql sees them (issue 9, item 1): never
 //! panics on any text, and a meta-command on the first line (where psql is certainly
 //! reading commands, whatever follows) is always refused.
-//!
-//! Not in Cargo.toml's [[bin]] list yet: `reliability_core::sql_screen` lands on another
-//! branch; the entry is there, commented out. It assumes `screen(&str) -> Result<_, _>`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
