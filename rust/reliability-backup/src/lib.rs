@@ -142,11 +142,7 @@ impl VerifyRequest {
             ))
             .into());
         }
-        // Every option given is checked, also those of checks this request does not run: a
-        // mistake must not wait for the day its check is turned on.
-        integrity::validate(params)?;
-        completeness::validate(params)?;
-        restore::validate(params)?;
+        validate(params)?;
         Ok(VerifyRequest {
             checks,
             params: params.clone(),
@@ -216,6 +212,18 @@ pub fn verify(request: &VerifyRequest, ctx: &Context) -> Result<VerifyReport, Re
     }
     report.status = if report.failed { "failed" } else { "ok" };
     Ok(report)
+}
+
+/// Checks every option given, also those of checks this request does not run (a mistake
+/// must not wait for the day its check is turned on), without opening a file or running
+/// anything: the run-free half of [`VerifyRequest::from_params`], which the fuzz targets
+/// call too. What only a run can judge (a manifest's content, whether a directory exists)
+/// is left to the run.
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    integrity::validate(params)?;
+    completeness::validate(params)?;
+    restore::validate(params)?;
+    postgres::validate(params)
 }
 
 /// An option as a string, if given.

@@ -17,6 +17,7 @@ pub mod request;
 pub mod retention;
 pub mod size;
 pub mod spec;
+pub mod sql_screen;
 pub mod subset;
 pub mod threshold;
 pub mod timestamp;

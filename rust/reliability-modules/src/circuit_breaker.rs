@@ -9,10 +9,17 @@ use ansible_module::{Failure, Module, Response};
 use reliability_core::spec::Spec;
 use reliability_os::clock::now_ms;
 use reliability_recovery::breaker::{self, BreakerRequest};
+use serde_json::{Map, Value};
 
 /// The breaker schema, declared once in the engine.
 pub fn spec() -> Spec {
     breaker::spec()
+}
+
+/// Reads options that [`spec`] validated and checks what it cannot (the breaker's name,
+/// the thresholds), touching nothing: the run-free half of the module, for the fuzz targets.
+pub fn check_options(params: &Map<String, Value>) -> Result<(), Vec<String>> {
+    BreakerRequest::from_params(params).map(drop).map_err(|e| e.problems)
 }
 
 pub fn run(module: &mut Module) -> Result<Response, Failure> {
