@@ -76,14 +76,15 @@ ARCHITECTURES = {
 # First word of every line the fast-path script prints itself (never a module's output).
 MARKER = "__hx_reliability_fast_path__"
 
-# The fast path, one command. @SHA@, @STAGED@ (a path or '') and @ENV@ are filled in by
-# _fast_command. Each way out that does not run the binary prints "MARKER <reason> <text>"
-# on stdout and exits 0; "MARKER start" on stderr tells a become failure (the script never
-# started) from a module failure.
+# The fast path, one command. @MARKER@, @SHA@, @STAGED@ (a path or '') and @ENV@ (the
+# task's environment, for the module only) are filled in by _fast_command. Each way out
+# that does not run the binary prints "MARKER <reason> <text>" on stdout and exits 0;
+# "MARKER start" on stderr tells a become failure (the script never started) from a module
+# failure, "MARKER run" an exec that failed from a module that ran.
 FAST_PATH_SCRIPT = r"""umask 077
-M=__hx_reliability_fast_path__
-echo "$M start" >&2
-say() { echo "$M $*"; exit 0; }
+M=@MARKER@
+printf '%s\n' "$M start" >&2
+say() { printf '%s\n' "$M $*"; exit 0; }
 SHA=@SHA@
 S=@STAGED@
 u=$(id -u) && n=$(id -un) || say nodir "cannot tell which user this is"
@@ -136,7 +137,7 @@ sum "$f"
 [ "$s" = "$SHA" ] || { rm -f "$f"; say miss; }
 [ -x "$f" ] || chmod 700 "$f"
 [ -x "$f" ] || say noexec "$d cannot run programs (a noexec mount)"
-echo "$M run" >&2
+printf '%s\n' "$M run" >&2
 @ENV@exec "$f"
 """
 
@@ -329,7 +330,8 @@ class BinaryModuleAction(ActionBase):
         (result, (reason, detail)) when it did not."""
         env = self._compute_environment_string().strip()
         script = (
-            FAST_PATH_SCRIPT.replace("@SHA@", sha)
+            FAST_PATH_SCRIPT.replace("@MARKER@", MARKER)
+            .replace("@SHA@", sha)
             .replace("@STAGED@", shlex.quote(staged))
             .replace("@ENV@", env + " " if env else "")
         )
