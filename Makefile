@@ -73,7 +73,8 @@ $(STAMPS)/venv215: requirements/ansible-2.15.txt
 
 # Static musl binaries for every architecture, placed in bin/ as <module>_<arch>: a
 # directory of the collection that no plugin loader reads (ansible-doc -l tripped on them
-# under plugins/modules/). The action plugin of each module picks one for the target.
+# under plugins/modules/; the last line removes any an older build left there). The
+# action plugin of each module picks one for the target.
 BINARIES    := $(foreach a,$(ARCHES),$(foreach m,$(MODULES),bin/$(m)_$(a)))
 build: $(STAMPS)/rustup $(STAMPS)/apt
 	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules --target $(TRIPLE_$(a)) &&) true
