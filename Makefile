@@ -72,11 +72,16 @@ $(STAMPS)/venv215: requirements/ansible-2.15.txt
 
 ## ---- build ---------------------------------------------------------------------------
 
-# Static musl binaries for every architecture, placed beside their sidecar docs as
-# <module>_<arch>; the action plugin of each module picks one from the target's uname.
+# Static musl binaries for every architecture, placed in bin/ as <module>_<arch>: a
+# directory of the collection that no plugin loader reads (ansible-doc -l tripped on them
+# under plugins/modules/; the last line removes any an older build left there). The
+# action plugin of each module picks one for the target.
+BINARIES    := $(foreach a,$(ARCHES),$(foreach m,$(MODULES),bin/$(m)_$(a)))
 build: $(STAMPS)/rustup $(STAMPS)/apt
 	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules --target $(TRIPLE_$(a)) &&) true
-	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) plugins/modules/$(m)_$(a) &&)) true
+	install -d bin
+	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) bin/$(m)_$(a) &&)) true
+	rm -f $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
 
 collection: build $(STAMPS)/venv
 	mkdir -p build
@@ -97,7 +102,7 @@ cargo-test: $(STAMPS)/rustup
 lint: $(STAMPS)/venv
 	ansible-lint --profile production
 	yamllint -s .
-	tools/check-static $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
+	tools/check-static $(BINARIES)
 
 docs: install
 	$(foreach m,$(MODULES),ansible-doc hx.reliability.$(m) > /dev/null &&) true
@@ -140,4 +145,4 @@ bench: install
 
 clean:
 	cargo clean
-	rm -rf build .cache/collections $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
+	rm -rf build .cache/collections bin
