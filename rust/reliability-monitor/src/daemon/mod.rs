@@ -281,8 +281,9 @@ pub fn run(path: &Path, env: &Env) -> i32 {
                     }
                     Err(e) => {
                         log.error(&format!(
-                            "reload refused, the running configuration stays: {}",
-                            e.to_string().replace('\n', " ")
+                            "reload refused: {} problem(s) in '{}'; the running configuration stays",
+                            e.problems.len(),
+                            e.file.display()
                         ));
                         for p in &e.problems {
                             log.error(&format!("reload: {}: {p}", e.file.display()));

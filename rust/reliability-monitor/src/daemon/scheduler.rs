@@ -90,6 +90,8 @@ pub struct Scheduler {
     rng: u64,
     figures_at: Instant,
     ready: bool,
+    /// Something changed since the last snapshot.
+    dirty: bool,
 }
 
 /// `entry` belongs to the service at `prefix`.
@@ -132,6 +134,7 @@ impl Scheduler {
             rng: seed | 1,
             figures_at: Instant::now(),
             ready: false,
+            dirty: true,
         };
         s.install(config);
         s
@@ -207,6 +210,7 @@ impl Scheduler {
             .collect();
         self.ready = self.ready && self.jobs.iter().all(|j| j.last.is_some());
         self.config = config;
+        self.dirty = true;
     }
 
     fn ms(&self, at: Instant) -> u64 {
@@ -392,6 +396,7 @@ impl Scheduler {
 
     fn record(&mut self, index: usize, results: Vec<CheckResult>, timed_out: bool) {
         let ok = !timed_out && !failed(&results);
+        self.dirty = true;
         let job = &mut self.jobs[index];
         job.runs += 1;
         let schedule = job.entry.schedule;
@@ -440,6 +445,7 @@ impl Scheduler {
                 }
                 Decision::Busy | Decision::Wait { .. } => {}
                 Decision::Start => {
+                    self.dirty = true;
                     service.healer.started();
                     let request = service.entry.request.clone();
                     let name = request.service.clone();
@@ -502,6 +508,7 @@ impl Scheduler {
 
     fn refresh_figures(&mut self) {
         self.figures_at = Instant::now();
+        self.dirty = true;
         let now = now_ms();
         for s in &mut self.services {
             s.figures = engines::figures(&s.entry.request, now);
@@ -545,6 +552,9 @@ impl Scheduler {
     }
 
     fn publish(&mut self) {
+        if !std::mem::take(&mut self.dirty) {
+            return;
+        }
         let view = self.view();
         let snapshot = view.snapshot();
         let first = snapshot.ready && !self.shared.snapshot().ready;
