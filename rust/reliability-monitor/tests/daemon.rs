@@ -41,8 +41,9 @@ impl Daemon {
         write_config(&config, &config_text(dir.path(), listen_extra, checks));
         let mut child = Command::new(BIN)
             .args(["--config", config.to_str().expect("utf-8"), "daemon"])
-            .envs(env.iter().copied())
+            // No inherited NOTIFY_SOCKET, unless the test gives one.
             .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -76,8 +77,13 @@ impl Daemon {
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        request(self.addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"))
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        request(
+            self.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+        )
     }
 
     fn health(&self) -> (u16, Value) {
@@ -128,7 +134,10 @@ fn request(addr: SocketAddr, raw: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, body)
 }
 
@@ -204,13 +213,26 @@ fn a_port_check_fails_after_n_results_and_recovers() {
     assert_eq!(code, 200, "{health}");
     assert_eq!(health["status"], "healthy");
     let web = entry(&health, "health_checks.ports[0]");
-    assert_eq!((web["state"].as_str(), web["results"][0]["status"].as_str()), (Some("ok"), Some("ok")));
+    assert_eq!(
+        (web["state"].as_str(), web["results"][0]["status"].as_str()),
+        (Some("ok"), Some("ok"))
+    );
 
     let (code, metrics) = d.get("/metrics", None);
     assert_eq!(code, 200);
     promtool(&metrics);
-    assert_eq!(sample(&metrics, "reliability_monitor_check_status", "check=\"web\""), 0.0);
-    assert_eq!(sample(&metrics, "reliability_monitor_check_failing", "entry=\"health_checks.ports[0]\""), 0.0);
+    assert_eq!(
+        sample(&metrics, "reliability_monitor_check_status", "check=\"web\""),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "reliability_monitor_check_failing",
+            "entry=\"health_checks.ports[0]\""
+        ),
+        0.0
+    );
 
     // Closed: unhealthy only after two failed results in a row.
     drop(listener);
@@ -226,9 +248,24 @@ fn a_port_check_fails_after_n_results_and_recovers() {
     assert_eq!(seen["status"], "unhealthy");
     let (_, metrics) = d.get("/metrics", None);
     promtool(&metrics);
-    assert_eq!(sample(&metrics, "reliability_monitor_check_status", "check=\"web\""), 2.0);
-    assert_eq!(sample(&metrics, "reliability_monitor_check_failing", "entry=\"health_checks.ports[0]\""), 1.0);
-    assert!(d.log().contains("health_checks.ports[0]: failing after 2 failed results in a row"), "{}", d.log());
+    assert_eq!(
+        sample(&metrics, "reliability_monitor_check_status", "check=\"web\""),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "reliability_monitor_check_failing",
+            "entry=\"health_checks.ports[0]\""
+        ),
+        1.0
+    );
+    assert!(
+        d.log()
+            .contains("health_checks.ports[0]: failing after 2 failed results in a row"),
+        "{}",
+        d.log()
+    );
 
     // Open again: healthy after one ok result.
     let _listener = TcpListener::bind(("127.0.0.1", port)).expect("bind again");
@@ -243,7 +280,9 @@ fn the_bearer_token_guards_all_but_liveness() {
     std::fs::write(&token_file, "s3cret-token\n").expect("token");
     let listen = format!("    bearer_token_file: {}\n", token_file.display());
     let d = Daemon::start(&listen, "", &[]);
-    wait(Duration::from_secs(10), "ready", || d.get("/ready", Some("s3cret-token")).0 == 200);
+    wait(Duration::from_secs(10), "ready", || {
+        d.get("/ready", Some("s3cret-token")).0 == 200
+    });
     for path in ["/health", "/ready", "/metrics"] {
         assert_eq!(d.get(path, None).0, 401, "{path} without a token");
         assert_eq!(d.get(path, Some("s3cret-tokeN")).0, 401, "{path} with a wrong token");
@@ -261,7 +300,10 @@ fn request_limits() {
     d.wait_ready();
     let big = format!("GET /health HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(9000));
     assert_eq!(request(d.addr, &big).0, 431);
-    assert_eq!(request(d.addr, "POST /health HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0, 405);
+    assert_eq!(
+        request(d.addr, "POST /health HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0,
+        405
+    );
     assert_eq!(request(d.addr, "DELETE /metrics HTTP/1.1\r\n\r\n").0, 405);
     // Keep-alive: two requests on one connection.
     let mut s = TcpStream::connect(d.addr).expect("connect");
@@ -291,9 +333,14 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
         "health_checks:\n  ports:\n    - {name: web, prot: 80}\nthresholds:\n  cpu_warning: 101\n",
     );
     d.signal("HUP");
-    wait(Duration::from_secs(5), "the refusal logged", || d.log().contains("reload refused"));
+    wait(Duration::from_secs(5), "the refusal logged", || {
+        d.log().contains("reload refused")
+    });
     let log = d.log();
-    assert!(log.contains("health_checks.ports[0].prot: unknown key; did you mean 'port'?"), "{log}");
+    assert!(
+        log.contains("health_checks.ports[0].prot: unknown key; did you mean 'port'?"),
+        "{log}"
+    );
     assert!(log.contains("thresholds.cpu_warning: 101"), "{log}");
     assert!(log.contains("reload refused: 3 problem(s)"), "{log}");
     std::thread::sleep(Duration::from_millis(1200));
@@ -306,7 +353,10 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
     d.signal("HUP");
     wait(Duration::from_secs(5), "the second check", || {
         let h = d.health().1;
-        h["checks"].as_array().is_some_and(|a| a.iter().any(|c| c["entry"] == "health_checks.ports[1]" && c["state"] == "ok"))
+        h["checks"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|c| c["entry"] == "health_checks.ports[1]" && c["state"] == "ok")
+        })
     });
 }
 
@@ -336,19 +386,11 @@ fn systemd_notifications() {
     let dir = tempfile::tempdir().expect("temp dir");
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind");
-    socket.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
-    let mut d = Daemon::start("", "", &[("WATCHDOG_USEC", "400000")]);
-    // Start again with the socket: Daemon::start removes an inherited NOTIFY_SOCKET.
-    drop(std::mem::replace(
-        &mut d.child,
-        Command::new(BIN)
-            .args(["--config", d.config.to_str().expect("utf-8"), "daemon"])
-            .env("NOTIFY_SOCKET", &socket_path)
-            .env("WATCHDOG_USEC", "400000")
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn"),
-    ));
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let socket_env = socket_path.to_str().expect("utf-8");
+    let _d = Daemon::start("", "", &[("NOTIFY_SOCKET", socket_env), ("WATCHDOG_USEC", "400000")]);
     let mut seen: Vec<String> = Vec::new();
     let mut buf = [0u8; 4096];
     let end = Instant::now() + Duration::from_secs(10);
@@ -400,7 +442,11 @@ fn a_hung_check_does_not_delay_a_fast_one() {
     std::thread::sleep(Duration::from_millis(3000));
     let asked = Instant::now();
     let (_, health) = d.health();
-    assert!(asked.elapsed() < Duration::from_millis(500), "/health took {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "/health took {:?}",
+        asked.elapsed()
+    );
     let web = entry(&health, "health_checks.ports[0]");
     let stuck = entry(&health, "health_checks.http[0]");
     // About one run a second for the port check, hung or not.
@@ -408,8 +454,16 @@ fn a_hung_check_does_not_delay_a_fast_one() {
     assert_eq!(web["results"][0]["status"], "ok");
     assert_eq!(stuck["timed_out"], true, "{health}");
     let message = stuck["results"][0]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("no result within its deadline of 2.000 s"), "{message}");
+    assert!(
+        message.contains("no result within its deadline of 2.000 s"),
+        "{message}"
+    );
     // The hung run is never started twice: one connection so far.
     assert_eq!(held.lock().expect("lock").len(), 1, "{}", d.log());
-    assert!(d.log().contains("the previous run is still going; this turn is skipped"), "{}", d.log());
+    assert!(
+        d.log()
+            .contains("the previous run is still going; this turn is skipped"),
+        "{}",
+        d.log()
+    );
 }
