@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 
 /// The longest the scheduler waits without stamping its heartbeat.
 pub const TICK: Duration = Duration::from_millis(500);
-/// How often the service figures are read back from the state files.
+/// How often the service figures are read back from the state files (breakers, incidents
+/// changed by module runs too), and the last results saved.
 const FIGURES_EVERY: Duration = Duration::from_secs(15);
 /// The longest wait between two recovery attempts of one service.
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
@@ -237,6 +238,9 @@ impl Scheduler {
             self.heal(now);
             if now.duration_since(self.figures_at) >= FIGURES_EVERY {
                 self.refresh_figures();
+                self.publish();
+                // A recent copy for `status` even after kill -9.
+                self.save();
             }
             self.publish();
             let wait = self.next_wake(Instant::now());
