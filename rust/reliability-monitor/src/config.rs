@@ -17,7 +17,9 @@
 //!
 //! Every check entry also takes `interval`, `consecutive_failures` and
 //! `consecutive_successes` (defaults in `service_monitoring`): what the daemon schedules
-//! by and how many results in a row change a check's state.
+//! by and how many results in a row change a check's state. `service_monitoring` also
+//! has the daemon's `max_concurrent_checks`, `state_dir` and `listen` (`port: 0` picks a
+//! free port, which the daemon logs).
 //!
 //! The seed's names are accepted beside the engines': the strategies `restart_service`,
 //! `reload_configuration`, `failover_to_backup`, `manual_intervention_required`, and the

@@ -107,7 +107,7 @@ fn failed(results: &[CheckResult]) -> bool {
     results.is_empty()
         || results
             .iter()
-            .any(|r| r.status >= Status::Unknown || r.status == Status::Critical)
+            .any(|r| matches!(r.status, Status::Critical | Status::Unknown))
 }
 
 impl Scheduler {
