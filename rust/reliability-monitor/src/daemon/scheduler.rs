@@ -404,6 +404,7 @@ impl Scheduler {
         let job = &mut self.jobs[index];
         job.runs += 1;
         let schedule = job.entry.schedule;
+        let before = job.debounce.state;
         if let Some(state) = job.debounce.observe(ok, &schedule) {
             let what = results
                 .iter()
@@ -416,7 +417,7 @@ impl Scheduler {
                     "{}: failing after {} failed results in a row: {what}",
                     job.entry.path, job.debounce.failures
                 )),
-                State::Ok if job.last.is_some() => self.log.info(&format!(
+                State::Ok if before == State::Failing => self.log.info(&format!(
                     "{}: ok again after {} ok results in a row",
                     job.entry.path, job.debounce.successes
                 )),
