@@ -40,16 +40,14 @@ const BACKOFF_CAP: Duration = Duration::from_secs(300);
 
 /// What the scheduler thread is told.
 pub enum Msg {
-    /// A check run ended (`generation` tells results of a replaced config apart).
+    /// A check run of the job `id` ended.
     Done {
-        generation: u64,
-        index: usize,
+        id: u64,
         results: Vec<CheckResult>,
     },
-    /// A recovery run ended.
+    /// A recovery run of `service` ended.
     Healed {
-        generation: u64,
-        index: usize,
+        service: String,
         result: Result<Healed, String>,
     },
     Reload(Box<Config>),
@@ -57,6 +55,8 @@ pub enum Msg {
 }
 
 struct Job {
+    /// Stable across reloads for the same entry path.
+    id: u64,
     entry: HealthEntry,
     debounce: Debounce,
     next_due: Instant,
@@ -78,8 +78,10 @@ struct Service {
 
 pub struct Scheduler {
     config: Config,
-    generation: u64,
+    next_id: u64,
     jobs: Vec<Job>,
+    /// Runs still going of jobs a reload removed: id -> already past its deadline.
+    orphans: HashMap<u64, bool>,
     services: Vec<Service>,
     running: usize,
     tx: Sender<Msg>,
@@ -122,7 +124,8 @@ impl Scheduler {
         let seed = now_ms() ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
         let mut s = Scheduler {
             config: config.clone(),
-            generation: 0,
+            next_id: 0,
+            orphans: HashMap::new(),
             jobs: Vec::new(),
             services: Vec::new(),
             running: 0,
@@ -141,27 +144,27 @@ impl Scheduler {
         s
     }
 
-    /// Takes a (new) configuration: entries at the same path keep their state and
-    /// counters; new ones run at once.
+    /// Takes a (new) configuration: entries at the same path keep their state, counters
+    /// and running run; new ones run at once. A service keeps its recovery bookkeeping,
+    /// so a reload never lets a second recovery of it start beside a running one.
     fn install(&mut self, config: Config) {
         let now = Instant::now();
-        self.generation += 1;
         let mut old: HashMap<String, Job> = self.jobs.drain(..).map(|j| (j.entry.path.clone(), j)).collect();
-        self.running = 0;
         let mut entries: Vec<HealthEntry> = config.checks.clone();
         entries.extend(config.performance.clone());
         self.jobs = entries
             .into_iter()
             .map(|entry| match old.remove(&entry.path) {
-                // A run of the old generation may still be going: its result is dropped,
-                // and the entry starts afresh at its next turn.
                 Some(j) => Job {
                     next_due: now.min(j.next_due),
-                    running: None,
                     entry,
                     ..j
                 },
                 None => Job {
+                    id: {
+                        self.next_id += 1;
+                        self.next_id
+                    },
                     entry,
                     debounce: Debounce::default(),
                     next_due: now,
@@ -172,6 +175,11 @@ impl Scheduler {
                 },
             })
             .collect();
+        for (_, j) in old {
+            if let Some((_, timed_out)) = j.running {
+                self.orphans.insert(j.id, timed_out);
+            }
+        }
         let mut old_services: HashMap<String, Service> = self
             .services
             .drain(..)
@@ -197,12 +205,7 @@ impl Scheduler {
                 let kept = old_services.remove(&r.request.service);
                 Service {
                     figures: engines::figures(&r.request, now_ms()),
-                    healer: kept
-                        .map(|k| Healer {
-                            running: false,
-                            ..k.healer
-                        })
-                        .unwrap_or_default(),
+                    healer: kept.map(|k| k.healer).unwrap_or_default(),
                     entry: r.clone(),
                     prefix,
                     backoff,
@@ -263,16 +266,8 @@ impl Scheduler {
     /// Handles one message; `Some` when it was the stop.
     fn handle(&mut self, msg: Msg) -> Option<Sender<()>> {
         match msg {
-            Msg::Done {
-                generation,
-                index,
-                results,
-            } => self.done(generation, index, results),
-            Msg::Healed {
-                generation,
-                index,
-                result,
-            } => self.healed(generation, index, result),
+            Msg::Done { id, results } => self.done(id, results),
+            Msg::Healed { service, result } => self.healed(&service, result),
             Msg::Reload(config) => {
                 self.install(*config);
                 self.log.info(&format!(
@@ -336,14 +331,10 @@ impl Scheduler {
             self.running += 1;
             let request = job.entry.request.clone();
             let tx = self.tx.clone();
-            let generation = self.generation;
+            let id = job.id;
             let spawned = std::thread::Builder::new().name("check".into()).spawn(move || {
                 let results = engines::run_checks(&request);
-                let _ = tx.send(Msg::Done {
-                    generation,
-                    index,
-                    results,
-                });
+                let _ = tx.send(Msg::Done { id, results });
             });
             if let Err(e) = spawned {
                 self.running -= 1;
@@ -380,11 +371,15 @@ impl Scheduler {
         }
     }
 
-    fn done(&mut self, generation: u64, index: usize, results: Vec<CheckResult>) {
-        if generation != self.generation {
+    fn done(&mut self, id: u64, results: Vec<CheckResult>) {
+        let Some(index) = self.jobs.iter().position(|j| j.id == id) else {
+            // Its entry was removed by a reload: only the slot matters.
+            if self.orphans.remove(&id) == Some(false) {
+                self.running = self.running.saturating_sub(1);
+            }
             return;
-        }
-        let Some(job) = self.jobs.get_mut(index) else { return };
+        };
+        let job = &mut self.jobs[index];
         let Some((_, timed_out)) = job.running.take() else {
             return;
         };
@@ -459,12 +454,10 @@ impl Scheduler {
                         service.healer.attempts + 1
                     ));
                     let tx = self.tx.clone();
-                    let generation = self.generation;
                     let spawned = std::thread::Builder::new().name("recovery".into()).spawn(move || {
                         let result = engines::recover(&request);
                         let _ = tx.send(Msg::Healed {
-                            generation,
-                            index,
+                            service: request.service.clone(),
                             result,
                         });
                     });
@@ -479,10 +472,10 @@ impl Scheduler {
         }
     }
 
-    fn healed(&mut self, generation: u64, index: usize, result: Result<Healed, String>) {
-        if generation != self.generation {
+    fn healed(&mut self, name: &str, result: Result<Healed, String>) {
+        let Some(index) = self.services.iter().position(|s| s.entry.request.service == name) else {
             return;
-        }
+        };
         let now = self.ms(Instant::now());
         let unit = self.unit();
         let Some(service) = self.services.get_mut(index) else {
