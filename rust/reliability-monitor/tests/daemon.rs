@@ -320,6 +320,23 @@ fn request_limits() {
     assert_eq!(d.get("/alive", None).0, 200);
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     drop(idle);
+    // HEAD: the headers of GET, no body.
+    let (code, body) = request(d.addr, "HEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!((code, body.as_str()), (200, ""));
+    // Connections in the middle of a request are not closed for a new one: beyond the
+    // limit of 64, a new connection gets 503.
+    std::thread::sleep(Duration::from_millis(300));
+    let busy: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut s = TcpStream::connect(d.addr).expect("connect");
+            s.write_all(b"GET /alive HTTP/1.1\r\n").expect("half a head");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.get("/alive", None).0, 503);
+    drop(busy);
+    wait(Duration::from_secs(3), "room again", || d.get("/alive", None).0 == 200);
 }
 
 #[test]
@@ -466,4 +483,54 @@ fn a_hung_check_does_not_delay_a_fast_one() {
         "{}",
         d.log()
     );
+}
+
+#[test]
+fn a_failing_service_is_handed_to_the_recovery_engine_with_backoff() {
+    if Path::new("/run/systemd/system").exists() {
+        eprintln!("skipped: this host runs systemd; the recovery of a real unit is tested on the test hosts");
+        return;
+    }
+    // Without systemd the unit's state is unknown (a failure), and the engine refuses to
+    // act: the daemon must hand the service over once confirmed failing, log the refusal
+    // and wait (backoff) before the next attempt, one at a time.
+    let checks = "  services:\n    - name: hx-daemon-test\n      recovery:\n        timeout: 1\n";
+    let d = Daemon::start("", checks, &[]);
+    d.wait_ready();
+    wait(Duration::from_secs(10), "a second attempt", || {
+        d.log().contains("(attempt 2)")
+    });
+    let log = d.log();
+    assert!(
+        log.contains("health_checks.services[0]: failing after 2 failed results in a row"),
+        "{log}"
+    );
+    assert!(
+        log.contains("hx-daemon-test.service: failing; running its recovery (attempt 1)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("hx-daemon-test.service: recovery could not run: systemd is not running"),
+        "{log}"
+    );
+    assert!(log.contains("next attempt in"), "{log}");
+    // One at a time: every start is followed by its end before the next start.
+    let events: Vec<&str> = log
+        .lines()
+        .filter_map(|l| {
+            if l.contains("running its recovery") {
+                Some("start")
+            } else if l.contains("recovery could not run") {
+                Some("end")
+            } else {
+                None
+            }
+        })
+        .collect();
+    for pair in events.chunks(2) {
+        assert!(pair == ["start", "end"] || pair == ["start"], "{events:?}");
+    }
+    let (_, health) = d.health();
+    assert_eq!(health["services"][0]["service"], "hx-daemon-test.service", "{health}");
+    assert!(health["services"][0]["attempts"].as_u64() >= Some(1), "{health}");
 }
