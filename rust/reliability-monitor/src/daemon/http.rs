@@ -11,8 +11,9 @@
 //! each request must arrive within [`Limits::timeout`] (also the keep-alive idle time);
 //! only GET and HEAD (else 405), no request bodies. Keep-alive is HTTP/1.1's default.
 
+use super::view::Snapshot;
 use super::Shared;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -69,11 +70,24 @@ impl Server {
 
     /// Accepts until [`Server::stop`] is set (and a connection wakes the accept).
     pub fn serve(self: Arc<Self>, listener: TcpListener) {
+        let mut pause = Duration::from_millis(5);
         for stream in listener.incoming() {
             if self.stop.load(Ordering::SeqCst) {
                 return;
             }
-            let Ok(stream) = stream else { continue };
+            let stream = match stream {
+                Ok(s) => {
+                    pause = Duration::from_millis(5);
+                    s
+                }
+                Err(_) => {
+                    // Out of descriptors or memory: accept fails at once, again and
+                    // again; back off (up to 0.1 s) instead of spinning.
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             if !self.admit() {
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
@@ -209,9 +223,9 @@ impl Server {
                 ));
                 return;
             }
-            let (bytes, close) = self.answer(&buf[..end]);
+            let (reply, close) = self.answer(&buf[..end]);
             buf.drain(..end);
-            if stream.write_all(&bytes).is_err() || close {
+            if reply.write_to(&mut stream).is_err() || close {
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
@@ -219,12 +233,15 @@ impl Server {
     }
 
     /// The response to one request head, and whether to close afterwards.
-    fn answer(&self, head: &[u8]) -> (Vec<u8>, bool) {
-        let Ok(text) = std::str::from_utf8(head) else {
-            return (
-                response(400, "Bad Request", "text/plain", b"bad request\n", false, true, &[]),
+    fn answer(&self, head: &[u8]) -> (Reply, bool) {
+        let fail = |code, reason, text: &'static [u8]| {
+            (
+                Reply::whole(response(code, reason, "text/plain", text, false, true, &[])),
                 true,
-            );
+            )
+        };
+        let Ok(text) = std::str::from_utf8(head) else {
+            return fail(400, "Bad Request", b"bad request\n");
         };
         let mut lines = text.split("\r\n");
         let request_line = lines.next().unwrap_or_default();
@@ -232,42 +249,17 @@ impl Server {
         let (Some(method), Some(target), Some(version), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return (
-                response(
-                    400,
-                    "Bad Request",
-                    "text/plain",
-                    b"bad request line\n",
-                    false,
-                    true,
-                    &[],
-                ),
-                true,
-            );
+            return fail(400, "Bad Request", b"bad request line\n");
         };
         if !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
-            return (
-                response(
-                    505,
-                    "HTTP Version Not Supported",
-                    "text/plain",
-                    b"HTTP/1.0 or HTTP/1.1 only\n",
-                    false,
-                    true,
-                    &[],
-                ),
-                true,
-            );
+            return fail(505, "HTTP Version Not Supported", b"HTTP/1.0 or HTTP/1.1 only\n");
         }
         let mut close = version == "HTTP/1.0";
         let mut authorization = None;
         let mut body = false;
         for line in lines.filter(|l| !l.is_empty()) {
             let Some((name, value)) = line.split_once(':') else {
-                return (
-                    response(400, "Bad Request", "text/plain", b"bad header line\n", false, true, &[]),
-                    true,
-                );
+                return fail(400, "Bad Request", b"bad header line\n");
             };
             let value = value.trim();
             if name.eq_ignore_ascii_case("connection") {
@@ -286,87 +278,63 @@ impl Server {
         }
         let head_only = method == "HEAD";
         if method != "GET" && !head_only {
-            return (
-                response(
-                    405,
-                    "Method Not Allowed",
-                    "text/plain",
-                    b"only GET and HEAD\n",
-                    false,
-                    true,
-                    &[("Allow", "GET, HEAD")],
-                ),
+            let r = response(
+                405,
+                "Method Not Allowed",
+                "text/plain",
+                b"only GET and HEAD\n",
+                false,
                 true,
+                &[("Allow", "GET, HEAD")],
             );
+            return (Reply::whole(r), true);
         }
         if body {
             // Nothing here takes a body; not reading one means the connection cannot go on.
-            return (
-                response(
-                    400,
-                    "Bad Request",
-                    "text/plain",
-                    b"no request body allowed\n",
-                    false,
-                    true,
-                    &[],
-                ),
-                true,
-            );
+            return fail(400, "Bad Request", b"no request body allowed\n");
         }
         let path = target.split('?').next().unwrap_or_default();
-        let respond = |code, reason, ctype, body: &[u8]| response(code, reason, ctype, body, head_only, close, &[]);
-        let bytes = match path {
-            "/alive" | "/live" => {
-                if self.shared.alive() {
-                    respond(200, "OK", "text/plain", b"alive\n")
-                } else {
-                    respond(503, "Service Unavailable", "text/plain", b"the scheduler is stuck\n")
-                }
-            }
-            "/health" | "/ready" | "/metrics" => {
-                if !self.authorized(authorization) {
-                    return (
-                        response(
-                            401,
-                            "Unauthorized",
-                            "text/plain",
-                            b"a bearer token is required\n",
-                            head_only,
-                            close,
-                            &[("WWW-Authenticate", "Bearer")],
-                        ),
-                        close,
-                    );
-                }
+        let small =
+            |code, reason, body: &[u8]| Reply::whole(response(code, reason, "text/plain", body, head_only, close, &[]));
+        let reply = match path {
+            "/alive" | "/live" if self.shared.alive() => small(200, "OK", b"alive\n"),
+            "/alive" | "/live" => small(503, "Service Unavailable", b"the scheduler is stuck\n"),
+            "/health" | "/ready" | "/metrics" if !self.authorized(authorization) => Reply::whole(response(
+                401,
+                "Unauthorized",
+                "text/plain",
+                b"a bearer token is required\n",
+                head_only,
+                close,
+                &[("WWW-Authenticate", "Bearer")],
+            )),
+            "/ready" if self.shared.snapshot().ready => small(200, "OK", b"ready\n"),
+            "/ready" => small(503, "Service Unavailable", b"starting: the first checks are running\n"),
+            "/health" | "/metrics" => {
+                // The body stays in the shared snapshot: written from there, not copied.
                 let snapshot = self.shared.snapshot();
-                match path {
-                    "/health" => {
-                        let (code, reason) = if snapshot.health_code == 200 {
-                            (200, "OK")
-                        } else {
-                            (503, "Service Unavailable")
-                        };
-                        respond(code, reason, "application/json", &snapshot.health_body)
-                    }
-                    "/ready" if snapshot.ready => respond(200, "OK", "text/plain", b"ready\n"),
-                    "/ready" => respond(
+                let (code, reason, ctype, len, metrics) = if path == "/metrics" {
+                    let len = snapshot.metrics_body.len();
+                    (200, "OK", "text/plain; version=0.0.4; charset=utf-8", len, true)
+                } else if snapshot.health_code == 200 {
+                    (200, "OK", "application/json", snapshot.health_body.len(), false)
+                } else {
+                    (
                         503,
                         "Service Unavailable",
-                        "text/plain",
-                        b"starting: the first checks are running\n",
-                    ),
-                    _ => respond(
-                        200,
-                        "OK",
-                        "text/plain; version=0.0.4; charset=utf-8",
-                        &snapshot.metrics_body,
-                    ),
+                        "application/json",
+                        snapshot.health_body.len(),
+                        false,
+                    )
+                };
+                Reply {
+                    head: head_of(code, reason, ctype, len, close, &[]),
+                    body: (!head_only).then_some((snapshot, metrics)),
                 }
             }
-            _ => respond(404, "Not Found", "text/plain", b"not found\n"),
+            _ => small(404, "Not Found", b"not found\n"),
         };
-        (bytes, close)
+        (reply, close)
     }
 
     fn authorized(&self, header: Option<&str>) -> bool {
@@ -396,6 +364,55 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
+/// A response: its head (and small body), and perhaps a body in a snapshot (`true`: the
+/// metrics, `false`: the health JSON).
+struct Reply {
+    head: Vec<u8>,
+    body: Option<(Arc<Snapshot>, bool)>,
+}
+
+impl Reply {
+    fn whole(bytes: Vec<u8>) -> Reply {
+        Reply {
+            head: bytes,
+            body: None,
+        }
+    }
+
+    /// Writes head and body in one vectored write where the socket takes it.
+    fn write_to(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+        let body: &[u8] = match &self.body {
+            Some((s, true)) => &s.metrics_body,
+            Some((s, false)) => &s.health_body,
+            None => &[],
+        };
+        let (mut head, mut body) = (&self.head[..], body);
+        while !head.is_empty() || !body.is_empty() {
+            let n = stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)])?;
+            if n == 0 {
+                return Err(ErrorKind::WriteZero.into());
+            }
+            let from_head = n.min(head.len());
+            head = &head[from_head..];
+            body = &body[n - from_head..];
+        }
+        Ok(())
+    }
+}
+
+fn head_of(code: u16, reason: &str, ctype: &str, len: usize, close: bool, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(192);
+    let _ = write!(
+        out,
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\nCache-Control: no-store\r\n"
+    );
+    for (k, v) in extra {
+        let _ = write!(out, "{k}: {v}\r\n");
+    }
+    out.extend_from_slice(if close { b"Connection: close\r\n\r\n" } else { b"\r\n" });
+    out
+}
+
 fn response(
     code: u16,
     reason: &str,
@@ -405,16 +422,7 @@ fn response(
     close: bool,
     extra: &[(&str, &str)],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(160 + if head_only { 0 } else { body.len() });
-    let _ = write!(
-        out,
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n",
-        body.len()
-    );
-    for (k, v) in extra {
-        let _ = write!(out, "{k}: {v}\r\n");
-    }
-    out.extend_from_slice(if close { b"Connection: close\r\n\r\n" } else { b"\r\n" });
+    let mut out = head_of(code, reason, ctype, body.len(), close, extra);
     if !head_only {
         out.extend_from_slice(body);
     }

@@ -259,7 +259,7 @@ pub fn run(path: &Path, env: &Env) -> i32 {
                 return 0;
             }
             Some(Event::Reload) => {
-                notify("RELOADING=1");
+                notify(&notify::reloading());
                 match config::load(path, env) {
                     Ok(new) => {
                         log.configure(&new.error_handling);

@@ -58,6 +58,17 @@ pub fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
+/// `RELOADING=1` with the time it started, as `sd_notify(3)` asks of a reload.
+pub fn reloading() -> String {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(t) => {
+            let usec = t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000;
+            format!("RELOADING=1\nMONOTONIC_USEC={usec}")
+        }
+        Err(_) => "RELOADING=1".to_string(),
+    }
+}
+
 /// `STATUS=` text: one line, at most 200 bytes (on a character boundary).
 pub fn status(text: &str) -> String {
     let mut line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
