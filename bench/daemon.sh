@@ -39,7 +39,7 @@ until grep -q 'ready:' "$out/log"; do sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$out/log" | head -1)
 echo "## $checks port checks at 1 s; $(wc -c < <(curl -s "$url/metrics")) bytes of /metrics"
 echo "## RSS after the first cycle: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
-wrk -t2 -c"$conns" -d"${seconds}s" --latency "$url/metrics" | tee "$out/wrk"
+wrk -t"${HX_BENCH_DAEMON_WRK_THREADS:-2}" -c"$conns" -d"${seconds}s" --latency "$url/metrics" | tee "$out/wrk"
 echo "## RSS after wrk: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status), peak $(awk '/VmHWM/ {print $2, $3}' /proc/$pid/status)"
 ticks=$(awk '{print $14 + $15}' /proc/$pid/stat)
 echo "## CPU of the daemon so far: $ticks ticks ($(getconf CLK_TCK)/s)"

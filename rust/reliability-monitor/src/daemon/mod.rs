@@ -89,8 +89,8 @@ impl Shared {
         }
     }
 
-    /// Stamps the scheduler's turn (`ms` since its own start; only freshness matters).
-    fn beat(&self, _ms: u64) {
+    /// Stamps a turn of the scheduler.
+    fn beat(&self) {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.heartbeat.store(now, Ordering::SeqCst);
     }
@@ -175,7 +175,7 @@ pub fn run(path: &Path, env: &Env) -> i32 {
     };
     let (events_tx, events) = mpsc::channel::<Event>();
     let shared = Arc::new(Shared::new());
-    shared.beat(0);
+    shared.beat();
     let server = Arc::new(http::Server::new(shared.clone(), token, http::Limits::default()));
     let (sched_tx, sched_rx) = mpsc::channel();
     let scheduler = scheduler::Scheduler::new(

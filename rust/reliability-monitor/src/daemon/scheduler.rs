@@ -235,7 +235,7 @@ impl Scheduler {
         self.publish();
         loop {
             let now = Instant::now();
-            self.shared.beat(self.ms(now));
+            self.shared.beat();
             self.start_due(now);
             self.expire(now);
             self.heal(now);
