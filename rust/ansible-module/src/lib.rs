@@ -348,21 +348,24 @@ fn failed(msg: String, fields: Map<String, Value>) -> Map<String, Value> {
     m
 }
 
+/// The largest args file read: far above any task's arguments (every string option is
+/// bounded by its spec, 4096 bytes unless declared), and small enough that parsing it
+/// cannot take the host's memory.
+pub const MAX_ARGS_BYTES: u64 = 4 * 1024 * 1024;
+
 fn read_args(input: &Input) -> Result<Map<String, Value>, String> {
     let (text, from) = match input {
-        Input::File(path) => match std::fs::read(path) {
-            Ok(bytes) => (bytes, format!("args file '{path}'")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(format!("args file '{path}' does not exist"));
-            }
-            Err(e) => return Err(format!("cannot read args file '{path}': {e}")),
-        },
+        Input::File(path) => {
+            let from = format!("args file {}", reliability_core::quote::quote(path));
+            let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => format!("{from} does not exist"),
+                _ => format!("cannot read {from}: {e}"),
+            })?;
+            (read_bounded(file, &from)?, from)
+        }
         Input::Stdin => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| format!("cannot read arguments from stdin: {e}"))?;
-            (buf, "arguments on stdin".to_string())
+            let from = "arguments on stdin".to_string();
+            (read_bounded(std::io::stdin(), &from)?, from)
         }
     };
     let text = String::from_utf8(text).map_err(|e| format!("{from} is not UTF-8 text: {e}"))?;
@@ -374,6 +377,22 @@ fn read_args(input: &Input) -> Result<Map<String, Value>, String> {
         Ok(other) => Err(format!("{from} holds JSON {}, expected an object", json_kind(&other))),
         Err(e) => Err(format!("{from} is not valid JSON: {e}")),
     }
+}
+
+/// At most [`MAX_ARGS_BYTES`] of `reader`; more is an error, not read.
+fn read_bounded(reader: impl Read, from: &str) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    reader
+        .take(MAX_ARGS_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read {from}: {e}"))?;
+    if buf.len() as u64 > MAX_ARGS_BYTES {
+        return Err(format!(
+            "{from} is larger than {} MiB; no task's arguments are that large",
+            MAX_ARGS_BYTES / (1024 * 1024)
+        ));
+    }
+    Ok(buf)
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -405,46 +424,85 @@ fn raw_secrets(spec: &Spec, args: &Map<String, Value>) -> BTreeSet<String> {
             let mut shaped = Spec::new(vec![opt.clone()]);
             shaped.options[0].kind = reliability_core::spec::Kind::Raw;
             out.extend(shaped.secrets(&one));
-        } else if let (Some(sub), Value::Array(items)) = (&opt.options, value) {
+        } else if let (Some(sub), Value::Array(items)) = (opt.nested(), value) {
             for item in items {
                 if let Value::Object(m) = item {
                     out.extend(raw_secrets(sub, m));
                 }
             }
-        } else if let (Some(sub), Value::Object(m)) = (&opt.options, value) {
+        } else if let (Some(sub), Value::Object(m)) = (opt.nested(), value) {
             out.extend(raw_secrets(sub, m));
         }
     }
     out
 }
 
-/// Replace every secret inside any string of the result, as `AnsibleModule.remove_values` does.
+/// Secrets shorter than this are masked inside text only where they stand alone (not
+/// next to a letter, digit or `_`): `a` or `ok` as a password must not turn every word
+/// that holds the letter into asterisks. Longer ones are masked wherever they occur.
+const MIN_SECRET_INSIDE_WORDS: usize = 4;
+
+/// Mask every secret in the result's values, as `AnsibleModule.remove_values` does, and
+/// never anything else:
+///
+/// - keys are never changed: a secret `a` must not rename `failed` or merge `mismatched`
+///   with another key (it once turned a failed verification into SUCCESS);
+/// - booleans and `null` are never changed: `failed` and `changed` keep their meaning;
+/// - a string or number that is a secret becomes [`NO_LOG_PLACEHOLDER`];
+/// - inside other strings each occurrence becomes `********` (short secrets: see
+///   [`MIN_SECRET_INSIDE_WORDS`]).
 fn scrub(value: &mut Value, secrets: &BTreeSet<String>) {
     if secrets.is_empty() {
         return;
     }
+    // Longest first, so that a secret holding another is masked whole.
+    let mut ordered: Vec<&str> = secrets.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
+    ordered.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    scrub_value(value, &ordered);
+}
+
+fn scrub_value(value: &mut Value, secrets: &[&str]) {
     match value {
         Value::String(s) => {
+            if secrets.contains(&s.as_str()) {
+                *s = NO_LOG_PLACEHOLDER.to_string();
+                return;
+            }
             for secret in secrets {
-                if s.contains(secret.as_str()) {
-                    *s = s.replace(secret.as_str(), "********");
+                if s.contains(secret) {
+                    *s = mask_in_text(s, secret);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secrets)),
-        Value::Object(map) => {
-            let keys: Vec<String> = map
-                .keys()
-                .filter(|k| secrets.iter().any(|s| k.contains(s.as_str())))
-                .cloned()
-                .collect();
-            for key in keys {
-                if let Some(v) = map.remove(&key) {
-                    map.insert(NO_LOG_PLACEHOLDER.to_string(), v);
-                }
+        Value::Number(n) => {
+            if secrets.contains(&n.to_string().as_str()) {
+                *value = Value::String(NO_LOG_PLACEHOLDER.to_string());
             }
-            map.values_mut().for_each(|v| scrub(v, secrets));
         }
-        _ => {}
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub_value(v, secrets)),
+        Value::Bool(_) | Value::Null => {}
     }
+}
+
+/// `text` with the occurrences of `secret` replaced by `********`.
+fn mask_in_text(text: &str, secret: &str) -> String {
+    const MASK: &str = "********";
+    if secret.len() >= MIN_SECRET_INSIDE_WORDS {
+        return text.replace(secret, MASK);
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (at, _) in text.match_indices(secret) {
+        let end = at + secret.len();
+        if at < copied || word(text[..at].chars().next_back()) || word(text[end..].chars().next()) {
+            continue;
+        }
+        out.push_str(&text[copied..at]);
+        out.push_str(MASK);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out
 }

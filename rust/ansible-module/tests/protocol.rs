@@ -30,7 +30,9 @@ fn body(m: &mut Module) -> Result<Response, Failure> {
     }
     let token = m.str("api_token").unwrap_or_default().to_string();
     if m.str("name") == Some("fail") {
-        return Err(Failure::new(format!("could not log in with {token}")).field("attempts", 3));
+        return Err(Failure::new(format!("could not log in with {token}"))
+            .field("attempts", 3)
+            .field("mismatched", 2));
     }
     m.warn(format!("token in a warning: {token}"));
     let would_change = m.str("state") == Some("absent");
@@ -105,6 +107,40 @@ fn bad_args_files() {
 }
 
 #[test]
+fn an_args_file_larger_than_the_bound_is_not_read() {
+    let big = json!({"name": "x", "content": "c".repeat(5 * 1024 * 1024)}).to_string();
+    let (out, ok) = run_with(&big);
+    assert!(!ok);
+    assert!(
+        msg(&out).starts_with("args file '")
+            && msg(&out).ends_with("' is larger than 4 MiB; no task's arguments are that large"),
+        "{}",
+        msg(&out)
+    );
+    assert!(
+        out.to_string().len() < 1000,
+        "{} bytes of output",
+        out.to_string().len()
+    );
+}
+
+#[test]
+fn a_huge_option_value_is_refused_and_quoted_by_a_prefix_only() {
+    let huge = "n".repeat(500_000);
+    for args in [
+        json!({"name": huge}),
+        json!({"name": "x", "content": huge}),
+        json!({"name": "x", huge.clone(): 1}),
+    ] {
+        let (out, ok) = run(args);
+        assert!(!ok);
+        let text = out.to_string();
+        assert!(text.len() < 2000, "{} bytes of output: {}", text.len(), &text[..300]);
+        assert!(msg(&out).contains("... (500000 bytes)"), "{}", msg(&out));
+    }
+}
+
+#[test]
 fn bad_options_name_option_and_value() {
     let cases = [
         (json!({"name": "x", "stat": "present"}), "invalid arguments for probe: unknown option 'stat'; did you mean 'state'? (valid options: api_token, boom, content, count, db, name, src, state, token)"),
@@ -149,6 +185,40 @@ fn secrets_never_appear() {
     assert_eq!(out["attempts"], json!(3));
     let (out, _) = run(json!({"name": "x", "token": secret, "count": secret}));
     assert!(!out.to_string().contains(secret), "{out}");
+}
+
+#[test]
+fn masking_changes_values_never_keys_or_the_outcome() {
+    // One-letter and common-word secrets: each is in the name of a result key, and in
+    // words of the message that are not the secret.
+    for secret in ["a", "e", "ok", "true", "failed", "attempts"] {
+        let (out, ok) = run(json!({"name": "fail", "api_token": secret}));
+        assert!(!ok, "{secret}: {out}");
+        let keys: Vec<&str> = out.as_object().expect("an object").keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["attempts", "changed", "failed", "invocation", "mismatched", "msg"],
+            "{secret}: {out}"
+        );
+        assert_eq!(
+            (&out["failed"], &out["changed"]),
+            (&json!(true), &json!(false)),
+            "{secret}"
+        );
+        assert_eq!(msg(&out), "could not log in with ********", "{secret}");
+        assert_eq!(out["mismatched"], json!(2), "{secret}");
+        assert_eq!(out["invocation"]["module_args"]["name"], json!("fail"), "{secret}");
+    }
+    // A number that is the secret is replaced too; booleans never are.
+    let (out, _) = run(json!({"name": "fail", "api_token": "3"}));
+    assert_eq!(out["attempts"], json!("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"));
+    assert_eq!((&out["failed"], &out["mismatched"]), (&json!(true), &json!(2)));
+    // A value that is the secret is replaced whole, as AnsibleModule does.
+    let (out, ok) = run(json!({"name": "ok", "token": "ok"}));
+    assert!(ok);
+    assert_eq!(out["echo"]["name"], json!("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"));
+    assert_eq!(out["warnings"], json!(["token in a warning: ********"]));
+    assert_eq!(out["changed"], json!(false));
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! The status is the worst of the parts; the value is the latency.
 
 use reliability_core::check::{CheckResult, Perfdata, Status, Unit};
+use reliability_core::quote::quote;
 use reliability_core::spec::{Kind, Opt, Spec};
 use reliability_core::threshold::Levels;
 use reliability_os::http::{probe_http, HttpMethod, HttpProbe, HttpRequest};
@@ -130,7 +131,7 @@ impl HttpCheck {
                 }
             };
             if http::HeaderName::from_bytes(key.as_bytes()).is_err() {
-                problems.push(&field, format!("'{key}' is not a valid header name"));
+                problems.push(&field, format!("{} is not a valid header name", quote(&key)));
             } else if http::HeaderValue::from_str(&value).is_err() {
                 // The value itself is not shown: headers may be secrets.
                 problems.push(&field, "the value holds characters a header cannot carry");
@@ -176,7 +177,7 @@ impl HttpCheck {
 /// `regex-lite` explains an error over several lines; one line reads better in a result.
 pub(crate) fn invalid_regex(re: &str, error: &regex_lite::Error) -> String {
     let why = error.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-    format!("invalid regex '{re}': {why}")
+    format!("invalid regex {}: {why}", quote(re))
 }
 
 /// Whether the probe can request `url`: http or https, a host, and nothing the URL parser
@@ -184,12 +185,14 @@ pub(crate) fn invalid_regex(re: &str, error: &regex_lite::Error) -> String {
 pub fn check_url(url: &str) -> Result<(), String> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     if !matches!(scheme.as_deref(), Some("http" | "https")) {
-        return Err(format!("'{url}' is not an http or https URL"));
+        return Err(format!("{} is not an http or https URL", quote(url)));
     }
-    let uri: http::Uri = url.parse().map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{} is not a valid URL: {e}", quote(url)))?;
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(()),
-        _ => Err(format!("'{url}' has no host")),
+        _ => Err(format!("{} has no host", quote(url))),
     }
 }
 
@@ -265,13 +268,13 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
             if let Some(needle) = &check.body_contains {
                 if !body.contains(needle.as_str()) {
                     statuses.push(Status::Critical);
-                    problems.push(format!("body does not contain '{needle}'{read}"));
+                    problems.push(format!("body does not contain {}{read}", quote(needle)));
                 }
             }
             if let Some(re) = &check.body_regex {
                 if !re.is_match(body) {
                     statuses.push(Status::Critical);
-                    problems.push(format!("body does not match '{}'{read}", re.as_str()));
+                    problems.push(format!("body does not match {}{read}", quote(re.as_str())));
                 }
             }
         }

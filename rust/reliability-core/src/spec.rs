@@ -11,9 +11,21 @@
 //! with the sidecar docs (`to_argument_spec`). Nothing here does I/O; the one piece of the
 //! environment that a `path` option needs, the home directory, is passed in.
 
+use crate::quote::{quote, shorten};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::fmt;
+
+/// The longest string an option takes unless it declares its own bound
+/// ([`Opt::max_len`]): a path (`PATH_MAX`), a pattern, a name, one argument of a command.
+pub const MAX_LEN: usize = 4096;
+/// The most elements of a list, or entries of a dict, an option takes unless it declares
+/// its own bound ([`Opt::max_items`]); also the most keys of one set of arguments.
+pub const MAX_ITEMS: usize = 1024;
+/// The most problems one [`SpecError`] lists; the rest are counted.
+pub const MAX_PROBLEMS: usize = 20;
+/// Keys longer than this get no "did you mean" (the edit distance is quadratic).
+const MAX_SUGGESTED_KEY: usize = 64;
 
 /// The type of an option, as named in Ansible's argument specs and docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +72,15 @@ pub struct Opt {
     pub range: Option<(f64, f64)>,
     /// Sub-options of a `dict`, or of each element of a `list` of `dict`s.
     pub options: Option<Box<Spec>>,
+    /// The spec of a `dict` that another engine validates later (service_recovery's
+    /// `health` is a health_check request): not applied here, but its `no_log` options are
+    /// secrets of this spec too, so a secret is declared once, where its option is.
+    pub embeds: Option<Box<Spec>>,
+    /// The longest string value, in bytes (of the option, of each list element, of each
+    /// value of a dict without sub-options): [`MAX_LEN`] unless declared.
+    pub max_len: usize,
+    /// The most elements of a list or entries of a dict: [`MAX_ITEMS`] unless declared.
+    pub max_items: usize,
 }
 
 impl Opt {
@@ -75,6 +96,9 @@ impl Opt {
             no_log: false,
             range: None,
             options: None,
+            embeds: None,
+            max_len: MAX_LEN,
+            max_items: MAX_ITEMS,
         }
     }
     pub fn str(name: &'static str) -> Opt {
@@ -132,6 +156,24 @@ impl Opt {
         self.options = Some(Box::new(spec));
         self
     }
+    pub fn max_len(mut self, bytes: usize) -> Opt {
+        self.max_len = bytes;
+        self
+    }
+    pub fn max_items(mut self, items: usize) -> Opt {
+        self.max_items = items;
+        self
+    }
+    /// See [`Opt::embeds`](struct@Opt#structfield.embeds).
+    pub fn embeds(mut self, spec: Spec) -> Opt {
+        self.embeds = Some(Box::new(spec));
+        self
+    }
+    /// The spec of what this option holds, for finding its secrets: its sub-options, or
+    /// the spec it embeds.
+    pub fn nested(&self) -> Option<&Spec> {
+        self.options.as_deref().or(self.embeds.as_deref())
+    }
 }
 
 /// A set of options plus the constraints between them (one level of nesting).
@@ -179,7 +221,17 @@ impl Spec {
     /// absent ones set to their default or `null`. Aliases are resolved to the option name.
     pub fn validate(&self, input: &Map<String, Value>, env: &Env) -> Result<Map<String, Value>, SpecError> {
         let mut errors = Vec::new();
-        let out = self.validate_at("", input, env, &mut errors);
+        let out = if input.len() > MAX_ITEMS {
+            errors.push(too_many("", input.len(), MAX_ITEMS));
+            Map::new()
+        } else {
+            self.validate_at("", input, env, &mut errors)
+        };
+        if errors.len() > MAX_PROBLEMS {
+            let more = errors.len() - MAX_PROBLEMS;
+            errors.truncate(MAX_PROBLEMS);
+            errors.push(Problem::new("", ProblemKind::More(more)));
+        }
         if errors.is_empty() {
             Ok(out)
         } else {
@@ -297,6 +349,9 @@ impl Spec {
     }
 
     fn closest(&self, key: &str) -> Option<String> {
+        if key.len() > MAX_SUGGESTED_KEY {
+            return None;
+        }
         self.names()
             .into_iter()
             .map(|n| (edit_distance(key, &n), n))
@@ -318,7 +373,7 @@ impl Spec {
             let Some(value) = params.get(opt.name) else { continue };
             if opt.no_log {
                 leaf_strings(value, out);
-            } else if let Some(sub) = &opt.options {
+            } else if let Some(sub) = opt.nested() {
                 match value {
                     Value::Object(map) => sub.collect_secrets(map, out),
                     Value::Array(items) => {
@@ -344,7 +399,7 @@ impl Spec {
             }
             if opt.no_log {
                 *value = Value::String(NO_LOG_PLACEHOLDER.to_string());
-            } else if let Some(sub) = &opt.options {
+            } else if let Some(sub) = opt.nested() {
                 match value {
                     Value::Object(map) => *map = sub.mask_no_log(map),
                     Value::Array(items) => {
@@ -463,6 +518,19 @@ pub enum ProblemKind {
         value: Value,
         missing: Vec<String>,
     },
+    /// A string longer than its option takes: `shown` is its quoted prefix.
+    TooLong {
+        shown: String,
+        len: usize,
+        max: usize,
+    },
+    /// A list with more elements, or a dict with more entries, than its option takes.
+    TooMany {
+        count: usize,
+        max: usize,
+    },
+    /// Problems left out of the list (there were more than [`MAX_PROBLEMS`]).
+    More(usize),
 }
 
 impl fmt::Display for Problem {
@@ -477,7 +545,7 @@ impl fmt::Display for Problem {
         at(f)?;
         match &self.kind {
             ProblemKind::Unknown { key, suggestion, valid } => {
-                write!(f, "unknown option '{key}'")?;
+                write!(f, "unknown option {}", quote(key))?;
                 if let Some(s) = suggestion {
                     write!(f, "; did you mean '{s}'?")?;
                 }
@@ -512,6 +580,13 @@ impl fmt::Display for Problem {
             ProblemKind::RequiredTogether(names) => {
                 write!(f, "these options must be given together: {}", names.join(", "))
             }
+            ProblemKind::TooLong { shown, len, max } => {
+                write!(f, "{shown} is too long: {len} bytes, at most {max} allowed")
+            }
+            ProblemKind::TooMany { count, max } => {
+                write!(f, "too many items: {count}, at most {max} allowed")
+            }
+            ProblemKind::More(n) => write!(f, "and {n} more problems"),
             ProblemKind::RequiredIf { option, value, missing } => {
                 write!(
                     f,
@@ -527,10 +602,10 @@ impl fmt::Display for Problem {
 /// A value as it appears in a message: strings in single quotes, the rest as JSON.
 fn show(value: &Value) -> String {
     match value {
-        Value::String(s) => format!("'{s}'"),
+        Value::String(s) => quote(s),
         // A float option given as `60` reads back as 60.0: say 60, as the user wrote it.
         Value::Number(n) if n.is_f64() => n.as_f64().map(num).unwrap_or_else(|| n.to_string()),
-        other => other.to_string(),
+        other => shorten(&other.to_string()),
     }
 }
 
@@ -574,6 +649,10 @@ fn leaf_strings(value: &Value, out: &mut BTreeSet<String>) {
 fn coerce(opt: &Opt, value: &Value, path: &str, env: &Env, errors: &mut Vec<Problem>) -> Option<Value> {
     let coerced = match opt.kind {
         Kind::List => {
+            if let Some(count) = list_len(value).filter(|n| *n > opt.max_items) {
+                errors.push(too_many(path, count, opt.max_items));
+                return None;
+            }
             let items = match to_list(value) {
                 Ok(items) => items,
                 Err(()) => {
@@ -590,6 +669,10 @@ fn coerce(opt: &Opt, value: &Value, path: &str, env: &Env, errors: &mut Vec<Prob
                     continue;
                 };
                 let v = match (&opt.options, v) {
+                    (Some(_), Value::Object(map)) if map.len() > opt.max_items => {
+                        errors.push(too_many(&item_path, map.len(), opt.max_items));
+                        continue;
+                    }
                     (Some(sub), Value::Object(map)) => Value::Object(sub.validate_at(&item_path, &map, env, errors)),
                     (_, v) => v,
                 };
@@ -605,6 +688,10 @@ fn coerce(opt: &Opt, value: &Value, path: &str, env: &Env, errors: &mut Vec<Prob
         kind => coerce_scalar(kind, value, path, env, errors)?,
     };
     let coerced = match (&opt.options, coerced) {
+        (Some(_), Value::Object(map)) if map.len() > opt.max_items => {
+            errors.push(too_many(path, map.len(), opt.max_items));
+            return None;
+        }
         (Some(sub), Value::Object(map)) => {
             let before = errors.len();
             let v = sub.validate_at(path, &map, env, errors);
@@ -618,8 +705,11 @@ fn coerce(opt: &Opt, value: &Value, path: &str, env: &Env, errors: &mut Vec<Prob
     check_value(opt, &coerced, path, errors).then_some(coerced)
 }
 
-/// Choices and range of one (scalar or element) value.
+/// Length, choices and range of one (scalar or element) value.
 fn check_value(opt: &Opt, value: &Value, path: &str, errors: &mut Vec<Problem>) -> bool {
+    if !check_size(opt, value, path, errors) {
+        return false;
+    }
     if !opt.choices.is_empty() && !opt.choices.contains(value) {
         errors.push(Problem::new(
             path,
@@ -644,6 +734,59 @@ fn check_value(opt: &Opt, value: &Value, path: &str, errors: &mut Vec<Problem>) 
         }
     }
     true
+}
+
+/// A string within `opt.max_len`; a dict without sub-options within `opt.max_items`
+/// entries, each string value within `opt.max_len`.
+fn check_size(opt: &Opt, value: &Value, path: &str, errors: &mut Vec<Problem>) -> bool {
+    let too_long = |s: &str| s.len() > opt.max_len;
+    let long = |at: &str, s: &str| {
+        Problem::new(
+            at,
+            ProblemKind::TooLong {
+                shown: quote(s),
+                len: s.len(),
+                max: opt.max_len,
+            },
+        )
+    };
+    match value {
+        Value::String(s) if too_long(s) => {
+            errors.push(long(path, s));
+            false
+        }
+        Value::Object(map) if opt.options.is_none() => {
+            if map.len() > opt.max_items {
+                errors.push(too_many(path, map.len(), opt.max_items));
+                return false;
+            }
+            let before = errors.len();
+            for (key, v) in map {
+                if let Value::String(s) = v {
+                    if too_long(s) {
+                        errors.push(long(&format!("{path}.{}", shorten(key)), s));
+                    }
+                }
+            }
+            errors.len() == before
+        }
+        _ => true,
+    }
+}
+
+fn too_many(path: &str, count: usize, max: usize) -> Problem {
+    Problem::new(path, ProblemKind::TooMany { count, max })
+}
+
+/// How many elements `value` makes as a list, counted without making them (a string of a
+/// million commas must not become a million strings first); `None` when it takes parsing.
+fn list_len(value: &Value) -> Option<usize> {
+    match value {
+        Value::Array(items) => Some(items.len()),
+        Value::String(s) if s.trim().is_empty() || s.trim_start().starts_with('[') => None,
+        Value::String(s) => Some(s.bytes().filter(|b| *b == b',').count() + 1),
+        _ => None,
+    }
 }
 
 fn wrong_type(path: &str, expected: &'static str, value: &Value, detail: Option<String>) -> Problem {
@@ -771,7 +914,7 @@ fn to_dict(value: &Value) -> Coerced<Map<String, Value>> {
 fn parse_kv(s: &str) -> Coerced<Map<String, Value>> {
     let mut fields = Vec::new();
     let mut current = String::new();
-    let mut quote: Option<char> = None;
+    let mut open_quote: Option<char> = None;
     let mut escaped = false;
     for c in s.chars() {
         if escaped {
@@ -779,14 +922,14 @@ fn parse_kv(s: &str) -> Coerced<Map<String, Value>> {
             escaped = false;
         } else if c == '\\' {
             escaped = true;
-        } else if let Some(q) = quote {
+        } else if let Some(q) = open_quote {
             if c == q {
-                quote = None;
+                open_quote = None;
             } else {
                 current.push(c);
             }
         } else if c == '"' || c == '\'' {
-            quote = Some(c);
+            open_quote = Some(c);
         } else if c == ',' || c == ' ' {
             if !current.is_empty() {
                 fields.push(std::mem::take(&mut current));
@@ -795,7 +938,7 @@ fn parse_kv(s: &str) -> Coerced<Map<String, Value>> {
             current.push(c);
         }
     }
-    if quote.is_some() {
+    if open_quote.is_some() {
         return Err(Some("unbalanced quote".into()));
     }
     if !current.is_empty() {
@@ -804,7 +947,7 @@ fn parse_kv(s: &str) -> Coerced<Map<String, Value>> {
     let mut map = Map::new();
     for field in fields {
         let Some((k, v)) = field.split_once('=') else {
-            return Err(Some(format!("'{field}' is not key=value")));
+            return Err(Some(format!("{} is not key=value", quote(&field))));
         };
         map.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
     }
@@ -966,6 +1109,114 @@ mod tests {
             json!({"name": "x", "ratio": "NaN"}),
             Err("ratio: 'NaN' is not a valid float (not a finite number)"),
         );
+    }
+
+    #[test]
+    fn an_embedded_spec_carries_its_secrets() {
+        let inner = Spec::new(vec![
+            Opt::list("http", Kind::Dict).options(Spec::new(vec![Opt::str("url"), Opt::dict("headers").no_log()]))
+        ]);
+        let outer = Spec::new(vec![
+            Opt::dict("health").embeds(inner.clone()),
+            Opt::dict("failover").options(Spec::new(vec![Opt::dict("health").embeds(inner)])),
+        ]);
+        let health = json!({"http": [{"url": "http://h/", "headers": {"Authorization": "Bearer x1"}}]});
+        let params = outer
+            .validate(
+                &obj(json!({"health": health, "failover": {"health": health}})),
+                &Env::default(),
+            )
+            .expect("valid");
+        assert_eq!(outer.secrets(&params), BTreeSet::from(["Bearer x1".to_string()]));
+        let masked = Value::Object(outer.mask_no_log(&params));
+        assert_eq!(masked["health"]["http"][0]["headers"], json!(NO_LOG_PLACEHOLDER));
+        assert_eq!(
+            masked["failover"]["health"]["http"][0]["headers"],
+            json!(NO_LOG_PLACEHOLDER)
+        );
+        assert_eq!(masked["health"]["http"][0]["url"], json!("http://h/"));
+        // Embedding validates nothing: the embedding engine does, later.
+        assert!(outer
+            .validate(&obj(json!({"health": {"anything": 1}})), &Env::default())
+            .is_ok());
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("an object")
+    }
+
+    #[test]
+    fn huge_values_are_refused_at_the_boundary_and_quoted_by_a_prefix() {
+        let huge = "*".repeat(500_000);
+        let prefix = "*".repeat(crate::quote::SHOWN);
+        let long =
+            |at: &str| format!("{at}: '{prefix}'... (500000 bytes) is too long: 500000 bytes, at most 4096 allowed");
+        check(json!({"name": huge}), Err(&long("name")));
+        check(json!({"name": "x", "dir": huge}), Err(&long("dir")));
+        check(json!({"name": "x", "subset": ["a", huge]}), Err(&long("subset[1]")));
+        check(json!({"name": "x", "labels": {"k": huge}}), Err(&long("labels.k")));
+        check(
+            json!({"name": "x", "ports": [{"port": 1, "host": huge}]}),
+            Err(&long("ports[0].host")),
+        );
+        // Not in the choices, or of the wrong type: the value is still quoted by its prefix.
+        let err = spec().validate(&obj(json!({"name": "x", "state": "s".repeat(4000)})), &Env::default());
+        let msg = err.expect_err("not a choice").to_string();
+        assert!(
+            msg.len() < 300 && msg.contains("... (4000 bytes) is not one of"),
+            "{msg}"
+        );
+        let err = spec().validate(&obj(json!({"name": "x", "ratio": [huge]})), &Env::default());
+        let msg = err.expect_err("not a float").to_string();
+        assert!(
+            msg.len() < 300 && msg.ends_with("... (500004 bytes) is not a valid float"),
+            "{msg}"
+        );
+        // An unknown key of any length is named by a prefix, with no "did you mean".
+        let err = spec().validate(&obj(json!({"name": "x", huge.clone(): 1})), &Env::default());
+        let msg = err.expect_err("unknown").to_string();
+        assert!(
+            msg.starts_with(&format!("unknown option '{prefix}'... (500000 bytes) (valid")),
+            "{msg}"
+        );
+        // A declared bound replaces the default.
+        let bounded = Spec::new(vec![
+            Opt::str("sql").max_len(65_536),
+            Opt::list("l", Kind::Str).max_items(2),
+        ]);
+        let ok = bounded.validate(&obj(json!({"sql": "s".repeat(60_000)})), &Env::default());
+        assert!(ok.is_ok());
+        let err = bounded.validate(&obj(json!({"l": "a,b,c"})), &Env::default());
+        assert_eq!(
+            err.expect_err("three").to_string(),
+            "l: too many items: 3, at most 2 allowed"
+        );
+    }
+
+    #[test]
+    fn huge_lists_and_dicts_are_refused_before_they_are_built() {
+        let commas = ",".repeat(2_000_000);
+        check(
+            json!({"name": "x", "subset": commas}),
+            Err("subset: too many items: 2000001, at most 1024 allowed"),
+        );
+        let many: Map<String, Value> = (0..5000).map(|i| (format!("k{i}"), json!(1))).collect();
+        check(
+            json!({"name": "x", "labels": many.clone()}),
+            Err("labels: too many items: 5000, at most 1024 allowed"),
+        );
+        check(
+            json!({"name": "x", "ports": [Value::Object(many.clone())]}),
+            Err("ports[0]: too many items: 5000, at most 1024 allowed"),
+        );
+        check(Value::Object(many), Err("too many items: 5000, at most 1024 allowed"));
+        // At most MAX_PROBLEMS problems are listed, the rest counted.
+        let unknown: Map<String, Value> = (0..100).map(|i| (format!("k{i}"), json!(1))).collect();
+        let mut input = unknown;
+        input.insert("name".into(), json!("x"));
+        let err = spec().validate(&input, &Env::default()).expect_err("unknown keys");
+        assert_eq!(err.errors.len(), MAX_PROBLEMS + 1);
+        assert_eq!(err.errors[MAX_PROBLEMS].to_string(), "and 80 more problems");
     }
 
     #[test]

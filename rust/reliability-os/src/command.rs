@@ -1,14 +1,27 @@
-//! Running an external program: an argv list (never a shell), both streams captured, and
-//! the whole process group killed when the time is up.
+//! Running an external program: an argv list (never a shell), both streams captured within
+//! a bound, and the whole process group killed when the program returns or the time is up.
 //!
 //! systemctl, a service's config test (`nginx -t`), a failover or restore command: every
-//! program the project starts goes through [`run`].
+//! program the project starts goes through [`run`] (tools the project reads the output
+//! of) or [`run_argv`] / [`run_in`] (the user's commands).
+//!
+//! Decisions:
+//! - Each stream keeps at most a head and a tail ([`OutputLimit`]): `yes` as a config test
+//!   costs 128 KiB, not the host's memory. What was left out in between is counted and
+//!   stated in the text, where it was left out.
+//! - Both pipes are read at once, on a thread each, so a program that fills one while we
+//!   wait on the other cannot deadlock.
+//! - When the program returns, whatever it left behind in its process group (`sleep 30 &`)
+//!   is killed before the program is reaped (so the group id cannot be reused in between):
+//!   nothing a command starts outlives it, and nothing holds the pipes open.
 
+use reliability_core::quote::quote;
 use serde::Serialize;
-use std::io::Read;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,6 +32,8 @@ pub struct CommandOutput {
     pub argv: Vec<String>,
     /// `None` when the program was ended by a signal.
     pub exit_code: Option<i32>,
+    /// At most the head and tail of the stream ([`OutputLimit`]), with a line saying how
+    /// many bytes were left out between them.
     pub stdout: String,
     pub stderr: String,
     pub duration_ms: u64,
@@ -30,13 +45,35 @@ impl CommandOutput {
     }
 }
 
+/// How much of each stream is kept: the first `head` bytes and the last `tail` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub head: usize,
+    pub tail: usize,
+}
+
+impl OutputLimit {
+    /// A user's command (config test, failover, restore): its output is for a person to
+    /// read in the result, and 64 KiB at each end shows how it started and how it ended.
+    pub const COMMAND: OutputLimit = OutputLimit {
+        head: 64 * 1024,
+        tail: 64 * 1024,
+    };
+    /// A tool whose output the project parses (`systemctl show`, `psql` rows): room for
+    /// any answer the project asks for, still a bound.
+    pub const TOOL: OutputLimit = OutputLimit {
+        head: 32 * 1024 * 1024,
+        tail: 64 * 1024,
+    };
+}
+
 /// The program could not be run to the end. A non-zero exit is not an error: it is in
 /// [`CommandOutput::exit_code`], for the caller to judge.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    #[error("could not run '{program}': {source}")]
+    #[error("could not run {}: {source}", quote(program))]
     Spawn { program: String, source: std::io::Error },
-    #[error("'{command}' did not finish within {timeout:?} and was killed")]
+    #[error("{} did not finish within {timeout:?} and was killed", quote(command))]
     Timeout { command: String, timeout: Duration },
 }
 
@@ -58,7 +95,8 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Runs a user's argv list (`["nginx", "-t"]`): the program is looked up with [`which`].
+/// Runs a user's argv list (`["nginx", "-t"]`): the program is looked up with [`which`],
+/// its output kept within [`OutputLimit::COMMAND`].
 pub fn run_argv(argv: &[String], timeout: Duration) -> Result<CommandOutput, CommandError> {
     let Some((name, args)) = argv.split_first() else {
         return Err(CommandError::Spawn {
@@ -70,22 +108,23 @@ pub fn run_argv(argv: &[String], timeout: Duration) -> Result<CommandOutput, Com
         program: name.clone(),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such program in PATH"),
     })?;
-    run(&program, args, &[], timeout)
+    run_limited(&program, args, &[], None, timeout, OutputLimit::COMMAND)
 }
 
-/// Run `program args` with `env` added, stdin closed; kill it (and anything it started: it
-/// runs in its own process group) once `timeout` has passed.
+/// Run a tool (`program args`) with `env` added, stdin closed, its output kept within
+/// [`OutputLimit::TOOL`]; kill it (and anything it started: it runs in its own process
+/// group) once `timeout` has passed.
 pub fn run(
     program: &Path,
     args: &[String],
     env: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<CommandOutput, CommandError> {
-    run_in(program, args, env, None, timeout)
+    run_limited(program, args, env, None, timeout, OutputLimit::TOOL)
 }
 
-/// [`run`], in the working directory `cwd` when one is given (a restore command runs in
-/// its sandbox).
+/// A user's command, in the working directory `cwd` when one is given (a restore command
+/// runs in its sandbox): [`run`] with [`OutputLimit::COMMAND`].
 pub fn run_in(
     program: &Path,
     args: &[String],
@@ -93,6 +132,57 @@ pub fn run_in(
     cwd: Option<&Path>,
     timeout: Duration,
 ) -> Result<CommandOutput, CommandError> {
+    run_limited(program, args, env, cwd, timeout, OutputLimit::COMMAND)
+}
+
+/// Writes a program's stdin (on a thread of its own, while the program runs).
+pub type Feeder = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
+/// [`run`] with `feed` writing the program's stdin; stdin is closed when `feed` returns.
+/// Also returns what `feed` returned: a program that stops reading early (it failed) makes
+/// the write fail with `BrokenPipe`, which is not `feed`'s error and reads as `Ok`; any other
+/// error (`feed` refused what it was to write) is the caller's to report. On such an error
+/// the program's process group is killed at once, so it does not read the cut input as
+/// complete.
+pub fn run_fed(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    feed: Feeder,
+    timeout: Duration,
+) -> Result<(CommandOutput, std::io::Result<()>), CommandError> {
+    run_inner(program, args, env, None, timeout, OutputLimit::TOOL, Some(feed))
+}
+
+/// The one way a program is run; the functions above choose the limit.
+pub fn run_limited(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    limit: OutputLimit,
+) -> Result<CommandOutput, CommandError> {
+    run_inner(program, args, env, cwd, timeout, limit, None).map(|(out, _)| out)
+}
+
+/// What the watcher threads of a run report.
+enum Event {
+    /// The program exited (not reaped yet).
+    Exited(nix::Result<()>),
+    /// The feeder failed: the program must not read its stdin's end as complete.
+    FeedFailed,
+}
+
+fn run_inner(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    limit: OutputLimit,
+    feed: Option<Feeder>,
+) -> Result<(CommandOutput, std::io::Result<()>), CommandError> {
     use std::os::unix::process::CommandExt;
 
     let mut argv = vec![program.display().to_string()];
@@ -109,52 +199,168 @@ pub fn run_in(
     let mut child = command
         .args(args)
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
+        .stdin(if feed.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .map_err(spawn_error)?;
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = read_in_background(child.stderr.take());
+    let stdout = Capture::start(child.stdout.take(), limit);
+    let stderr = Capture::start(child.stderr.take(), limit);
     let pid = child.id();
-    let (done_tx, done_rx) = mpsc::channel::<std::io::Result<ExitStatus>>();
-    thread::spawn(move || {
-        let _ = done_tx.send(child.wait());
-    });
-    let status = match done_rx.recv_timeout(timeout) {
-        Ok(status) => status.map_err(spawn_error)?,
-        Err(_) => {
-            kill_group(pid);
-            // Reap it so no zombie is left behind; the group was SIGKILLed, so this is quick.
-            let _ = done_rx.recv_timeout(Duration::from_secs(5));
-            return Err(CommandError::Timeout {
-                command: argv.join(" "),
-                timeout,
+    let (events_tx, events) = mpsc::channel::<Event>();
+    let fed = match (feed, child.stdin.take()) {
+        (Some(feed), Some(mut stdin)) => {
+            let (tx, rx) = mpsc::channel();
+            let events_tx = events_tx.clone();
+            thread::spawn(move || {
+                let result = match feed(&mut stdin).and_then(|()| stdin.flush()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                    Err(e) => {
+                        // Killed by the waiting thread, which knows the pid is not reaped.
+                        let _ = events_tx.send(Event::FeedFailed);
+                        Err(e)
+                    }
+                    Ok(()) => Ok(()),
+                };
+                drop(stdin);
+                let _ = tx.send(result);
             });
+            Some(rx)
+        }
+        _ => None,
+    };
+    // Wait for the exit without reaping (WNOWAIT): until it is reaped, the program's pid
+    // (the group id) cannot be given to another process, so the group kill below can only
+    // reach what the program left behind.
+    thread::spawn(move || {
+        let _ = events_tx.send(Event::Exited(wait_for_exit(pid)));
+    });
+    let deadline = started + timeout;
+    let exited = loop {
+        match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Event::FeedFailed) => kill_group(pid),
+            Ok(Event::Exited(result)) => break Ok(result),
+            Err(e) => break Err(e),
         }
     };
-    // The streams close when the process exits, unless something it started keeps them open.
-    let grace = Duration::from_secs(2);
-    Ok(CommandOutput {
-        argv,
-        exit_code: status.code(),
-        stdout: stdout.recv_timeout(grace).unwrap_or_default(),
-        stderr: stderr.recv_timeout(grace).unwrap_or_default(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    })
+    kill_group(pid);
+    let status = child.wait().map_err(spawn_error)?;
+    if exited.is_err() {
+        return Err(CommandError::Timeout {
+            command: argv.join(" "),
+            timeout,
+        });
+    }
+    // The pipes close once the group is dead; a process that left the group (setsid) and
+    // holds them open is not waited for: what was read so far is the output.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let fed = match fed {
+        // The program has exited: its stdin is closed, so the writer ends promptly.
+        Some(rx) => rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or(Ok(())),
+        None => Ok(()),
+    };
+    Ok((
+        CommandOutput {
+            argv,
+            exit_code: status.code(),
+            stdout: stdout.finish(deadline),
+            stderr: stderr.finish(deadline),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        },
+        fed,
+    ))
 }
 
-fn read_in_background<R: Read + Send + 'static>(stream: Option<R>) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut s) = stream {
-            let _ = s.read_to_end(&mut buf);
+fn wait_for_exit(pid: u32) -> nix::Result<()> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    use nix::unistd::Pid;
+    let pid = Pid::from_raw(i32::try_from(pid).map_err(|_| nix::errno::Errno::EINVAL)?);
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other.map(drop),
         }
-        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
-    });
-    rx
+    }
+}
+
+/// One stream being read on its own thread into a bounded head and tail.
+struct Capture {
+    kept: Arc<Mutex<Kept>>,
+    done: mpsc::Receiver<()>,
+}
+
+#[derive(Default)]
+struct Kept {
+    head: Vec<u8>,
+    tail: VecDeque<u8>,
+    /// Bytes that fell out of the tail: neither in `head` nor in `tail`.
+    dropped: u64,
+}
+
+impl Kept {
+    fn push(&mut self, mut bytes: &[u8], limit: OutputLimit) {
+        let room = limit.head.saturating_sub(self.head.len());
+        let (to_head, rest) = bytes.split_at(room.min(bytes.len()));
+        self.head.extend_from_slice(to_head);
+        bytes = rest;
+        if bytes.len() > limit.tail {
+            let skip = bytes.len() - limit.tail;
+            self.dropped += self.tail.len() as u64 + skip as u64;
+            self.tail.clear();
+            bytes = &bytes[skip..];
+        }
+        let overflow = (self.tail.len() + bytes.len()).saturating_sub(limit.tail);
+        self.tail.drain(..overflow);
+        self.dropped += overflow as u64;
+        self.tail.extend(bytes);
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::from_utf8_lossy(&self.head).into_owned();
+        if self.dropped > 0 {
+            out.push_str(&format!("\n[... {} bytes left out ...]\n", self.dropped));
+        }
+        let (a, b) = self.tail.as_slices();
+        out.push_str(&String::from_utf8_lossy(&[a, b].concat()));
+        out
+    }
+}
+
+impl Capture {
+    fn start<R: Read + Send + 'static>(stream: Option<R>, limit: OutputLimit) -> Capture {
+        let kept = Arc::new(Mutex::new(Kept::default()));
+        let (done_tx, done) = mpsc::channel();
+        let shared = Arc::clone(&kept);
+        thread::spawn(move || {
+            if let Some(mut s) = stream {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => match shared.lock() {
+                            Ok(mut k) => k.push(&buf[..n], limit),
+                            Err(_) => break,
+                        },
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        Capture { kept, done }
+    }
+
+    /// The text read by the end of the stream, or by `deadline` if it stays open.
+    fn finish(self, deadline: Instant) -> String {
+        let _ = self
+            .done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        self.kept.lock().map(|k| k.text()).unwrap_or_default()
+    }
 }
 
 fn kill_group(pid: u32) {
@@ -176,6 +382,32 @@ mod tests {
             &[("HX_PROBE", "1")],
             timeout,
         )
+    }
+
+    #[test]
+    fn a_feeder_writes_stdin_and_its_error_kills_the_program() {
+        let feed: Feeder = Box::new(|w| w.write_all(b"one\ntwo\n"));
+        let (out, fed) = run_fed(Path::new("/bin/cat"), &[], &[], feed, Duration::from_secs(10)).expect("runs");
+        assert_eq!(
+            (out.stdout.as_str(), out.success(), fed.is_ok()),
+            ("one\ntwo\n", true, true)
+        );
+        let feed: Feeder = Box::new(|w| {
+            w.write_all(b"partial\n")?;
+            w.flush()?;
+            Err(std::io::Error::other("refused"))
+        });
+        let script = "cat >/dev/null; echo read-to-the-end".to_string();
+        let (out, fed) = run_fed(
+            Path::new("/bin/sh"),
+            &["-c".into(), script],
+            &[],
+            feed,
+            Duration::from_secs(10),
+        )
+        .expect("runs");
+        assert_eq!(fed.map_err(|e| e.to_string()), Err("refused".to_string()));
+        assert!(!out.success() && !out.stdout.contains("read-to-the-end"), "{out:?}");
     }
 
     #[test]

@@ -16,11 +16,15 @@
 //! certificate before it delegates to webpki, so an expired or untrusted certificate is
 //! still reported, next to the error; with `validate_certs: false` it records and accepts.
 //!
-//! One timeout bounds everything: resolving, connecting, the TLS handshake, and reading
-//! the response. Redirects are followed only when asked (up to [`MAX_REDIRECTS`]).
+//! One timeout bounds everything: resolving, connecting, the TLS handshake, reading the
+//! response, and every redirect. Redirects are followed only when asked (up to
+//! [`MAX_REDIRECTS`]), by [`exchange`] rather than ureq, so that a target that is not an
+//! http or https URL (`file://`) is refused by name and the request's headers (often
+//! credentials) go to the URL's own origin only.
 //! Connections go straight to the server: proxy environment variables are ignored, since
 //! a probe measures the service, not a proxy.
 
+use reliability_core::quote::quote;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -184,7 +188,8 @@ fn prepare(request: &HttpRequest, seen: &SeenCert) -> Result<(ureq::Agent, Strin
         .http_status_as_error(false)
         .timeout_global(Some(timeout))
         .timeout_connect(Some(timeout))
-        .max_redirects(if request.follow_redirects { MAX_REDIRECTS } else { 0 })
+        // Redirects are followed by `exchange`, which can refuse a target (`file://`) by name.
+        .max_redirects(0)
         .proxy(None)
         .user_agent(concat!("hx.reliability/", env!("CARGO_PKG_VERSION")))
         .build();
@@ -202,15 +207,39 @@ fn exchange(
     started: Instant,
     probe: &mut HttpProbe,
 ) -> Result<(), String> {
-    let url = request.url.as_str();
-    let mut builder = match request.method {
-        HttpMethod::Get => agent.get(url),
-        HttpMethod::Head => agent.head(url),
+    // The whole exchange, redirects included, is within the timeout.
+    let timeout = request.timeout.min(LONGEST_TIMEOUT);
+    let home = origin(&request.url);
+    let mut url = request.url.clone();
+    let mut redirects = 0;
+    let mut response = loop {
+        let mut builder = match request.method {
+            HttpMethod::Get => agent.get(&url),
+            HttpMethod::Head => agent.head(&url),
+        };
+        // The user's headers (credentials, often) go to the URL's own origin only.
+        if origin(&url) == home {
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+        }
+        let response = builder
+            .config()
+            .timeout_global(Some(timeout.saturating_sub(started.elapsed())))
+            .build()
+            .call()
+            .map_err(|e| describe(&e, request, host))?;
+        let location = response.headers().get("location").filter(|_| request.follow_redirects);
+        let Some(location) = location.filter(|_| response.status().is_redirection()) else {
+            break response;
+        };
+        probe.status = Some(response.status().as_u16());
+        url = redirect_target(&url, &String::from_utf8_lossy(location.as_bytes()))?;
+        if redirects == MAX_REDIRECTS {
+            return Err(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        redirects += 1;
     };
-    for (name, value) in &request.headers {
-        builder = builder.header(name, value);
-    }
-    let mut response = builder.call().map_err(|e| describe(&e, request, host))?;
     probe.latency = Some(started.elapsed());
     probe.status = Some(response.status().as_u16());
     if request.method == HttpMethod::Head || request.max_body_bytes == 0 {
@@ -232,16 +261,67 @@ fn exchange(
     })
 }
 
+/// Where a redirect from `from` to `location` (absolute, or relative as RFC 3986 allows)
+/// leads, or why it is not followed: only http and https URLs are.
+fn redirect_target(from: &str, location: &str) -> Result<String, String> {
+    let refused = || {
+        format!(
+            "redirect to {} not followed: only http and https URLs are followed",
+            quote(location)
+        )
+    };
+    let scheme_end = location.find(':').filter(|&i| {
+        i > 0
+            && location[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if let Some(i) = scheme_end {
+        let scheme = &location[..i];
+        if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+            return Ok(location.to_string());
+        }
+        return Err(refused());
+    }
+    let base: ureq::http::Uri = from.parse().map_err(|_| refused())?;
+    let (Some(scheme), Some(authority)) = (base.scheme_str(), base.authority()) else {
+        return Err(refused());
+    };
+    let path = base.path();
+    Ok(if location.starts_with("//") {
+        format!("{scheme}:{location}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else if location.starts_with('?') {
+        format!("{scheme}://{authority}{path}{location}")
+    } else {
+        let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        format!("{scheme}://{authority}{dir}/{location}")
+    })
+}
+
+/// Scheme, host and port of `url`, lowercased: where its headers may be sent.
+fn origin(url: &str) -> Option<String> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let default = if scheme == "https" { 443 } else { 80 };
+    Some(format!(
+        "{scheme}://{}:{}",
+        uri.host()?.to_ascii_lowercase(),
+        uri.port_u16().unwrap_or(default)
+    ))
+}
+
 /// The URL's host, or why the URL cannot be probed.
 fn check_url(url: &str) -> Result<String, String> {
-    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("invalid URL '{url}': {e}"))?;
+    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("invalid URL {}: {e}", quote(url)))?;
     match uri.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
-        _ => return Err(format!("invalid URL '{url}': the scheme must be http or https")),
+        _ => return Err(format!("invalid URL {}: the scheme must be http or https", quote(url))),
     }
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(host.to_owned()),
-        _ => Err(format!("invalid URL '{url}': no host")),
+        _ => Err(format!("invalid URL {}: no host", quote(url))),
     }
 }
 
@@ -250,15 +330,14 @@ fn describe(error: &ureq::Error, request: &HttpRequest, host: &str) -> String {
     use std::io::ErrorKind;
     match error {
         ureq::Error::Timeout(_) => format!("timed out after {:?}", request.timeout),
-        ureq::Error::HostNotFound => format!("cannot resolve '{host}'"),
-        ureq::Error::TooManyRedirects => format!("more than {MAX_REDIRECTS} redirects"),
-        ureq::Error::BadUri(reason) => format!("invalid URL '{}': {reason}", request.url),
+        ureq::Error::HostNotFound => format!("cannot resolve {}", quote(host)),
+        ureq::Error::BadUri(reason) => format!("invalid URL {}: {reason}", quote(&request.url)),
         ureq::Error::Http(e) => format!("invalid request: {e}"),
         ureq::Error::Protocol(e) => format!("invalid HTTP response: {e}"),
         ureq::Error::Io(e) => {
             let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
             match (tls, e.kind()) {
-                (Some(tls), _) => format!("TLS handshake with '{host}' failed: {tls}"),
+                (Some(tls), _) => format!("TLS handshake with {} failed: {tls}", quote(host)),
                 (None, ErrorKind::ConnectionRefused) => "connection refused".into(),
                 (None, ErrorKind::ConnectionReset) => "connection reset".into(),
                 (None, ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
@@ -365,8 +444,9 @@ fn escape_rfc4514(value: &str, out: &mut String) {
 
 fn tls_config(ca_file: Option<&Path>, validate_certs: bool, seen: &SeenCert) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut pinned = Vec::new();
     let webpki = if validate_certs {
-        let roots = Arc::new(trusted_roots(ca_file)?);
+        let roots = Arc::new(trusted_roots(ca_file, &mut pinned)?);
         let verifier = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
             .build()
             .map_err(|e| format!("cannot verify certificates: {e}"))?;
@@ -376,6 +456,7 @@ fn tls_config(ca_file: Option<&Path>, validate_certs: bool, seen: &SeenCert) -> 
     };
     let verifier = RecordingVerifier {
         webpki,
+        pinned,
         provider: Arc::clone(&provider),
         seen: Arc::clone(seen),
     };
@@ -390,8 +471,9 @@ fn tls_config(ca_file: Option<&Path>, validate_certs: bool, seen: &SeenCert) -> 
 
 /// The system's CA bundle (the first of `$SSL_CERT_FILE`, [`SYSTEM_CA_BUNDLES`] that can
 /// be read) and the certificates of `ca_file`. A `ca_file` that cannot be read, or holds no
-/// certificate, is an error; so is ending up with no root at all.
-fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+/// certificate, is an error; so is ending up with no root at all. The certificates of
+/// `ca_file` are also added to `pinned`.
+fn trusted_roots(ca_file: Option<&Path>, pinned: &mut Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
     let candidates = from_env.into_iter().chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
@@ -403,10 +485,11 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
     }
     if let Some(path) = ca_file {
         let shown = path.display();
-        let certs = read_pem_certs(path).map_err(|e| format!("cannot read ca_file '{shown}': {e}"))?;
+        let certs = read_pem_certs(path).map_err(|e| format!("ca_file: {e}"))?;
         if certs.is_empty() {
             return Err(format!("ca_file '{shown}' holds no PEM certificate"));
         }
+        pinned.extend(certs.iter().cloned());
         for cert in certs {
             roots
                 .add(cert)
@@ -422,18 +505,30 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
+/// The largest CA bundle read (Debian's whole bundle is about 220 KB).
+const MAX_CA_BYTES: u64 = 8 << 20;
+
+/// The certificates in a PEM file; the error names the path. A FIFO, a device or a file
+/// over [`MAX_CA_BYTES`] is refused at once (`small_file`), not read.
 fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| e.to_string())
+    let pem = crate::small_file::read(path, MAX_CA_BYTES, crate::small_file::Follow::Yes).map_err(|e| e.to_string())?;
+    CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot read '{}': {e}", path.display()))
 }
 
 /// Records the server's leaf certificate, then verifies it with webpki, or, when
 /// `validate_certs` is off, accepts it. Handshake signatures are checked either way: they
 /// prove the server holds the certificate's key.
+///
+/// A server certificate that is itself in `ca_file` is trusted as its own anchor, as
+/// `curl --cacert` (OpenSSL with a partial chain) trusts it, even when webpki refuses it
+/// (a self-signed certificate with `CA:TRUE`, as `openssl req -x509` makes them, is
+/// `CaUsedAsEndEntity` to webpki); its names and validity period are still checked.
 #[derive(Debug)]
 struct RecordingVerifier {
     webpki: Option<Arc<WebPkiServerVerifier>>,
+    pinned: Vec<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
     seen: SeenCert,
 }
@@ -448,9 +543,14 @@ impl ServerCertVerifier for RecordingVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Some(end_entity.clone().into_owned());
-        match &self.webpki {
-            Some(webpki) => webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
-            None => Ok(ServerCertVerified::assertion()),
+        let Some(webpki) = &self.webpki else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(_) if self.pinned.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                verify_pinned(end_entity, server_name, now)
+            }
+            result => result,
         }
     }
 
@@ -475,6 +575,26 @@ impl ServerCertVerifier for RecordingVerifier {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// A server certificate found in `ca_file` itself: valid for `server_name` and at `now`.
+fn verify_pinned(
+    cert: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, rustls::Error> {
+    use rustls::CertificateError;
+    let parsed = rustls::server::ParsedCertificate::try_from(cert)?;
+    rustls::client::verify_server_name(&parsed, server_name)?;
+    let info = tls_info(cert.as_ref()).map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if now > info.not_after_unix {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+    }
+    if now < info.not_before_unix {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    Ok(ServerCertVerified::assertion())
 }
 
 // ---- TLS in ureq's connector chain ----------------------------------------------------------
@@ -513,7 +633,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let host = details.uri.host().unwrap_or_default();
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(bare.to_owned())
-            .map_err(|e| ureq::Error::BadUri(format!("'{host}' cannot name a TLS server: {e}")))?;
+            .map_err(|e| ureq::Error::BadUri(format!("{} cannot name a TLS server: {e}", quote(host))))?;
         let config = self.config().map_err(|e| ureq::Error::Other(e.into()))?;
         let mut conn = ClientConnection::new(config, name).map_err(|e| ureq::Error::Other(Box::new(e)))?;
         let inner: Box<dyn Transport> = Box::new(transport);
@@ -598,5 +718,47 @@ mod tests {
         );
         check("http://", "invalid URL 'http://': empty string");
         assert_eq!(check_url("HTTPS://[::1]:8443/x"), Ok("[::1]".into()));
+    }
+
+    #[test]
+    fn a_pinned_certificate_is_for_its_names_only() {
+        #[allow(clippy::unwrap_used)]
+        let cert = {
+            let server = test_support::https_server_with(test_support::DAY, true, |_, _| {});
+            CertificateDer::from_pem_slice(server.cert_pem.as_bytes()).unwrap()
+        };
+        let now = UnixTime::now();
+        let name = |n: &str| ServerName::try_from(n.to_string()).expect("a name");
+        assert!(verify_pinned(&cert, &name("127.0.0.1"), now).is_ok());
+        assert!(verify_pinned(&cert, &name("localhost"), now).is_ok());
+        let err = verify_pinned(&cert, &name("example.org"), now).expect_err("not its name");
+        assert!(format!("{err:?}").contains("NotValidForName"), "{err:?}");
+        let later = UnixTime::since_unix_epoch(Duration::from_secs(4_000_000_000));
+        let err = verify_pinned(&cert, &name("localhost"), later).expect_err("expired by then");
+        assert!(format!("{err:?}").contains("Expired"), "{err:?}");
+    }
+
+    #[test]
+    fn redirect_targets_are_resolved_and_other_schemes_refused() {
+        let check = |location: &str, expected: Result<&str, &str>| {
+            assert_eq!(
+                redirect_target("http://h:8080/a/b?q", location),
+                expected.map(String::from).map_err(String::from),
+                "{location}"
+            );
+        };
+        check("https://x/y", Ok("https://x/y"));
+        check("//x/y", Ok("http://x/y"));
+        check("/y", Ok("http://h:8080/y"));
+        check("c", Ok("http://h:8080/a/c"));
+        check("?r", Ok("http://h:8080/a/b?r"));
+        check(
+            "file:///etc/passwd",
+            Err("redirect to 'file:///etc/passwd' not followed: only http and https URLs are followed"),
+        );
+        check(
+            "javascript:alert(1)",
+            Err("redirect to 'javascript:alert(1)' not followed: only http and https URLs are followed"),
+        );
     }
 }

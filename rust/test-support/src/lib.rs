@@ -17,6 +17,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const DAY: i64 = 24 * 3600;
 
+/// Under this variable set to `1` (`.ci/run` sets it; CI runs as root with `::1` on
+/// loopback), a test that cannot run here fails instead of skipping.
+pub const REQUIRE_PRIVILEGED: &str = "HX_REQUIRE_PRIVILEGED";
+
+/// For a test that cannot run on this machine (not root, no `::1`, no tmpfs mount, a
+/// missing tool): prints `SKIPPED: why` so the caller can return, or, under
+/// `HX_REQUIRE_PRIVILEGED=1`, panics so the test fails rather than pass without running.
+pub fn skip(why: &str) {
+    if must_run(std::env::var(REQUIRE_PRIVILEGED).ok().as_deref()) {
+        panic!("{REQUIRE_PRIVILEGED}=1, but this test cannot run here: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+/// Whether the value of [`REQUIRE_PRIVILEGED`] forbids skipping.
+fn must_run(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim() == "1")
+}
+
 pub fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -47,8 +66,17 @@ pub struct TlsServer {
 /// from two days ago for `valid_for` seconds more (negative: expired). Each connection is
 /// handed to `serve` on a thread of its own.
 pub fn https_server(valid_for: i64, serve: fn(Arc<ServerConfig>, TcpStream)) -> TlsServer {
+    https_server_with(valid_for, false, serve)
+}
+
+/// [`https_server`], its certificate marked as a CA's (`CA:TRUE`) when `ca` is set, as
+/// `openssl req -x509` makes them by default.
+pub fn https_server_with(valid_for: i64, ca: bool, serve: fn(Arc<ServerConfig>, TcpStream)) -> TlsServer {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
     params
         .distinguished_name
         .push(DnType::OrganizationName, "hx, reliability");
@@ -143,4 +171,28 @@ fn run(cmd: &mut Command, stdin: Option<&str>) -> Result<(), String> {
         return Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipping_is_refused_only_when_required() {
+        assert!(must_run(Some("1")));
+        assert!(!must_run(None));
+        assert!(!must_run(Some("0")));
+        assert!(!must_run(Some("")));
+    }
+
+    #[test]
+    fn a_required_skip_fails_the_test() {
+        // What `skip` does with the variable set, without touching this process's env.
+        let required = std::panic::catch_unwind(|| {
+            if must_run(Some("1")) {
+                panic!("required");
+            }
+        });
+        assert!(required.is_err());
+    }
 }
