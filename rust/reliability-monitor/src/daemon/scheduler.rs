@@ -598,3 +598,32 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_owns_its_own_entries_only() {
+        let p = "health_checks.services[1]";
+        for (entry, owned) in [
+            ("health_checks.services[1]", true),
+            ("health_checks.services[1].port", true),
+            ("health_checks.services[1].process", true),
+            ("health_checks.services[10]", false),
+            ("health_checks.services[10].port", false),
+            ("health_checks.ports[1]", false),
+        ] {
+            assert_eq!(under(entry, p), owned, "{entry}");
+        }
+    }
+
+    #[test]
+    fn critical_and_unknown_are_failures() {
+        let r = |s| CheckResult::state("x", "port", s, "m", Duration::ZERO);
+        assert!(!failed(&[r(Status::Ok), r(Status::Warning)]));
+        assert!(failed(&[r(Status::Ok), r(Status::Critical)]));
+        assert!(failed(&[r(Status::Unknown)]));
+        assert!(failed(&[]), "a run without results says nothing good");
+    }
+}
