@@ -322,7 +322,8 @@ impl Scheduler {
             if job.running.is_some() {
                 // Still going (perhaps past its deadline): this turn is skipped.
                 job.next_due = now + interval;
-                self.log.warn(&format!(
+                // Said once at the deadline (warning); each skipped turn only in debug.
+                self.log.debug(&format!(
                     "{}: the previous run is still going; this turn is skipped",
                     job.entry.path
                 ));
