@@ -9,12 +9,16 @@
 //! reboot) because they only ever live in those files.
 
 use reliability_checks::HealthRequest;
-use reliability_core::breaker::{Breaker, State as BreakerState};
+use reliability_core::breaker::State as BreakerState;
+use reliability_core::cancel::{Cancel, RunContext};
 use reliability_core::check::CheckResult;
-use reliability_core::recovery::{self, Stats};
+use reliability_core::incident::{Event, Stats};
+use reliability_core::recovery::Outcome;
+use reliability_os::clock::now_ms;
 use reliability_os::state::Store;
 use reliability_recovery::RecoveryRequest;
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// Runs one check entry's request once.
 pub fn run_checks(request: &HealthRequest) -> Vec<CheckResult> {
@@ -24,18 +28,22 @@ pub fn run_checks(request: &HealthRequest) -> Vec<CheckResult> {
 /// What one recovery run came to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Healed {
-    /// The engine's outcome: `healthy`, `recovered`, `failed`, `refused`, `manual`.
-    pub outcome: String,
-    /// Whether the service is healthy after the run.
+    pub outcome: Outcome,
+    /// Whether the service is served after the run (healthy, recovered or failed over).
     pub healthy: bool,
     pub msg: String,
 }
 
-/// One recovery run of the service, through the engine (look, decide, act, record).
-pub fn recover(request: &RecoveryRequest) -> Result<Healed, String> {
-    let report = reliability_recovery::run(request, false).map_err(|e| e.to_string())?;
+/// One recovery run of the service, through the engine (look, decide, act, record). The
+/// daemon's `cancel` stops the engine's waits at once when the daemon stops.
+pub fn recover(request: &RecoveryRequest, cancel: &Cancel) -> Result<Healed, String> {
+    let ctx = RunContext::at(now_ms(), Instant::now()).with_cancel(cancel.clone());
+    let report = reliability_recovery::run(request, &ctx, false).map_err(|e| e.to_string())?;
     Ok(Healed {
-        healthy: matches!(report.outcome.as_str(), "healthy" | "recovered"),
+        healthy: matches!(
+            report.outcome,
+            Outcome::Healthy | Outcome::Recovered | Outcome::FailedOver
+        ),
         outcome: report.outcome,
         msg: report.msg,
     })
@@ -44,11 +52,11 @@ pub fn recover(request: &RecoveryRequest) -> Result<Healed, String> {
 /// A service's figures, read back from the files the engine writes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Figures {
-    /// MTTR, MTBF, availability over the request's stats window.
+    /// Outages, MTTR, MTBF, availability and error budget over the request's stats window.
     pub stats: Option<Stats>,
-    /// Recovery runs by outcome, over the whole incident log.
+    /// Recovery attempts inside the stats window, by outcome.
     pub recoveries: BTreeMap<String, u64>,
-    /// Whether the latest incident has not recovered.
+    /// Whether an outage of the service is open.
     pub open_incident: bool,
     /// The breaker's name and state, when the service has one and it has a file.
     pub breaker: Option<(String, BreakerState)>,
@@ -56,24 +64,36 @@ pub struct Figures {
     pub problems: Vec<String>,
 }
 
-/// The figures of the service of `request` at `now_ms`.
+/// The figures of the service of `request` at `now_ms`, from the stats window of its
+/// incident log only (never the whole history).
 pub fn figures(request: &RecoveryRequest, now_ms: u64) -> Figures {
     let mut f = Figures::default();
-    match reliability_recovery::read_incidents(&request.incident_log, &request.service) {
-        Ok((incidents, _bad_lines)) => {
-            for i in &incidents {
-                *f.recoveries.entry(i.outcome.clone()).or_default() += 1;
+    match reliability_recovery::incidents::figures(request, now_ms) {
+        Ok((stats, _history, warning)) => {
+            f.open_incident = stats.open > 0;
+            f.stats = Some(stats);
+            f.problems.extend(warning);
+        }
+        Err(e) => f.problems.push(e.to_string()),
+    }
+    let since = now_ms.saturating_sub(request.stats_window_ms);
+    match reliability_recovery::incidents::read_since(&request.incident_log, since) {
+        Ok((events, _)) => {
+            for event in &events {
+                if let Event::Attempt(a) = event {
+                    if a.service == request.service {
+                        *f.recoveries.entry(a.outcome.as_str().to_string()).or_default() += 1;
+                    }
+                }
             }
-            f.open_incident = incidents.last().is_some_and(|i| i.recovered_at.is_none());
-            f.stats = Some(recovery::stats(&incidents, now_ms, request.stats_window_ms));
         }
         Err(e) => f.problems.push(e.to_string()),
     }
     if let Some((name, _)) = &request.breaker {
-        match Store::new(&request.state_dir).load::<Breaker>(name) {
-            Ok(Some(b)) => f.breaker = Some((name.clone(), b.state)),
+        match reliability_recovery::breaker::load(&Store::new(&request.state_dir), name, true) {
+            Ok((Some(b), _)) => f.breaker = Some((name.clone(), b.state)),
             // No file yet: a breaker that never saw a call is closed.
-            Ok(None) => f.breaker = Some((name.clone(), BreakerState::Closed)),
+            Ok((None, _)) => f.breaker = Some((name.clone(), BreakerState::Closed)),
             Err(e) => f.problems.push(e.to_string()),
         }
     }

@@ -24,6 +24,7 @@ use super::log::Logger;
 use super::view::{CheckView, ServiceView, View};
 use super::{Event, Shared};
 use crate::config::{Config, HealthEntry, RecoveryEntry};
+use reliability_core::cancel::Cancel;
 use reliability_core::check::{CheckResult, Status};
 use reliability_os::clock::now_ms;
 use std::collections::HashMap;
@@ -99,6 +100,8 @@ pub struct Scheduler {
     /// Something changed since the last snapshot.
     dirty: bool,
     published_at: Instant,
+    /// Set at the stop: recoveries still running stop waiting at once.
+    cancel: Cancel,
 }
 
 /// `entry` belongs to the service at `prefix`.
@@ -144,6 +147,7 @@ impl Scheduler {
             ready: false,
             dirty: true,
             published_at: Instant::now(),
+            cancel: Cancel::new(),
         };
         s.install(config);
         s
@@ -282,6 +286,7 @@ impl Scheduler {
                 ));
             }
             Msg::Stop(done) => {
+                self.cancel.cancel();
                 self.publish(true);
                 self.save();
                 return Some(done);
@@ -464,8 +469,9 @@ impl Scheduler {
                         service.healer.attempts + 1
                     ));
                     let tx = self.tx.clone();
+                    let cancel = self.cancel.clone();
                     let spawned = std::thread::Builder::new().name("recovery".into()).spawn(move || {
-                        let result = engines::recover(&request);
+                        let result = engines::recover(&request, &cancel);
                         let _ = tx.send(Msg::Healed {
                             service: request.service.clone(),
                             result,

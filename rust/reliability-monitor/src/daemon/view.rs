@@ -274,7 +274,7 @@ impl View {
             }
         }
         let service = |s: &ServiceView| vec![("service", s.service.clone())];
-        type Stat = fn(&reliability_core::recovery::Stats) -> Option<f64>;
+        type Stat = fn(&reliability_core::incident::Stats) -> Option<f64>;
         let stats: [(&str, &str, Stat); 3] = [
             (
                 "reliability_monitor_service_availability_ratio",
@@ -303,21 +303,21 @@ impl View {
         m.family(
             "reliability_monitor_service_open_incident",
             "gauge",
-            "1 while the service's latest incident has not recovered.",
+            "1 while an outage of the service is open.",
         );
         for s in &self.services {
             let v = f64::from(u8::from(s.figures.open_incident));
             m.sample("reliability_monitor_service_open_incident", &service(s), v);
         }
         m.family(
-            "reliability_monitor_recoveries_total",
-            "counter",
-            "Recovery runs that found the service failing, by outcome (from the incident log).",
+            "reliability_monitor_recovery_attempts",
+            "gauge",
+            "Recovery attempts inside the stats window, by outcome (from the incident log).",
         );
         for s in &self.services {
             for (outcome, n) in &s.figures.recoveries {
                 let labels = [("service", s.service.clone()), ("outcome", outcome.clone())];
-                m.sample("reliability_monitor_recoveries_total", &labels, *n as f64);
+                m.sample("reliability_monitor_recovery_attempts", &labels, *n as f64);
             }
         }
         m.out
