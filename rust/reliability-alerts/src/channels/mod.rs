@@ -17,7 +17,7 @@ mod webhook;
 pub use alertmanager::AlertmanagerChannel;
 pub use email::{EmailChannel, SmtpTls};
 pub use slack::SlackChannel;
-pub use webhook::WebhookChannel;
+pub use webhook::{signature, WebhookChannel, SIGNATURE_HEADER};
 
 use crate::alert::Alert;
 use crate::secret::Secret;
