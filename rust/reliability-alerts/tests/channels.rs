@@ -389,20 +389,27 @@ fn alertmanager_shows_the_alert_then_its_resolution() {
     let resolved = policy.decide(&event(reliability_alerts::EventKind::IncidentClosed), later);
     assert_eq!(resolved[0].state, AlertState::Resolved);
     channel.deliver(&resolved[0], later).unwrap();
-    // Alertmanager keeps a resolved alert until it is garbage-collected, with endsAt in
-    // the past; `amtool alert query` (active alerts) no longer shows it.
-    let all = api_alerts(&am);
-    let mine: Vec<&serde_json::Value> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["labels"]["incident"] == "inc-am-1")
-        .collect();
-    assert_eq!(mine.len(), 1, "{all}");
-    for a in &mine {
-        assert_eq!(a["endsAt"], reliability_core::timestamp::rfc3339(later), "{a}");
-        assert_eq!(a["annotations"]["idempotency_key"], resolved[0].key.as_str(), "{a}");
+    // Alertmanager took it as a resolution (its own count), and no longer lists it.
+    let metrics = probe_http(&HttpRequest {
+        max_body_bytes: 4 << 20,
+        ..HttpRequest::new(format!("{}/metrics", am.url))
+    });
+    let metrics = metrics.body.unwrap_or_default();
+    for line in [
+        r#"alertmanager_alerts_received_total{status="firing",version="v2"} 1"#,
+        r#"alertmanager_alerts_received_total{status="resolved",version="v2"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in /metrics");
     }
+    let listed = api_alerts(&am);
+    assert!(
+        !listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["labels"]["incident"] == "inc-am-1"),
+        "{listed}"
+    );
     assert_eq!(amtool(&am, "inc-am-1"), serde_json::json!([]));
 }
 
