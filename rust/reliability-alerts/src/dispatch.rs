@@ -92,13 +92,16 @@ impl Dispatcher {
     }
 
     /// Delivers what is due at `now`, oldest first per channel, until done, `cancel` is
-    /// set, or the budget is spent. A channel whose delivery failed is left alone for the
-    /// rest of the round (its receiver is likely down; the other entries keep their turn).
+    /// set, or the budget is spent. A channel whose delivery failed is left alone until
+    /// that entry's retry is due ([`Queue::backing_off`]): its receiver is likely down.
     /// Entries of a channel no longer configured wait (a reload may bring it back).
     pub fn deliver_due(&mut self, now: u64, cancel: &AtomicBool) -> RoundReport {
         let started = Instant::now();
         let mut report = RoundReport::default();
         'channels: for channel in &self.channels {
+            if self.queue.backing_off(channel.name(), now) {
+                continue;
+            }
             for entry in self.queue.due(channel.name(), now) {
                 if cancel.load(Ordering::Relaxed) || started.elapsed() >= self.budget {
                     report.interrupted = true;

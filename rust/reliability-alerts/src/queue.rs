@@ -315,6 +315,15 @@ impl Queue {
         due
     }
 
+    /// A delivery to `channel` failed and its retry is not due yet at `now`: the channel
+    /// backs off as a whole (its receiver is likely down), so that alerts never tried do
+    /// not hit it one per round, and the oldest goes first when it is back.
+    pub fn backing_off(&self, channel: &str, now: u64) -> bool {
+        self.entries
+            .iter()
+            .any(|((c, _), e)| c == channel && e.attempts > 0 && e.next_attempt_ms > now)
+    }
+
     /// The channel confirmed delivery: the entry goes.
     pub fn ack(&mut self, channel: &str, key: &str) -> Result<(), QueueError> {
         self.remove(channel, key)
