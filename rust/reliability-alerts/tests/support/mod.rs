@@ -124,12 +124,17 @@ impl Receiver {
 
 /// `count` distinct firing alerts from the real policy, one incident each.
 pub fn alerts(count: usize) -> Vec<Alert> {
+    alerts_range(0..count)
+}
+
+/// The alerts of services `svc<i>` for `i` in `range`: the same keys every time.
+pub fn alerts_range(range: std::ops::Range<usize>) -> Vec<Alert> {
     let mut policy = Policy::new(PolicyConfig {
         host: "web1".into(),
         runbook_url: Some("https://runbooks.example/{alertname}".into()),
         ..PolicyConfig::default()
     });
-    (0..count)
+    range
         .flat_map(|i| {
             let event = Event {
                 kind: EventKind::HealingFailed,
