@@ -8,7 +8,7 @@ mod support;
 use reliability_alerts::channels::signature;
 use reliability_alerts::{AlertState, Outcome};
 use reliability_os::http::{probe_http, HttpRequest};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -420,11 +420,10 @@ fn a_test_alert_reports_where_it_went() {
     let report = c.send_test("webhook", NOW).unwrap();
     assert_eq!(report.outcome, Outcome::Delivered);
     assert_eq!(report.channel, "webhook");
-    assert_eq!(receiver.seen.lock().unwrap().keys, [report.key.clone()]);
+    assert_eq!(receiver.seen.lock().unwrap().keys, std::slice::from_ref(&report.key));
     let err = c.send_test("pager", NOW).unwrap_err();
     assert_eq!(
         err.to_string(),
         "no channel 'pager' is configured (configured: webhook)"
     );
-    let _ = std::io::stderr().flush();
 }
