@@ -283,6 +283,16 @@ pub(crate) fn url_host(url: &str) -> Result<String, &'static str> {
     Ok(host.to_string())
 }
 
+/// `localhost`, or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Reads one piece of config, recording problems at their paths.
 struct Reader<'a, 'c> {
     ctx: &'a Context<'c>,
@@ -427,6 +437,11 @@ impl Reader<'_, '_> {
                 "username and a password (password, password_file or password_env) go together",
             );
         }
+        let server = m
+            .get("smtp_server")
+            .and_then(Value::as_str)
+            .unwrap_or("localhost")
+            .to_string();
         let tls = match m.get("tls").and_then(Value::as_str) {
             Some("starttls") => SmtpTls::Starttls,
             Some("smtps") => SmtpTls::Smtps,
@@ -434,6 +449,9 @@ impl Reader<'_, '_> {
             Some(_) => SmtpTls::Opportunistic,
             // Credentials are never sent where STARTTLS could be stripped.
             None if username.is_some() => SmtpTls::Starttls,
+            // The seed's relay on localhost: nothing leaves the host, and a local relay's
+            // certificate is rarely one a client can verify (Debian's postfix: snakeoil).
+            None if is_loopback(&server) => SmtpTls::None,
             None => SmtpTls::Opportunistic,
         };
         if username.is_some() && matches!(tls, SmtpTls::None | SmtpTls::Opportunistic) {
@@ -449,11 +467,6 @@ impl Reader<'_, '_> {
         let port = port.unwrap_or(if tls == SmtpTls::Smtps { 465 } else { 25 });
         let mechanism = m.get("auth_mechanism").and_then(Value::as_str).map(String::from);
         let (ca_file, validate_certs, timeout) = self.http_common(m, path);
-        let server = m
-            .get("smtp_server")
-            .and_then(Value::as_str)
-            .unwrap_or("localhost")
-            .to_string();
         if self.problems.len() != before {
             return None;
         }
@@ -807,10 +820,7 @@ maintenance_windows:
         let Channel::Email(e) = &c.channels[0] else {
             panic!("email first")
         };
-        assert_eq!(
-            (e.server.as_str(), e.port, e.tls),
-            ("localhost", 25, SmtpTls::Opportunistic)
-        );
+        assert_eq!((e.server.as_str(), e.port, e.tls), ("localhost", 25, SmtpTls::None));
         let Channel::Slack(s) = &c.channels[1] else {
             panic!("slack second")
         };
@@ -819,6 +829,41 @@ maintenance_windows:
         let debug = format!("{c:?}");
         assert!(!debug.contains("hooks.slack.com/..."), "{debug}");
         assert!(!debug.contains("api.example.com/alerts"), "{debug}");
+    }
+
+    #[test]
+    fn smtp_tls_defaults_keep_credentials_and_remote_mail_encrypted() {
+        let tls = |fields: &str| {
+            let yaml = format!("notifications: {{email: {{{fields}, from_address: a@b.c, to_addresses: [d@e.f]}}}}");
+            match &parse(&yaml, &[("PW", "x")]).expect("valid").channels[0] {
+                Channel::Email(e) => (e.tls, e.port),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(tls("smtp_server: localhost"), (SmtpTls::None, 25));
+        assert_eq!(tls("smtp_server: '::1'"), (SmtpTls::None, 25));
+        assert_eq!(tls("smtp_server: mx.example.com"), (SmtpTls::Opportunistic, 25));
+        assert_eq!(
+            tls("smtp_server: localhost, username: u, password_env: PW"),
+            (SmtpTls::Starttls, 25)
+        );
+        assert_eq!(tls("smtp_server: mx.example.com, tls: smtps"), (SmtpTls::Smtps, 465));
+    }
+
+    #[test]
+    fn no_secret_shows_in_debug_output() {
+        let yaml = r#"
+alerting: {channels: [email, slack, webhook, alertmanager]}
+notifications:
+  email: {smtp_server: mx, smtp_port: 587, username: u, password: SECRET-PW, from_address: a@b.c, to_addresses: [d@e.f]}
+  slack: {webhook_url: "https://hooks.slack.com/services/SECRET-SLACK"}
+  webhook: {url: "https://h.example/SECRET-PATH?k=SECRET-Q", token: SECRET-TOKEN, secret: SECRET-HMAC, headers: {X-Api-Key: SECRET-HEADER}}
+  alertmanager: {url: "http://am:9093", token: SECRET-AM}
+"#;
+        let c = parse(yaml, &[]).expect("valid");
+        let debug = format!("{c:?} {:#?}", c.channels);
+        assert!(!debug.contains("SECRET"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
     }
 
     #[test]

@@ -489,6 +489,30 @@ mod tests {
     }
 
     #[test]
+    fn a_new_incident_of_a_firing_group_resolves_the_old_one_first() {
+        check(
+            PolicyConfig::default(),
+            vec![
+                (0, ev(FAILED), false, &["nginx/recovery_failed firing 0"]),
+                (
+                    5,
+                    Some(event(FAILED, "nginx", "i2")),
+                    false,
+                    &["nginx/recovery_failed resolved 0", "nginx/recovery_failed firing 0"],
+                ),
+                // The old incident's closing is old news; the new one's resolves.
+                (6, ev(CLOSED), false, &[]),
+                (
+                    7,
+                    Some(event(CLOSED, "nginx", "i2")),
+                    false,
+                    &["nginx/recovery_failed resolved 0"],
+                ),
+            ],
+        );
+    }
+
+    #[test]
     fn the_ladder_level_alerts() {
         check(
             PolicyConfig {
