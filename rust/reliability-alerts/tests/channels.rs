@@ -258,6 +258,7 @@ fn email_goes_through_starttls_and_auth_to_every_recipient() {
     // password is in no message.
     let c = email("plain", "password: wrong-pa55");
     let err = c.channel("email").unwrap().deliver(&all[0], NOW).unwrap_err();
+    assert!(err.reason.contains("535"), "{err}");
     assert!(!err.permanent, "{err}");
     assert!(
         err.to_string()

@@ -42,7 +42,8 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     )
     if ok:
         session.hx_mechanism = mechanism
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd answers 535 itself when the credentials are wrong.
+    return AuthResult(success=ok, handled=False)
 
 
 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
