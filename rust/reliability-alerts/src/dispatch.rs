@@ -41,7 +41,8 @@ pub struct RoundReport {
     pub deliveries: Vec<DeliveryReport>,
     /// Queue errors (a full disk): the entries concerned stay queued.
     pub errors: Vec<QueueError>,
-    /// Entries still waiting, and the earliest time one is due.
+    /// Entries still waiting, and the earliest time one of a configured channel is due
+    /// (when the daemon's next round has work).
     pub pending: usize,
     pub next_due_ms: Option<u64>,
     /// The round stopped early: cancelled, or out of its time budget.
@@ -79,6 +80,11 @@ impl Dispatcher {
     pub fn with_budget(mut self, budget: Duration) -> Dispatcher {
         self.budget = budget;
         self
+    }
+
+    /// After a reload: the channels of `config`, the same queue.
+    pub fn reconfigure(&mut self, config: &AlertConfig) {
+        self.channels = config.channels.clone();
     }
 
     pub fn queue(&mut self) -> &mut Queue {
@@ -146,7 +152,12 @@ impl Dispatcher {
             }
         }
         report.pending = self.queue.len();
-        report.next_due_ms = self.queue.next_due_ms();
+        // Entries of a channel no longer configured wait without making anything due.
+        report.next_due_ms = self
+            .channels
+            .iter()
+            .filter_map(|c| self.queue.next_due_ms(c.name()))
+            .min();
         report
     }
 }

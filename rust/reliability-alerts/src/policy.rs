@@ -207,23 +207,31 @@ impl Policy {
     /// groups, and the resolution of flapping that stopped.
     pub fn tick(&mut self, now: u64, in_maintenance: bool) -> Vec<Alert> {
         let mut out = Vec::new();
-        if let Some((most, window)) = self.config.flapping {
-            for times in self.state.recoveries.values_mut() {
-                times.retain(|&t| t.saturating_add(window) > now);
-            }
-            self.state.recoveries.retain(|_, t| !t.is_empty());
-            let calm: Vec<String> = self
-                .state
-                .groups
-                .iter()
-                .filter(|(_, g)| g.name == AlertName::ServiceFlapping)
-                .filter(|(_, g)| self.state.recoveries.get(&g.service).map_or(0, Vec::len) <= most as usize)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in calm {
-                if let Some(group) = self.state.groups.remove(&key) {
-                    self.resolve(group, now, &mut out);
+        // Flapping that stopped resolves (all of it, when a reload turned flapping off).
+        let limit = self.config.flapping;
+        match limit {
+            Some((_, window)) => {
+                for times in self.state.recoveries.values_mut() {
+                    times.retain(|&t| t.saturating_add(window) > now);
                 }
+                self.state.recoveries.retain(|_, t| !t.is_empty());
+            }
+            None => self.state.recoveries.clear(),
+        }
+        let calm: Vec<String> = self
+            .state
+            .groups
+            .iter()
+            .filter(|(_, g)| g.name == AlertName::ServiceFlapping)
+            .filter(|(_, g)| {
+                let count = self.state.recoveries.get(&g.service).map_or(0, Vec::len);
+                limit.is_none_or(|(most, _)| count <= most as usize)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in calm {
+            if let Some(group) = self.state.groups.remove(&key) {
+                self.resolve(group, now, &mut out);
             }
         }
         let quiet = in_maintenance && self.config.suppress_in_maintenance;
@@ -580,6 +588,41 @@ mod tests {
                 (91, Some(event(rec(1), "db", "x")), false, &[]),
             ],
         );
+    }
+
+    #[test]
+    fn flapping_turned_off_by_a_reload_resolves() {
+        let mut policy = Policy::new(PolicyConfig {
+            flapping: Some((1, 60 * MIN)),
+            ..PolicyConfig::default()
+        });
+        let recovered = |incident: &str| {
+            event(
+                EventKind::Recovery {
+                    level: 1,
+                    succeeded: true,
+                },
+                "nginx",
+                incident,
+            )
+        };
+        assert!(policy.decide(&recovered("a"), 0).is_empty());
+        assert_eq!(policy.decide(&recovered("b"), MIN)[0].name, AlertName::ServiceFlapping);
+        let state = policy.state().clone();
+        let mut reloaded = Policy::with_state(
+            PolicyConfig {
+                flapping: None,
+                ..PolicyConfig::default()
+            },
+            state,
+        );
+        let resolved = reloaded.tick(2 * MIN, false);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(
+            (resolved[0].name, resolved[0].state),
+            (AlertName::ServiceFlapping, AlertState::Resolved)
+        );
+        assert!(reloaded.state().recoveries.is_empty());
     }
 
     #[test]

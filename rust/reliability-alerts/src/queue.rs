@@ -45,8 +45,9 @@ pub enum QueueError {
     Locked(PathBuf),
     #[error("alert queue: {0}")]
     State(#[from] reliability_os::state::StateError),
-    #[error("alert queue: invalid channel name '{0}'")]
-    Channel(String),
+    /// A channel name or key that cannot be a file name (letters, digits, `_`, `-`).
+    #[error("alert queue: invalid name {}", reliability_core::quote::quote(.0))]
+    InvalidName(String),
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> QueueError + 'a {
@@ -227,11 +228,11 @@ impl Queue {
     pub fn push(&mut self, alert: &Alert, channels: &[&str], now: u64) -> Result<PushReport, QueueError> {
         let mut report = PushReport::default();
         if !valid_name(&alert.key) {
-            return Err(QueueError::Channel(format!("key {}", alert.key)));
+            return Err(QueueError::InvalidName(alert.key.clone()));
         }
         for &channel in channels {
             if !valid_name(channel) {
-                return Err(QueueError::Channel(channel.to_string()));
+                return Err(QueueError::InvalidName(channel.to_string()));
             }
             let id = (channel.to_string(), alert.key.clone());
             if self.entries.contains_key(&id) {
@@ -392,9 +393,18 @@ impl Queue {
         self.entries.is_empty()
     }
 
-    /// The earliest next attempt of any entry.
-    pub fn next_due_ms(&self) -> Option<u64> {
-        self.entries.values().map(|e| e.next_attempt_ms).min()
+    /// When something of `channel` is due next: while it backs off
+    /// ([`Queue::backing_off`]), when that ends; else its earliest entry's next attempt.
+    pub fn next_due_ms(&self, channel: &str) -> Option<u64> {
+        let mine = || {
+            self.entries
+                .iter()
+                .filter(move |((c, _), _)| c == channel)
+                .map(|(_, e)| e)
+        };
+        let blocked = mine().filter(|e| e.attempts > 0).map(|e| e.next_attempt_ms).max();
+        let earliest = mine().map(|e| e.next_attempt_ms).min()?;
+        Some(blocked.map_or(earliest, |b| b.max(earliest)))
     }
 
     /// Entries dropped by the bound since this queue was opened.
@@ -416,6 +426,56 @@ pub(crate) fn log(line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alert(key: &str) -> Alert {
+        use crate::alert::{AlertName, AlertState, Category, Severity};
+        Alert {
+            key: key.into(),
+            name: AlertName::RecoveryFailed,
+            state: AlertState::Firing,
+            severity: Severity::Critical,
+            category: Category::ServiceFailure,
+            host: "h".into(),
+            service: "s".into(),
+            check: None,
+            value: None,
+            incident: "i".into(),
+            summary: "s".into(),
+            runbook_url: None,
+            tried: Vec::new(),
+            sequence: 0,
+            starts_at_ms: 0,
+            ends_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_channel_backs_off_until_its_failed_entry_is_due() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = QueueConfig {
+            retry_base_ms: 10_000,
+            retry_max_ms: 10_000,
+            ..QueueConfig::default()
+        };
+        let mut q = Queue::open(dir.path(), config).expect("open");
+        q.push(&alert("a"), &["slack", "email"], 100).expect("push");
+        q.push(&alert("b"), &["slack"], 200).expect("push");
+        assert_eq!((q.next_due_ms("slack"), q.next_due_ms("email")), (Some(100), Some(100)));
+        assert!(!q.backing_off("slack", 1000));
+        let at = q.retry("slack", "a", "down", 1000).expect("retry");
+        assert!((1000..=11_000).contains(&at), "{at}");
+        assert!(q.backing_off("slack", at.saturating_sub(1)) || at == 1000);
+        assert!(!q.backing_off("slack", at));
+        // "b" was never tried, yet waits with the channel; "email" is not held up.
+        assert_eq!(q.next_due_ms("slack"), Some(at.max(200)));
+        assert_eq!(q.next_due_ms("email"), Some(100));
+        assert!(!q.backing_off("email", 1000));
+        assert_eq!(q.next_due_ms("webhook"), None);
+        assert!(matches!(
+            q.push(&alert("../x"), &["slack"], 1),
+            Err(QueueError::InvalidName(_))
+        ));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_full_jitter() {
