@@ -234,18 +234,33 @@ pub fn judge(observed: &Observed, rules: &Rules, now_ms: u64) -> Verdict {
     v
 }
 
+/// Checks the values of `completeness` (globs, sizes, durations, copies), whether or not
+/// the check runs; `path` is needed only by a run.
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    match params.get("completeness").and_then(Value::as_object) {
+        Some(opts) => rules(opts).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
 /// The options, checked: (path, copies, rules). Bad values are named with their option.
 fn request(params: &Map<String, Value>) -> Result<(PathBuf, Vec<PathBuf>, Rules), RequestError> {
-    let bad = |msg: String| RequestError(format!("completeness.{msg}"));
     let opts = params
         .get("completeness")
         .and_then(Value::as_object)
         .ok_or_else(|| RequestError("the completeness check needs 'completeness.path'".to_string()))?;
+    let (copies, rules) = rules(opts)?;
     let path = opts
         .get("path")
         .and_then(Value::as_str)
         .map(PathBuf::from)
         .ok_or_else(|| RequestError("the completeness check needs 'completeness.path'".to_string()))?;
+    Ok((path, copies, rules))
+}
+
+/// The copies and rules of the options.
+fn rules(opts: &Map<String, Value>) -> Result<(Vec<PathBuf>, Rules), RequestError> {
+    let bad = |msg: String| RequestError(format!("completeness.{msg}"));
     let strs = |name: &str| -> Vec<String> {
         opts.get(name)
             .and_then(Value::as_array)
@@ -282,7 +297,7 @@ fn request(params: &Map<String, Value>) -> Result<(PathBuf, Vec<PathBuf>, Rules)
         (None, 0) => None,
         (None, k) => Some(k + 1),
     };
-    Ok((path, copies, rules))
+    Ok((copies, rules))
 }
 
 /// Reads what is under `path` (a directory or one file): the files, and the copies of
@@ -360,7 +375,7 @@ fn observe(
     if pending.is_empty() {
         return Ok((observed, 0));
     }
-    let run = hashing::hash_files(Path::new("/"), &to_hash, threads);
+    let run = hashing::hash_files(Path::new("/"), &to_hash, threads, hashing::Links::Follow);
     let outcome = |p: &str| run.files.iter().find(|f| f.path == p).map(|f| f.outcome.clone());
     let want = match outcome(&to_hash[0]) {
         Some(Seen::Digest(d)) => d,

@@ -2,6 +2,13 @@
 //! names included) is hashed in parallel and compared; missing, mismatched, unreadable
 //! and, on request, extra files are reported once each, by path.
 //!
+//! Only regular files are read, and only under the root: a listed FIFO or device is
+//! reported by its kind, and a file reached through a symbolic link that leads out of the
+//! root (or, with `refuse_symlinks`, through any link) is reported instead of read, so a
+//! backup made of links to live files does not pass. The manifest and its companion, when
+//! they lie in the tree, are not extra files (`reliability_core::manifest::own_files`, the
+//! rule `restore_test` uses too).
+//!
 //! Reading and hashing are `reliability_os::hashing`; parsing and the verdict are
 //! `reliability_core::manifest`. Without `max_duration` and `sample_percent` nothing is
 //! written and the run is exactly the full verification (no state, no clock per file).
@@ -43,7 +50,7 @@ use reliability_core::manifest::{self, Integrity, Manifest, Seen};
 use reliability_core::spec::Opt;
 use reliability_core::timestamp;
 use reliability_os::clock::now_ms;
-use reliability_os::hashing::{self, HashRun, WalkOptions};
+use reliability_os::hashing::{self, HashRun, Links, WalkOptions};
 use reliability_os::state::{self, Record, StateError, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -57,6 +64,7 @@ pub fn options() -> Vec<Opt> {
         Opt::path("manifest"),
         Opt::path("root"),
         Opt::bool("report_extra").default(false),
+        Opt::bool("refuse_symlinks").default(false),
         Opt::int("threads").range(1.0, 1024.0),
         Opt::float("max_duration").range(0.0, 1e9),
         Opt::float("sample_percent").range(0.0, 100.0),
@@ -72,6 +80,16 @@ pub fn threads(params: &Map<String, Value>) -> usize {
         .and_then(Value::as_u64)
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or_else(hashing::default_threads)
+}
+
+/// How a manifest's files may use symbolic links: while they stay under the root, or
+/// (`refuse_symlinks`) not at all.
+fn links(params: &Map<String, Value>) -> Links {
+    if params.get("refuse_symlinks").and_then(Value::as_bool).unwrap_or(false) {
+        Links::Refuse
+    } else {
+        Links::WithinRoot
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -101,10 +119,19 @@ pub fn load_manifest(path: &Path) -> Result<Manifest, RequestError> {
 
 /// The manifest's bytes (to key a cursor to them) and the manifest.
 fn read_manifest(path: &Path) -> Result<(Vec<u8>, Manifest), RequestError> {
-    let text =
-        std::fs::read(path).map_err(|e| RequestError(format!("cannot read manifest '{}': {e}", path.display())))?;
+    let cannot = |e: std::io::Error| RequestError(format!("cannot read manifest '{}': {e}", path.display()));
+    let mut text = Vec::new();
+    hashing::open_regular(path, true)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut text))
+        .map_err(cannot)?;
     let manifest = Manifest::parse(&text).map_err(|e| RequestError(format!("'{}': {e}", path.display())))?;
     Ok((text, manifest))
+}
+
+/// Checks the time-box options (`max_duration`, `sample_percent`, `cursor`, `state_dir`),
+/// whether or not the check runs.
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    Window::from_params(params).map(|_| ())
 }
 
 /// What a time-boxed or sampled run was asked for; `None` from [`Window::from_params`]
@@ -290,17 +317,12 @@ fn present_files(
     if !params.get("report_extra").and_then(Value::as_bool).unwrap_or(false) {
         return Ok(None);
     }
-    let mut companion = absolute(manifest_path).into_os_string();
-    companion.push(".json");
-    let opts = WalkOptions {
-        skip: vec![absolute(manifest_path), PathBuf::from(companion)],
-        ..WalkOptions::default()
-    };
-    let walked = hashing::walk(root, &opts).map_err(RequestError)?;
+    let walked = hashing::walk(root, &WalkOptions::default()).map_err(RequestError)?;
     if let Some((p, e)) = walked.errors.first() {
         warnings.push(format!("cannot list '{p}' under '{}': {e}", root.display()));
     }
-    Ok(Some(walked.files))
+    let own = manifest::own_files(&absolute(manifest_path), root);
+    Ok(Some(walked.files.into_iter().filter(|f| !own.contains(f)).collect()))
 }
 
 fn seen(run: &HashRun) -> BTreeMap<String, Seen> {
@@ -319,7 +341,7 @@ pub fn run(params: &Map<String, Value>, ctx: &Context) -> Result<CheckReport, Re
     let present = present_files(params, &manifest_path, &root, &mut warnings)?;
     let Some(window) = window else {
         let paths: Vec<String> = manifest.entries.keys().cloned().collect();
-        let run = hashing::hash_files(&root, &paths, threads(params));
+        let run = hashing::hash_files(&root, &paths, threads(params), links(params));
         let verdict = manifest::judge(&manifest, &seen(&run), present.as_deref());
         return Ok(report(&manifest, &run, &verdict, Map::new(), String::new(), warnings));
     };
@@ -401,8 +423,8 @@ fn windowed(
         let mut paths = rechecks.clone();
         paths.extend(slice.iter().cloned());
         let run = match deadline {
-            Some(d) => hashing::hash_files_until(root, &paths, threads, d),
-            None => hashing::hash_files(root, &paths, threads),
+            Some(d) => hashing::hash_files_until(root, &paths, threads, links(params), d),
+            None => hashing::hash_files(root, &paths, threads, links(params)),
         };
         let cut = run.files.len() < paths.len();
         let seen = seen(&run);

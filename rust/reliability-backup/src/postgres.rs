@@ -5,8 +5,9 @@
 //!
 //! The steps and what a failure in each means:
 //! 1. The dump is recognised from its bytes, before the server is touched. Not a dump (or
-//!    not the `format` asked, a plain script that would `\connect` elsewhere or
-//!    create/drop a database, or a pg_dump script without its closing line, i.e. cut short,
+//!    not the `format` asked, a plain script holding a psql meta-command anywhere psql's
+//!    lexer would read one (`reliability_core::sql_screen`), or that would create/drop a
+//!    database, or a pg_dump script without its closing line, i.e. cut short,
 //!    which psql would otherwise run "successfully"): the check fails, nothing was created.
 //! 2. The server is reached (`server_version_num` on `maintenance_db`). Unreachable, or the
 //!    login refused: the request fails naming `host:port` (or the socket); nothing created.
@@ -14,7 +15,11 @@
 //!    dropped whatever happens (`reliability_os::postgres::ScratchDatabase` is a guard), and
 //!    the report says whether it is gone (`dropped`). `keep_on_failure` keeps it, for a
 //!    person to look into, and says its name.
-//! 4. The restore runs (`pg_restore --exit-on-error` / `psql -v ON_ERROR_STOP=1`). A failure
+//! 4. The restore runs (`pg_restore --exit-on-error` / `psql -v ON_ERROR_STOP=1`, a plain
+//!    script fed on stdin after `\restrict <random key>` when psql has it, so psql itself
+//!    refuses any meta-command). An archive is restored by a throwaway role without
+//!    privileges when the configured user is a superuser; a warning says when it could
+//!    not be. A failure
 //!    fails the check with the restoring program's own reason; no query runs.
 //! 5. Each query runs; its first column of its first row is judged by [`judge`] (pure):
 //!    `equals` (text, or the same number), `min`/`max` (numbers, inclusive), `matches` (a
@@ -225,6 +230,15 @@ fn request(params: &Map<String, Value>) -> Result<Request, RequestError> {
     })
 }
 
+/// The options, checked, without looking at the dump or the server (when a dump is given:
+/// without one there is no PostgreSQL restore to check).
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    if !requested(params) {
+        return Ok(());
+    }
+    request(params).map(drop)
+}
+
 /// Which format to restore `dump` as, or why it cannot be restored (the check's failure).
 fn recognise(dump: &Path, asked: Option<DumpFormat>) -> Result<Result<DumpFormat, String>, RequestError> {
     let shown = dump.display();
@@ -257,11 +271,18 @@ fn recognise(dump: &Path, asked: Option<DumpFormat>) -> Result<Result<DumpFormat
                 "'{shown}' is a truncated pg_dump script: it lacks pg_dump's closing '-- PostgreSQL database dump complete'"
             )));
         }
-        if let Some(r) = screening.refused {
-            return Ok(Err(format!(
-                "'{shown}' line {}: '{}' would leave the scratch database (a dump made with --create or --clean, or by pg_dumpall); restore_test runs only scripts that stay in it",
-                r.line, r.text
-            )));
+        match screening.refused {
+            Some(postgres::Refused::Meta(e)) => {
+                return Ok(Err(format!(
+                    "'{shown}' {e}; restore_test lets psql run no meta-command of a plain dump"
+                )))
+            }
+            Some(postgres::Refused::Database { line, text }) => {
+                return Ok(Err(format!(
+                    "'{shown}' line {line}: '{text}' would leave the scratch database (a dump made with --create or --clean, or by pg_dumpall); restore_test runs only scripts that stay in it"
+                )))
+            }
+            None => {}
         }
     }
     Ok(Ok(format))
@@ -322,7 +343,7 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     let pg_err = |e: PgError| RequestError(e.to_string());
     let version = req.conn.server_version().map_err(pg_err)?;
     let name = postgres::scratch_name(SystemTime::now());
-    let scratch = ScratchDatabase::create(&req.conn, name.clone(), version).map_err(pg_err)?;
+    let mut scratch = ScratchDatabase::create(&req.conn, name.clone(), version).map_err(pg_err)?;
     fields.insert("server_version".into(), json!(version));
     fields.insert("database".into(), json!(name));
 
@@ -373,7 +394,7 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     let passed = results.iter().filter(|r| r["ok"] == json!(true)).count();
     fields.insert("queries".into(), Value::Array(results));
 
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = scratch.warning().map(str::to_string).into_iter().collect();
     let ending = if !failures.is_empty() && req.keep_on_failure {
         let kept = scratch.keep();
         fields.insert("dropped".into(), json!(false));

@@ -28,7 +28,7 @@
 //! `reliability_core::manifest::judge`, as for `integrity`: missing, mismatched, unreadable
 //! and extra, each by path. Links in the restore are not followed and not compared.
 
-use crate::integrity::{load_manifest, threads};
+use crate::integrity::{load_manifest, manifest_and_root, threads};
 use crate::{str_param, CheckReport, Context, RequestError};
 use reliability_core::manifest::{self, Manifest, Seen};
 use reliability_core::size::parse_size;
@@ -80,7 +80,9 @@ enum Method {
 
 /// What the restore is compared with.
 enum Reference {
-    Manifest(PathBuf, Manifest),
+    /// The manifest, and the files the collection keeps beside it in the backup (the
+    /// manifest itself and its companion, relative to its root): not extra in a restore.
+    Manifest(PathBuf, Manifest, Vec<String>),
     Directory(PathBuf),
     Nothing,
 }
@@ -136,8 +138,30 @@ pub fn requested(params: &Map<String, Value>) -> bool {
     })
 }
 
+/// Checks the values of `restore` that can be checked without reading anything, whether or
+/// not the check runs: a bad option is an error even in a task that does not use it. A run
+/// starts with it, so what it checked is taken as valid there.
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    let Some(opts) = params.get("restore").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    max_bytes(opts.get("max_bytes"))?;
+    if let Some(argv) = opts.get("restore_command").and_then(Value::as_array) {
+        if argv.first().and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(RequestError(
+                "restore.restore_command: the first element must name the program to run".into(),
+            ));
+        }
+    }
+    if let Some(s) = sub_str(opts, "subdir").filter(|s| !s.is_empty()) {
+        manifest::normalise(s).map_err(|e| RequestError(format!("restore.subdir: {e}")))?;
+    }
+    Ok(())
+}
+
 impl Request {
     fn from_params(params: &Map<String, Value>) -> Result<Request, RequestError> {
+        validate(params)?;
         let opts = params.get("restore").and_then(Value::as_object).ok_or_else(|| {
             RequestError("the restore_test check needs 'restore' (with an 'archive' or a 'restore_command') or 'postgresql' (with a 'dump')".into())
         })?;
@@ -151,11 +175,6 @@ impl Request {
             },
             (None, Some(argv)) => {
                 let argv: Vec<String> = argv.iter().filter_map(|a| a.as_str().map(str::to_string)).collect();
-                if argv.first().is_none_or(|p| p.is_empty()) {
-                    return Err(RequestError(
-                        "restore.restore_command: the first element must name the program to run".into(),
-                    ));
-                }
                 let timeout = opts.get("timeout").and_then(Value::as_f64).unwrap_or(3600.0);
                 Method::Command {
                     argv,
@@ -177,7 +196,9 @@ impl Request {
                 let path = manifest_path
                     .ok_or_else(|| RequestError("restore.compare is 'manifest', but no 'manifest' is given".into()))?;
                 let manifest = load_manifest(&path)?;
-                Reference::Manifest(path, manifest)
+                let (_, root) = manifest_and_root(params, "restore_test")?;
+                let own = manifest::own_files(&std::path::absolute(&path).unwrap_or_else(|_| path.clone()), &root);
+                Reference::Manifest(path, manifest, own)
             }
             "directory" => {
                 let dir = directory.ok_or_else(|| {
@@ -202,10 +223,9 @@ impl Request {
                 tmpdir.display()
             )));
         }
-        let subdir = match sub_str(opts, "subdir").filter(|s| !s.is_empty()) {
-            Some(s) => Some(manifest::normalise(s).map_err(|e| RequestError(format!("restore.subdir: {e}")))?),
-            None => None,
-        };
+        let subdir = sub_str(opts, "subdir")
+            .filter(|s| !s.is_empty())
+            .and_then(|s| manifest::normalise(s).ok());
         let sample_seed = match opts.get("sample_seed").and_then(Value::as_u64) {
             Some(seed) => seed,
             None => SystemTime::now()
@@ -289,7 +309,7 @@ fn judge_restore(
     let restored_set: BTreeSet<&String> = restored.iter().collect();
     let sampled_set: BTreeSet<&String> = sampled.iter().collect();
     let to_hash: Vec<String> = sampled.iter().filter(|p| digests.contains_key(*p)).cloned().collect();
-    let run = hashing::hash_files(restore_root, &to_hash, threads);
+    let run = hashing::hash_files(restore_root, &to_hash, threads, hashing::Links::WithinRoot);
     let seen: BTreeMap<String, Seen> = run.files.iter().map(|f| (f.path.clone(), f.outcome.clone())).collect();
     let judged = Manifest {
         entries: digests
@@ -331,7 +351,11 @@ fn compare(req: &Request, restore_root: &Path, warnings: &mut Vec<String>) -> Re
     let restored = list(restore_root, warnings)?;
     let (verdict, run, live_unreadable) = match &req.reference {
         Reference::Nothing => return Ok(Comparison::default()),
-        Reference::Manifest(_, m) => {
+        Reference::Manifest(_, m, own) => {
+            let restored: Vec<String> = restored
+                .into_iter()
+                .filter(|p| m.entries.contains_key(p) || !own.contains(p))
+                .collect();
             let listed: Vec<String> = m.entries.keys().cloned().collect();
             let sampled = sample(&both(&listed, &restored), req.sample_percent, req.sample_seed);
             let listed: BTreeSet<&String> = m.entries.keys().collect();
@@ -349,7 +373,7 @@ fn compare(req: &Request, restore_root: &Path, warnings: &mut Vec<String>) -> Re
                 .filter(|p| sampled_set.contains(p) || !restored_set.contains(p))
                 .cloned()
                 .collect();
-            let live_run = hashing::hash_files(live_root, &wanted, req.threads);
+            let live_run = hashing::hash_files(live_root, &wanted, req.threads, hashing::Links::WithinRoot);
             let mut reference = BTreeMap::new();
             let mut unreadable = Vec::new();
             for f in live_run.files {
@@ -481,11 +505,24 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     fields.insert("method".into(), json!(method));
     fields.insert("source".into(), json!(source));
 
-    let restored = match &req.method {
+    // What was written is counted on failure too: a restore that fails after 100 files says so.
+    let mut tally = Extracted::default();
+    let restored: Result<(), String> = match &req.method {
         Method::Archive { path, format } => {
-            archive::extract(path, *format, sandbox.path(), &limits).map_err(|e| e.to_string())
+            archive::extract_counted(path, *format, sandbox.path(), &limits, &mut tally).map_err(|e| e.to_string())
         }
-        Method::Command { argv, timeout } => run_command(argv, *timeout, &sandbox, &limits, &mut fields),
+        Method::Command { argv, timeout } => match run_command(argv, *timeout, &sandbox, &limits, &mut fields) {
+            Ok(written) => {
+                tally = written;
+                Ok(())
+            }
+            Err(e) => {
+                if let Ok(written) = sandbox.measure() {
+                    tally = written;
+                }
+                Err(e)
+            }
+        },
     };
     let restore_root = match &req.subdir {
         Some(sub) => sandbox.path().join(sub),
@@ -497,7 +534,6 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     };
     let removal = sandbox.remove();
 
-    let tally = restored.as_ref().cloned().unwrap_or_default();
     let restore_secs = tally.duration.as_secs_f64();
     let comparison = match &compared {
         Some(Ok(c)) => Some(c),
@@ -522,7 +558,7 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
         json!({
             "format": tally.format,
             "reference": match &req.reference {
-                Reference::Manifest(p, _) | Reference::Directory(p) => json!(p.display().to_string()),
+                Reference::Manifest(p, ..) | Reference::Directory(p) => json!(p.display().to_string()),
                 Reference::Nothing => Value::Null,
             },
             "compare": req.reference.name(),

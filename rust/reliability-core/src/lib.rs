@@ -14,6 +14,7 @@ pub mod recovery;
 pub mod retention;
 pub mod size;
 pub mod spec;
+pub mod sql_screen;
 pub mod subset;
 pub mod threshold;
 pub mod timestamp;

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// Why a manifest could not be read; always names the line (1-based).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,6 +205,26 @@ pub fn normalise(path: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// A manifest's JSON companion, `<manifest>.json`, which `backup_manifest` writes beside it.
+pub fn companion(manifest: &Path) -> PathBuf {
+    let mut s = manifest.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+/// The files the collection itself keeps in a tree: the manifest and its companion, as
+/// paths relative to `root` (the form a walk lists), when the manifest lies under `root`.
+/// Both paths must be spelt alike (absolute, links resolved as the caller resolves them).
+/// One rule for every listing that looks for extra files: `integrity` with `report_extra`
+/// over the tree, `restore_test` over the restore of it.
+pub fn own_files(manifest: &Path, root: &Path) -> Vec<String> {
+    [manifest.to_path_buf(), companion(manifest)]
+        .iter()
+        .filter_map(|p| p.strip_prefix(root).ok()?.to_str().map(str::to_string))
+        .filter(|rel| !rel.is_empty())
+        .collect()
+}
+
 /// What reading one file found (the OS layer returns it; [`judge`] weighs it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
@@ -298,6 +319,7 @@ pub fn extra(manifest: &Manifest, present: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
     #![allow(clippy::unwrap_used)]
     use super::*;
 
@@ -470,5 +492,14 @@ mod tests {
         let all_ok = judge(&Manifest::default(), &BTreeMap::new(), Some(&[]));
         assert!(!all_ok.failed());
         assert_eq!(all_ok.summary(), "all 0 files match");
+    }
+
+    #[test]
+    fn own_files_are_the_manifest_and_its_companion_under_the_root() {
+        let check = |m: &str, root: &str, want: &[&str]| assert_eq!(own_files(Path::new(m), Path::new(root)), want);
+        check("/b/SHA256SUMS", "/b", &["SHA256SUMS", "SHA256SUMS.json"]);
+        check("/b/meta/sums", "/b", &["meta/sums", "meta/sums.json"]);
+        check("/elsewhere/sums", "/b", &[]);
+        check("/bb/sums", "/b", &[]);
     }
 }

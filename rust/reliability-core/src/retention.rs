@@ -20,12 +20,96 @@
 //!    "older than 14 days and beyond newest 7". A policy not given keeps nothing by itself;
 //!    with neither given, every backup is kept ("no retention policy given").
 //!
+//! What may never be taken for a backup, whatever the pattern says ([`system_dir`],
+//! [`own_file`], [`holds_state`]): a system directory as the backup directory (`/`, `/etc`,
+//! `/usr`, ...; the caller resolves the path first, so `//etc/./` and links to `/etc` are
+//! `/etc`), unless the caller allows it; the files this collection keeps beside backups
+//! (manifests and their `.json` companions, lock files); and the state directory, or an
+//! entry holding it. The caller refuses the whole run when one matches, before deleting
+//! anything: a pattern that matches them is too wide, and counting them as backups would
+//! skew every count.
+//!
 //! Ages: a backup is "younger than N days" when `now - time < N * 86400 s`; a time in the
 //! future counts as age 0. Ties in time are ordered by name, so the plan does not depend on
 //! the order the directory listed them.
 
 use serde::Serialize;
 use std::cmp::Reverse;
+use std::path::Path;
+
+/// Directories that hold the system, not backups: refused as the backup directory unless
+/// the caller allows it. Exactly these (and every top-level `/lib*`), not what is below
+/// them: `/var/backups/db` is a backup directory, `/var` is not.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/bin",
+    "/usr/include",
+    "/usr/lib",
+    "/usr/local",
+    "/usr/sbin",
+    "/usr/share",
+    "/usr/src",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/log",
+    "/var/mail",
+    "/var/opt",
+    "/var/spool",
+    "/var/tmp",
+];
+
+/// True when `resolved` (absolute, links resolved, no `.` or `..`) is a system directory.
+pub fn system_dir(resolved: &Path) -> bool {
+    if SYSTEM_DIRS.iter().any(|d| resolved == Path::new(d)) {
+        return true;
+    }
+    // `/lib`, `/lib32`, `/lib64`, `/libx32`, ...
+    let mut parts = resolved.components().skip(1);
+    match (parts.next(), parts.next()) {
+        (Some(first), None) => first.as_os_str().to_string_lossy().starts_with("lib"),
+        _ => false,
+    }
+}
+
+/// Why an entry named `name` is one of the files this collection keeps beside backups,
+/// `None` when it is not: a manifest (`SHA256SUMS`, `*.sha256`, as `backup_manifest`
+/// writes and `backup_verify` reads them), a manifest's `.json` companion, or a lock file
+/// (`*.lock`, as the state store keeps them).
+pub fn own_file(name: &str) -> Option<&'static str> {
+    let manifest = |n: &str| n == "SHA256SUMS" || (n.ends_with(".sha256") && n.len() > ".sha256".len());
+    if manifest(name) {
+        Some("a checksum manifest")
+    } else if name.strip_suffix(".json").is_some_and(manifest) {
+        Some("a checksum manifest's .json companion")
+    } else if name.ends_with(".lock") {
+        Some("a lock file")
+    } else {
+        None
+    }
+}
+
+/// True when deleting `entry` would delete state: it is the state directory, holds it, or
+/// is inside it. Both paths resolved.
+pub fn holds_state(entry: &Path, state_dir: &Path) -> bool {
+    state_dir.starts_with(entry) || entry.starts_with(state_dir)
+}
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -146,6 +230,57 @@ fn plural(n: u64, word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_dirs() {
+        for dir in [
+            "/", "/etc", "/usr", "/var", "/home", "/lib", "/lib64", "/libx32", "/tmp", "/var/lib",
+        ] {
+            assert!(system_dir(Path::new(dir)), "{dir}");
+        }
+        for dir in [
+            "/srv/backup",
+            "/var/backups",
+            "/var/lib/pg/backups",
+            "/library/x",
+            "/home/alice",
+        ] {
+            assert!(!system_dir(Path::new(dir)), "{dir}");
+        }
+    }
+
+    #[test]
+    fn own_files() {
+        let check = |name: &str, expected: Option<&str>| assert_eq!(own_file(name), expected, "{name}");
+        check("SHA256SUMS", Some("a checksum manifest"));
+        check("db-1.tar.zst.sha256", Some("a checksum manifest"));
+        check("SHA256SUMS.json", Some("a checksum manifest's .json companion"));
+        check("db-1.sha256.json", Some("a checksum manifest's .json companion"));
+        check("web.lock", Some("a lock file"));
+        for backup in [
+            "db-1.tar.zst",
+            "2026-11-23",
+            "dump.json",
+            ".sha256",
+            "x.sha256sum",
+            "sha256sums",
+        ] {
+            check(backup, None);
+        }
+    }
+
+    #[test]
+    fn state_is_held() {
+        let state = Path::new("/var/lib/reliability_monitor");
+        assert!(holds_state(Path::new("/var/lib/reliability_monitor"), state));
+        assert!(holds_state(Path::new("/var/lib"), state));
+        assert!(holds_state(
+            Path::new("/var/lib/reliability_monitor/backup_good"),
+            state
+        ));
+        assert!(!holds_state(Path::new("/var/lib/reliability_monitor2"), state));
+        assert!(!holds_state(Path::new("/srv/backup/2026-11-23"), state));
+    }
 
     /// Now: day 100 at noon. Backups are named by their age in days.
     const NOW: u64 = 100 * DAY_MS + DAY_MS / 2;

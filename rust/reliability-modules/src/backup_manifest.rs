@@ -29,17 +29,10 @@ fn threads(module: &Module) -> usize {
     reliability_backup::integrity::threads(&module.params)
 }
 
-/// `dest.json`: the companion file.
-fn companion(dest: &Path) -> PathBuf {
-    let mut s = dest.as_os_str().to_owned();
-    s.push(".json");
-    PathBuf::from(s)
-}
-
 pub fn run(module: &mut Module) -> Result<Response, Failure> {
     let path = PathBuf::from(module.str("path").unwrap_or_default());
     let dest = PathBuf::from(module.str("dest").unwrap_or_default());
-    let json_dest = companion(&dest);
+    let json_dest = reliability_core::manifest::companion(&dest);
     let meta = std::fs::metadata(&path).map_err(|e| Failure::new(format!("path '{}': {e}", path.display())))?;
     // Resolved (symlinks, `..`) so that the manifest is recognised and left out of the walk
     // however the two paths were spelt.
@@ -90,7 +83,12 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
         )));
     };
 
-    let run = hashing::hash_files(&root, &files, threads(module));
+    let links = if module.bool("follow_symlinks") {
+        hashing::Links::Follow
+    } else {
+        hashing::Links::WithinRoot
+    };
+    let run = hashing::hash_files(&root, &files, threads(module), links);
     let unreadable: Vec<Value> = run
         .files
         .iter()

@@ -22,6 +22,14 @@
 //! - Check mode lists what would go (same fields) and deletes nothing; the diff is the
 //!   listing of matching entries before and after.
 //! - Ages are modification times (a directory's own mtime).
+//! - Some things are never taken for backups, and the whole run is refused, before anything
+//!   is deleted, when they would be (`reliability_core::retention`): `path` a system directory
+//!   (`/`, `/etc`, `/var`, ...; after resolving it, so `//etc/.` and links to `/etc` count)
+//!   unless `allow_system_path`; a matched entry that is a manifest, a manifest's `.json`
+//!   companion or a lock file; `path` inside `state_dir`, or a matched entry that is or
+//!   holds it. A pattern that matches them is wider than the backups.
+//! - A backup with anything mounted below it, or that is a mount point, is not deleted
+//!   (`prune::remove`); it is reported in `errors` like any backup that could not go.
 
 use ansible_module::{Failure, Module, Response};
 use reliability_backup::good;
@@ -46,6 +54,7 @@ pub fn spec() -> Spec {
         Opt::str("good"),
         Opt::bool("require_good").default(true),
         Opt::path("state_dir").default(state::DEFAULT_DIR),
+        Opt::bool("allow_system_path").default(false),
     ])
     .required_one_of(&["keep_days", "keep_last"])
 }
@@ -93,6 +102,43 @@ fn protected(module: &mut Module, entries: &[Entry]) -> Result<(Value, Option<St
     ))
 }
 
+/// Fails when `root` is in the state directory, or a matched entry is a file this
+/// collection keeps or holds the state directory: see the module docs.
+fn refuse_own_files(module: &Module, root: &Path, entries: &[Entry], pattern: &str) -> Result<(), Failure> {
+    let given = Path::new(module.str("state_dir").unwrap_or(state::DEFAULT_DIR));
+    let state_dir = std::fs::canonicalize(given).unwrap_or_else(|_| given.to_path_buf());
+    if root.starts_with(&state_dir) {
+        return Err(Failure::new(format!(
+            "path: '{}' is inside the state directory '{}', whose files are never deleted",
+            root.display(),
+            state_dir.display()
+        )));
+    }
+    let refused: Vec<String> = entries
+        .iter()
+        .filter_map(|e| {
+            let why = retention::own_file(&e.name).map(str::to_string).or_else(|| {
+                retention::holds_state(&e.path, &state_dir)
+                    .then(|| format!("the state directory '{}' or holds it", state_dir.display()))
+            })?;
+            let name: String = e.name.chars().take(100).collect();
+            Some(format!("'{}' is {why}", name.escape_debug()))
+        })
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(format!(
+        "pattern: '{}' matches {} entr{} that this collection keeps and never deletes ({}{}); nothing is deleted: make the pattern match only the backups",
+        pattern.chars().take(100).collect::<String>().escape_debug(),
+        refused.len(),
+        if refused.len() == 1 { "y" } else { "ies" },
+        refused.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+        if refused.len() > 3 { ", ..." } else { "" },
+    ))
+    .field("refused", refused))
+}
+
 /// One line of `kept` / `deleted`.
 fn describe(d: &Decision, entry: Option<&Entry>) -> Value {
     json!({
@@ -116,7 +162,15 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
     }
     let path = module.str("path").unwrap_or_default().to_string();
     let pattern = module.str("pattern").unwrap_or_default().to_string();
-    let found = prune::list(Path::new(&path), &pattern).map_err(Failure::new)?;
+    let root = prune::resolve(Path::new(&path)).map_err(Failure::new)?;
+    if retention::system_dir(&root) && !module.bool("allow_system_path") {
+        return Err(Failure::new(format!(
+            "path: '{path}' is the system directory '{}'; nothing is deleted there unless allow_system_path is true: give the directory that holds the backups",
+            root.display()
+        )));
+    }
+    let found = prune::list(&root, &pattern).map_err(Failure::new)?;
+    refuse_own_files(module, &found.root, &found.entries, &pattern)?;
     let (good_field, holder) = protected(module, &found.entries)?;
     let count = |key: &str| module.int(key).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     let policy = Policy {
@@ -144,7 +198,7 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
     let mut errors = Vec::new();
     for d in plan.deleted().collect::<Vec<_>>().into_iter().rev() {
         let result = match entry(d) {
-            Some(_) if check_mode => Ok(()),
+            Some(e) if check_mode => prune::check_one_filesystem(e),
             Some(e) => prune::remove(e),
             None => Err(format!("'{}' was not listed", d.name)),
         };

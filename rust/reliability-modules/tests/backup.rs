@@ -316,7 +316,7 @@ fn unreadable_file_is_reported_once() {
     let i = &r["checks"]["integrity"];
     assert_eq!(
         i["unreadable"],
-        json!([{"path": "a.txt", "error": "is a directory"}]),
+        json!([{"path": "a.txt", "error": "not a regular file: directory"}]),
         "{r}"
     );
     assert_eq!(i["missing"], json!([]));
@@ -371,5 +371,131 @@ fn bad_manifests_fail_naming_the_line() {
         let r = run(VERIFY, args);
         assert!(failed(&r), "{r}");
         assert!(r["msg"].as_str().unwrap().contains(want), "{r} lacks {want}");
+    }
+}
+
+/// `backup_verify` on a thread: a run that hangs fails the test after 20 s instead of
+/// hanging it.
+fn verify_bounded(args: Value) -> Value {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(run(VERIFY, args));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("backup_verify did not finish within 20 s")
+}
+
+/// GNU `sha256sum` of bytes.
+fn sha256(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+#[test]
+fn links_out_of_the_root_and_special_files_are_reported_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(dir.path()).unwrap();
+    let data = top.join("data");
+    tree(&data);
+    let sums = top.join("sums");
+    gnu_manifest(&data, &sums);
+    // A backup made of a link to a live file, with the live file's right digest; a link to
+    // /dev/zero; a FIFO; a link that stays inside the backup.
+    let live = top.join("live.conf");
+    std::fs::write(&live, b"live data\n").unwrap();
+    std::os::unix::fs::symlink(&live, data.join("live.conf")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", data.join("zero")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(data.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink("sub/c.txt", data.join("inner")).unwrap();
+    let mut text = std::fs::read_to_string(&sums).unwrap();
+    for (name, content) in [
+        ("live.conf", &b"live data\n"[..]),
+        ("zero", b""),
+        ("fifo", b""),
+        ("inner", b"gamma\n"),
+    ] {
+        text.push_str(&format!("{}  {name}\n", sha256(content)));
+    }
+    std::fs::write(&sums, text).unwrap();
+
+    let r = verify_bounded(json!({"manifest": sums, "root": data}));
+    assert!(failed(&r), "{r}");
+    let i = &r["checks"]["integrity"];
+    assert_eq!(
+        i["unreadable"],
+        json!([
+            {"path": "fifo", "error": "not a regular file: FIFO"},
+            {"path": "live.conf", "error": format!("a symbolic link leads out of the root, to '{}'", live.display())},
+            {"path": "zero", "error": "a symbolic link leads out of the root, to '/dev/zero'"},
+        ]),
+        "{r}"
+    );
+    assert_eq!(i["ok"], 10, "the link inside the root verifies: {r}");
+    // Every link refused, when asked.
+    let r = verify_bounded(json!({"manifest": sums, "root": data, "refuse_symlinks": true}));
+    let unreadable: Vec<Value> = r["checks"]["integrity"]["unreadable"].as_array().unwrap().clone();
+    assert_eq!(unreadable.len(), 4, "{r}");
+    assert_eq!(
+        unreadable[1],
+        json!({"path": "inner", "error": format!("reached through a symbolic link (to '{}'), and links are refused", data.join("sub/c.txt").display())})
+    );
+    // A root that is itself a link is taken as what it leads to.
+    let via = top.join("via");
+    std::os::unix::fs::symlink(&data, &via).unwrap();
+    let r = verify_bounded(json!({"manifest": sums, "root": via}));
+    assert_eq!(r["checks"]["integrity"]["ok"], 10, "{r}");
+}
+
+#[test]
+fn an_empty_check_list_and_options_of_checks_not_run_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tree(&data);
+    let sums = dir.path().join("sums");
+    gnu_manifest(&data, &sums);
+    let base = json!({"manifest": sums, "root": data});
+    let with = |extra: Value| {
+        let mut args = base.clone();
+        args.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        run(VERIFY, args)
+    };
+    assert!(!failed(&with(json!({}))), "the base request passes");
+    let r = with(json!({"checks": []}));
+    assert!(failed(&r), "{r}");
+    assert_eq!(
+        r["msg"],
+        "checks: the list is empty, so nothing would be verified; name at least one of integrity, completeness, restore_test"
+    );
+    // Options of checks that do not run are checked all the same.
+    for (extra, want) in [
+        (json!({"completeness": {"max_age": "soon"}}), "completeness.max_age: "),
+        (json!({"completeness": {"min_size": "10Q"}}), "completeness.min_size: "),
+        (
+            json!({"restore": {"archive": "/x.tar", "max_bytes": "lots"}}),
+            "restore.max_bytes: ",
+        ),
+        (
+            json!({"restore": {"restore_command": [""]}}),
+            "restore.restore_command: ",
+        ),
+        (
+            json!({"checks": ["completeness"], "completeness": {"path": data}, "sample_percent": 0}),
+            "sample_percent: ",
+        ),
+    ] {
+        let r = with(extra.clone());
+        assert!(failed(&r), "{extra}: {r}");
+        assert!(r["msg"].as_str().unwrap().starts_with(want), "{extra}: {r}");
     }
 }

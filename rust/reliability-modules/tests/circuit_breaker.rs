@@ -602,3 +602,126 @@ fn sigkill_at_random_moments_loses_no_acknowledged_update() {
     assert_eq!(r["counters"]["failures"], json!(count + 1));
     assert!(r.get("warnings").is_none(), "{r}");
 }
+
+/// One run of the module with `args` through `sh`, with umask `umask`, killed (and the test
+/// failed) if it has not ended within 10 seconds: a state file that hangs the module must
+/// fail the test, not hang it.
+fn run_bounded(dir: &Path, args: &Value, umask: &str) -> (Run, Duration) {
+    let file = dir.join(format!("args-{}", std::process::id()));
+    fs::write(&file, args.to_string()).expect("write args");
+    let started = Instant::now();
+    let mut child = Command::new("sh")
+        .args(["-c", "umask \"$1\" && exec \"$2\" \"$3\"", "sh", umask, BIN])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run module");
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().expect("kill");
+            child.wait().expect("reap");
+            panic!("circuit_breaker did not end within 10 s: {args}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let elapsed = started.elapsed();
+    let out = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+    assert_eq!(stdout.lines().count(), 1, "one line of JSON: {stdout:?}");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        result: serde_json::from_str(&stdout).expect("JSON"),
+    };
+    (run, elapsed)
+}
+
+/// A FIFO in place of the state file or its lock file: refused at once, by path, in check
+/// mode (a read) and in a real run (an update) alike, and left where it was.
+#[test]
+fn a_fifo_state_or_lock_file_fails_at_once_naming_it() {
+    for planted in ["json", "lock"] {
+        let b = Breaker::new("web");
+        let fifo = b.state_dir().join(format!("circuit_breaker/web.{planted}"));
+        fs::create_dir_all(fifo.parent().expect("parent")).expect("mkdir");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        for extra in [
+            json!({"_ansible_check_mode": true, "record": "failure"}),
+            json!({}),
+            json!({"record": "failure"}),
+        ] {
+            let mut args = json!({"name": b.name, "state_dir": b.state_dir()});
+            args.as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().cloned().unwrap_or_default());
+            let (run, elapsed) = run_bounded(b.dir.path(), &args, "022");
+            run.failed(&format!("'{}' is a FIFO, not a regular file", fifo.display()));
+            assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        }
+        let kind = fs::symlink_metadata(&fifo).expect("still there").file_type();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&kind));
+    }
+}
+
+/// What the module creates is private whatever the umask: directories 0700, files 0600.
+#[test]
+fn state_is_created_private_under_any_umask() {
+    use std::os::unix::fs::MetadataExt;
+    for umask in ["022", "000"] {
+        let b = Breaker::new("web");
+        let args = json!({"name": b.name, "state_dir": b.state_dir(), "record": "failure"});
+        run_bounded(b.dir.path(), &args, umask).0.ok();
+        let mode = |p: &Path| fs::symlink_metadata(p).expect("stat").mode() & 0o7777;
+        let kind_dir = b.state_dir().join("circuit_breaker");
+        assert_eq!([mode(&b.state_dir()), mode(&kind_dir)], [0o700, 0o700], "umask {umask}");
+        assert_eq!(
+            [mode(&b.file()), mode(&kind_dir.join("web.lock"))],
+            [0o600, 0o600],
+            "umask {umask}"
+        );
+    }
+}
+
+/// A world-writable state directory is refused, named, before anything is written in it.
+#[test]
+fn an_unsafe_state_dir_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = Breaker::new("web");
+    fs::create_dir(b.state_dir()).expect("mkdir");
+    fs::set_permissions(b.state_dir(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    for extra in [json!({"_ansible_check_mode": true}), json!({"record": "failure"})] {
+        let mut args = json!({"name": b.name, "state_dir": b.state_dir()});
+        args.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        let (run, _) = run_bounded(b.dir.path(), &args, "022");
+        run.failed(&format!(
+            "unsafe state directory '{0}': '{0}' is writable by everyone (mode 0777)",
+            b.state_dir().display()
+        ));
+    }
+    assert_eq!(fs::read_dir(b.state_dir()).expect("ls").count(), 0);
+}
+
+/// A 2 GB (sparse) state file is refused unread, by path, in check mode and in a run.
+#[test]
+fn a_huge_state_file_fails_at_once_naming_it() {
+    let b = Breaker::new("web");
+    fs::create_dir_all(b.file().parent().expect("parent")).expect("mkdir");
+    fs::File::create(b.file())
+        .expect("create")
+        .set_len(2 << 30)
+        .expect("sparse");
+    for extra in [json!({"_ansible_check_mode": true}), json!({"record": "failure"})] {
+        let mut args = json!({"name": b.name, "state_dir": b.state_dir()});
+        args.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        let (run, elapsed) = run_bounded(b.dir.path(), &args, "022");
+        run.failed(&format!(
+            "'{}' is larger than 33554432 bytes (2147483648 bytes)",
+            b.file().display()
+        ));
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    }
+    assert_eq!(fs::metadata(b.file()).expect("left").len(), 2 << 30);
+}

@@ -440,7 +440,7 @@ fn copies_count_once_per_filesystem() {
     let (a, b) = match (Tmpfs::mount(), Tmpfs::mount()) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("SKIPPED copies_count_once_per_filesystem: cannot mount a tmpfs ({e})");
+            test_support::skip(&format!("copies_count_once_per_filesystem: cannot mount a tmpfs ({e})"));
             return;
         }
     };
@@ -504,4 +504,30 @@ fn copies_count_once_per_filesystem() {
         .map(|c| c["status"].clone())
         .collect();
     assert_eq!(statuses, [json!("missing"), json!("differs")]);
+}
+
+#[test]
+fn a_fifo_as_the_backup_is_reported_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("db.tar");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let copy = dir.path().join("copy");
+    put(&copy, "db.tar", 0, HOUR);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opts = json!({"path": fifo, "copies": [copy]});
+    std::thread::spawn(move || {
+        let _ = tx.send(completeness(opts));
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("backup_verify did not finish within 20 s");
+    assert!(failed(&r), "{r}");
+    assert_eq!(
+        r["msg"],
+        format!(
+            "completeness failed: cannot read '{}': not a regular file: FIFO",
+            fifo.display()
+        ),
+        "{r}"
+    );
 }

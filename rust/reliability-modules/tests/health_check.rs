@@ -289,7 +289,7 @@ fn ports_open_closed_slow_and_unresolvable() {
 fn ports_over_ipv6_and_many_hosts_per_check() {
     let v4 = open_port();
     let Ok(v6) = TcpListener::bind("[::1]:0") else {
-        eprintln!("SKIPPED: ::1 is not configured");
+        test_support::skip("::1 is not configured");
         return;
     };
     let v6_port = v6.local_addr().unwrap().port();
@@ -316,7 +316,7 @@ fn in_private_netns<R: Send + 'static>(nft_rules: String, f: impl FnOnce() -> R 
     match test_support::in_private_netns(nft_rules, f) {
         Ok(r) => Some(r),
         Err(NetnsError::NotRoot) => {
-            eprintln!("SKIPPED: needs root to make a network namespace");
+            test_support::skip("needs root to make a network namespace");
             None
         }
         // Root, yet no namespace: something is broken here, say so loudly.
@@ -416,6 +416,55 @@ fn http_statuses_bodies_and_latency() {
     );
     // Eight URLs, two of them waiting 400 ms: together, not one after the other.
     assert!(r.elapsed < Duration::from_millis(2500), "{:?}", r.elapsed);
+}
+
+/// A `ca_file` that is `/dev/zero` (never ends) or a FIFO (never opens) is refused at once,
+/// by path: the run ends, in bounded memory, with the check critical.
+#[test]
+fn a_special_ca_file_is_refused_at_once() {
+    let (url, _) = https_server(5 * DAY);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let args = json!({"fail_on": "never", "http": [
+        {"name": "zero", "url": url, "ca_file": "/dev/zero", "timeout": 5},
+        {"name": "fifo", "url": url, "ca_file": fifo, "timeout": 5},
+    ]});
+    let path = dir.path().join("args");
+    std::fs::write(&path, args.to_string()).unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("health_check did not end within 10 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        result: serde_json::from_slice(&out.stdout).unwrap(),
+        elapsed: started.elapsed(),
+    };
+    assert_eq!(
+        r.verdict("zero"),
+        format!("critical: GET {url}: ca_file: '/dev/zero' is a character device, not a regular file")
+    );
+    assert_eq!(
+        r.verdict("fifo"),
+        format!(
+            "critical: GET {url}: ca_file: '{}' is a FIFO, not a regular file",
+            fifo.display()
+        )
+    );
+    assert!(r.elapsed < Duration::from_secs(3), "{:?}", r.elapsed);
 }
 
 #[test]
@@ -704,7 +753,7 @@ fn resources_that_must_pass_and_must_fail() {
 #[test]
 fn a_small_tmpfs_filled_past_ninety_percent() {
     if !is_root() {
-        eprintln!("SKIPPED: needs root to mount a tmpfs");
+        test_support::skip("needs root to mount a tmpfs");
         return;
     }
     struct Mounted(PathBuf);

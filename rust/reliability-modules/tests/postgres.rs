@@ -54,13 +54,18 @@ fn args(pg: &PgServer, dump: &Path, queries: Value) -> Value {
     })
 }
 
-/// No scratch database is left on the server, and the source is untouched.
+/// No scratch database or restore role is left on the server, and the source is untouched.
 fn nothing_left(pg: &PgServer) {
     let dbs = pg.databases();
     assert!(
         !dbs.iter().any(|d| d.starts_with("hx_restore_")),
         "left behind: {dbs:?}"
     );
+    let roles = pg.psql(
+        "postgres",
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE 'hx\\_restore\\_%'",
+    );
+    assert_eq!(roles.trim(), "", "restore roles left behind");
     assert_eq!(pg.psql("shop", "SELECT count(*) FROM orders").trim(), "1500");
 }
 
@@ -85,8 +90,21 @@ fn every_format_restores_and_its_queries_pass() {
     ] {
         let dump = dir.path().join(format!("shop.{format}"));
         pg.dump("shop", &[flag], &dump);
-        let r = run(args(&pg, &dump, orders_queries()));
+        // An archive is restored by a throwaway role without privileges (it owns what it
+        // restored); a plain dump, whose `ALTER ... OWNER TO` lines need the source's
+        // roles, by the configured user.
+        let owner = if format == "plain" {
+            "^hx$"
+        } else {
+            "^hx_restore_[0-9_]+$"
+        };
+        let mut queries = orders_queries();
+        queries.as_array_mut().unwrap().push(json!(
+            {"sql": "SELECT tableowner FROM pg_tables WHERE tablename = 'orders'", "matches": owner}
+        ));
+        let r = run(args(&pg, &dump, queries));
         assert!(!failed(&r), "{format}: {r}");
+        assert_eq!(r["warnings"], Value::Null, "{format}: {r}");
         let c = &r["checks"]["restore_test"];
         assert_eq!(c["status"], "ok");
         assert_eq!(c["format"], format, "recognised from the bytes");
@@ -96,14 +114,14 @@ fn every_format_restores_and_its_queries_pass() {
         assert!(c["server_version"].as_u64().unwrap() >= 130_000);
         assert!(c["bytes"].as_u64().unwrap() > 1000, "{c}");
         let q = c["queries"].as_array().unwrap();
-        assert_eq!(q.len(), 4);
+        assert_eq!(q.len(), 5);
         assert_eq!(q[0]["value"], "1500");
         assert_eq!(q[0]["rows"], 1);
         assert_eq!(q[0]["expected"], ">= 1000");
         assert_eq!(q[1]["value"], "customer, \"7\"", "CSV quoting undone");
         assert_eq!(q[2]["value"], "2026-10-27");
         assert!(q.iter().all(|q| q["ok"] == json!(true) && q["error"].is_null()), "{c}");
-        assert!(msg(&r).contains("4 of 4 queries passed"), "{r}");
+        assert!(msg(&r).contains("5 of 5 queries passed"), "{r}");
         assert_eq!(r["changed"], false);
         // The password is masked in the invocation and appears nowhere in the result.
         assert_eq!(
@@ -419,4 +437,163 @@ fn bad_options_are_named() {
         assert!(failed(&r), "{r}");
         assert!(msg(&r).contains(&want), "{} lacks {want}", msg(&r));
     }
+}
+
+/// A plain dump with a psql meta-command put where the old check (line starts only) did not
+/// look: after a statement, after a dollar quote, after an `E''` string, after COPY data.
+/// Each is refused, naming the line, before the server is touched: no marker file, no
+/// scratch database, and the other database's table the rest of the script drops is there.
+#[test]
+fn plain_dumps_with_meta_commands_are_refused_before_the_server_is_touched() {
+    let pg = shop();
+    pg.psql("postgres", "CREATE DATABASE bank");
+    pg.psql(
+        "bank",
+        "CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (1)",
+    );
+    let before = pg.databases();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("shop.sql");
+    pg.dump("shop", &["-Fp"], &plain);
+    let text = std::fs::read_to_string(&plain).unwrap();
+    // pg_dump before 15.14/16.10/17.6 (and a hand-written script) has no `\restrict` line
+    // making psql refuse meta-commands by itself.
+    let unrestricted: String = text
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let marker = dir.path().join("marker");
+    let m = marker.display();
+    let variants = [
+        ("shell", format!("SELECT 1; \\! touch {m}\n"), 11),
+        ("o-pipe", format!("SELECT $$x$$; \\o |touch {m}\nSELECT 1;\n"), 15),
+        ("g-pipe", format!("SELECT E'\\'' \\g |touch {m}\n"), 14),
+        (
+            "connect",
+            "SET search_path = public; \\connect bank\nDROP TABLE accounts;\n".to_string(),
+            27,
+        ),
+        ("c", "SELECT 'a''b'; \\c bank\nDROP TABLE accounts;\n".to_string(), 16),
+    ];
+    for ((name, injected, column), (kind, text)) in variants
+        .into_iter()
+        .flat_map(|v| [(v.clone(), ("old-pg_dump", &unrestricted)), (v, ("pg_dump", &text))])
+    {
+        let name = format!("{kind}-{name}");
+        // After the first COPY's data: its `\.` line, then the injected lines.
+        let copy_end = text.find("\n\\.\n").unwrap() + 4;
+        let mut dump = text.clone();
+        dump.insert_str(copy_end, &injected);
+        let line = dump[..copy_end].matches('\n').count() + 1;
+        let path = dir.path().join(format!("{name}.sql"));
+        std::fs::write(&path, &dump).unwrap();
+        let r = run(args(
+            &pg,
+            &path,
+            json!([{"sql": "SELECT count(*) FROM orders", "min": 1}]),
+        ));
+        assert!(failed(&r), "{name}: {r}");
+        let want = format!(
+            "restore_test failed: '{}' line {line}, column {column}: a psql meta-command",
+            path.display()
+        );
+        assert!(msg(&r).starts_with(&want), "{name}: {} lacks {want}", msg(&r));
+        assert!(msg(&r).ends_with("nothing was created"), "{name}: {r}");
+        let c = &r["checks"]["restore_test"];
+        assert_eq!((&c["database"], &c["restored"]), (&Value::Null, &json!(false)), "{c}");
+        assert!(!marker.exists(), "{name}: the shell command ran");
+        assert_eq!(pg.psql("bank", "SELECT count(*) FROM accounts").trim(), "1", "{name}");
+        assert_eq!(pg.databases(), before, "{name}: the server was touched");
+    }
+    nothing_left(&pg);
+}
+
+/// An archive whose data load calls a function (a CHECK constraint) that runs a shell
+/// command on the server (`COPY ... TO PROGRAM`, superuser only): restored by the throwaway
+/// role, it fails for want of the privilege instead of running the command.
+#[test]
+fn archives_are_restored_without_the_configured_users_privileges() {
+    let pg = PgServer::start();
+    let marker = pg.socket_dir().join("ran");
+    pg.psql("postgres", "CREATE DATABASE trap");
+    pg.psql(
+        "trap",
+        &format!(
+            "CREATE FUNCTION public.touch(int) RETURNS boolean LANGUAGE plpgsql AS $f$
+             BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}'''; RETURN true; END $f$;
+             CREATE TABLE t (a int CHECK (public.touch(a)));
+             INSERT INTO t VALUES (1);",
+            marker.display()
+        ),
+    );
+    assert!(marker.exists(), "the trap works as the superuser");
+    std::fs::remove_file(&marker).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("trap.dump");
+    pg.dump("trap", &["-Fc"], &dump);
+
+    let r = run(args(&pg, &dump, json!([])));
+    assert!(failed(&r), "{r}");
+    let c = &r["checks"]["restore_test"];
+    assert_eq!((&c["restored"], &c["dropped"]), (&json!(false), &json!(true)), "{c}");
+    assert!(
+        c["error"]
+            .as_str()
+            .unwrap()
+            .contains("must be superuser or have privileges of the pg_execute_server_program role"),
+        "{c}"
+    );
+    assert!(!marker.exists(), "the server ran the dump's shell command");
+    let dbs = pg.databases();
+    assert!(!dbs.iter().any(|d| d.starts_with("hx_restore_")), "{dbs:?}");
+    let roles = pg.psql(
+        "postgres",
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE 'hx\\_restore\\_%'",
+    );
+    assert_eq!(roles.trim(), "");
+}
+
+/// A user that is no superuser restores as itself (no role made, nothing to warn about); a
+/// superuser whose throwaway role may not log in (pg_hba.conf) restores as itself and says so.
+#[test]
+fn without_a_usable_restore_role_the_configured_user_restores_and_a_superuser_is_warned() {
+    let pg = shop();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("shop.dump");
+    pg.dump("shop", &["-Fc"], &dump);
+    let owner =
+        |who: &str| json!([{"sql": "SELECT tableowner FROM pg_tables WHERE tablename = 'orders'", "equals": who}]);
+
+    pg.psql("postgres", "CREATE ROLE backup LOGIN CREATEDB PASSWORD 'backup-pw'");
+    let mut a = args(&pg, &dump, owner("backup"));
+    a["postgresql"]["user"] = json!("backup");
+    a["postgresql"]["password"] = json!("backup-pw");
+    let r = run(a);
+    assert!(!failed(&r), "{r}");
+    assert_eq!(r["warnings"], Value::Null, "{r}");
+    nothing_left(&pg);
+
+    // Only the test's own user may log in over TCP from now on.
+    let hba = pg.socket_dir().join("data/pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all hx 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n{text}"),
+    )
+    .unwrap();
+    pg.psql("postgres", "SELECT pg_reload_conf()");
+    let r = run(args(&pg, &dump, owner("hx")));
+    assert!(!failed(&r), "{r}");
+    let warnings = r["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{r}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(
+        w.starts_with("the restore role 'hx_restore_")
+            && w.contains("cannot log in (")
+            && w.contains("rejects connection")
+            && w.ends_with("the dump was restored as superuser 'hx'"),
+        "{w}"
+    );
+    nothing_left(&pg);
 }

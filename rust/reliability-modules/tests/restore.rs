@@ -446,3 +446,101 @@ fn a_subdir_that_is_not_there_fails_the_comparison() {
     );
     s.no_sandbox_left();
 }
+
+#[test]
+fn a_failed_restore_reports_what_it_wrote() {
+    let s = Scene::new();
+    // Stopped by max_files after 30 entries: the report counts them, not 0.
+    let archive = s.archive("b.tar", &["-cf"]);
+    let r = run(s.args(json!({"archive": archive, "max_files": 30})));
+    assert!(failed(&r), "{r}");
+    let t = &r["checks"]["restore_test"];
+    let (files, dirs) = (t["files"].as_u64().unwrap(), t["directories"].as_u64().unwrap());
+    assert_eq!(files + dirs, 30, "{t}");
+    assert!(files >= 27, "{t}");
+    let msg = r["msg"].as_str().unwrap();
+    assert!(msg.contains(&format!("({files} files, ")), "{msg}");
+    // A restore command that fails after writing two files.
+    let r = run(s.args(json!({"restore_command": ["sh", "-c", "echo a > a; echo b > b; exit 3"]})));
+    let t = &r["checks"]["restore_test"];
+    assert_eq!((t["files"].as_u64(), t["bytes"].as_u64()), (Some(2), Some(4)), "{t}");
+    assert!(r["msg"].as_str().unwrap().contains("(2 files, 4 bytes"), "{r}");
+    s.no_sandbox_left();
+}
+
+#[test]
+fn hostile_extension_headers_give_a_short_report() {
+    let s = Scene::new();
+    // A GNU long name of 4000 NUL bytes, then a PAX header claiming 1 GiB: the result
+    // names the member by a short escaped prefix and the cap by its size.
+    let mut tar = Vec::new();
+    for (kind, body) in [(b'L', vec![0u8; 4000]), (b'0', b"x".to_vec())] {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..4].copy_from_slice(b"name");
+        h.set_entry_type(tar::EntryType::new(kind));
+        h.set_size(body.len() as u64);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.extend_from_slice(&body);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+    tar.extend_from_slice(&[0; 1024]);
+    let nul = s.path("nul.tar");
+    std::fs::write(&nul, &tar).unwrap();
+    let r = run(s.args(json!({"archive": nul})));
+    assert!(failed(&r), "{r}");
+    let text = r.to_string();
+    assert!(text.len() < 4000, "{} bytes of output: {:.400}", text.len(), text);
+    let error = r["checks"]["restore_test"]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("member '\\x00\\x00") && error.ends_with("(3999 bytes)': the name holds a NUL byte"),
+        "{error}"
+    );
+
+    let mut h = tar::Header::new_ustar();
+    h.set_path("pax").unwrap();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_size(1 << 30);
+    h.set_cksum();
+    let mut tar = h.as_bytes().to_vec();
+    tar.resize(4 << 20, 0);
+    let pax = s.path("pax.tar");
+    std::fs::write(&pax, &tar).unwrap();
+    let r = run(s.args(json!({"archive": pax})));
+    assert_eq!(
+        r["checks"]["restore_test"]["error"],
+        format!(
+            "'{}' at its first header: a PAX header ('x') of 1073741824 bytes, over the 65536-byte cap for extension headers",
+            pax.display()
+        )
+    );
+    s.no_sandbox_left();
+}
+
+#[test]
+fn a_manifest_kept_in_the_backup_is_not_an_extra_file() {
+    let s = Scene::new();
+    // The documented layout: the manifest and its companion inside the backup.
+    let inside = s.path("data/SHA256SUMS");
+    std::fs::rename(s.path("SHA256SUMS"), &inside).unwrap();
+    std::fs::write(s.path("data/SHA256SUMS.json"), "{}\n").unwrap();
+    let archive = s.archive("b.tar.gz", &["-czf"]);
+    let mut args = s.args(json!({"archive": archive}));
+    args["manifest"] = json!(inside);
+    let r = run(args);
+    assert!(!failed(&r), "{r}");
+    assert_eq!(r["checks"]["restore_test"]["extra"], json!([]));
+    // The same rule as integrity with report_extra on the live tree.
+    let r = run(json!({"checks": ["integrity"], "manifest": inside, "report_extra": true}));
+    assert!(!failed(&r), "{r}");
+    // Another file is still extra, in both.
+    std::fs::write(s.path("data/stray"), "x").unwrap();
+    let archive = s.archive("c.tar.gz", &["-czf"]);
+    let mut args = s.args(json!({"archive": archive}));
+    args["manifest"] = json!(inside);
+    let r = run(args);
+    assert_eq!(r["checks"]["restore_test"]["extra"], json!(["stray"]), "{r}");
+    let r = run(json!({"checks": ["integrity"], "manifest": inside, "report_extra": true}));
+    assert_eq!(r["checks"]["integrity"]["extra"], json!(["stray"]), "{r}");
+    s.no_sandbox_left();
+}

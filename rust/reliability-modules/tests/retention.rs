@@ -9,7 +9,7 @@
 
 #[path = "support/module.rs"]
 mod module;
-use module::{failed, run};
+use module::{failed, run, strs};
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -596,4 +596,268 @@ fn bad_input_is_named_and_deletes_nothing() {
         );
     }
     assert!(!state_dir.exists(), "no bad request wrote state");
+}
+
+/// A test that needs root: skipped with a reason when not root, unless
+/// `HX_REQUIRE_PRIVILEGED=1` makes that a failure.
+fn privileged(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("HX_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+        "{test} needs root (HX_REQUIRE_PRIVILEGED=1)"
+    );
+    eprintln!("SKIPPED {test}: needs root to mount");
+    false
+}
+
+/// Runs `backup_retention` with `args` in a mount namespace of its own (`unshare -m`,
+/// private propagation), after the shell lines `before` and followed by `after`: the mounts
+/// made there end with the namespace, whatever happens, and never show on the host.
+fn run_in_namespace(dir: &Path, before: &str, args: &Value, after: &str) -> Value {
+    let file = dir.join("args.json");
+    std::fs::write(&file, args.to_string()).unwrap();
+    let script = format!("set -e\n{before}\n\"$0\" \"$1\" || true\n{after}\n");
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, RETENTION])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success() && stdout.lines().count() == 1,
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// A bind mount (same filesystem, same st_dev), a tmpfs inside an expired backup, and an
+/// expired backup that is itself a mount point: none is deleted, each is named, the
+/// mounted contents survive; the plain expired backup beside them goes.
+#[test]
+fn mounts_inside_backups_are_never_crossed() {
+    if !privileged("mounts_inside_backups_are_never_crossed") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("backups");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious"), b"keep me").unwrap();
+    for (name, days, mount_dir) in [
+        ("db-bind", 30, Some("mnt")),
+        ("db-usb", 29, Some("usb")),
+        ("db-mp", 28, None),
+        ("db-plain", 27, None),
+        ("db-new", 0, None),
+    ] {
+        let p = root.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("dump"), b"0123456789").unwrap();
+        if let Some(m) = mount_dir {
+            std::fs::create_dir(p.join(m)).unwrap();
+        }
+        age(&p, days);
+    }
+    let q = |p: PathBuf| format!("'{}'", p.display());
+    let before = [
+        format!("mount --bind {} {}", q(outside.clone()), q(root.join("db-bind/mnt"))),
+        format!("mount -t tmpfs hx-usb {}", q(root.join("db-usb/usb"))),
+        format!("echo data > {}", q(root.join("db-usb/usb/on-usb"))),
+        format!("mount -t tmpfs hx-mp {}", q(root.join("db-mp"))),
+        format!("echo data > {}", q(root.join("db-mp/on-mp"))),
+        // The mounted tmpfs's own time, aged like the others.
+        format!(
+            "touch -d @{} {}",
+            (SystemTime::now() - Duration::from_secs(28 * 86_400))
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            q(root.join("db-mp"))
+        ),
+    ]
+    .join("\n");
+    let after = format!(
+        "ls {} {} > {} 2>&1 || true",
+        q(root.join("db-usb/usb")),
+        q(root.join("db-mp")),
+        q(tmp.path().join("after"))
+    );
+    let args = json!({"path": root, "pattern": "db-*", "keep_last": 1, "require_good": false});
+    for check_mode in [true, false] {
+        let mut args = args.clone();
+        args["_ansible_check_mode"] = json!(check_mode);
+        let r = run_in_namespace(tmp.path(), &before, &args, &after);
+        assert!(failed(&r), "{r}");
+        assert_eq!(names(&r["deleted"]), ["db-plain"], "{r}");
+        let errors: BTreeMap<String, String> = r["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["name"].as_str().unwrap().into(), e["error"].as_str().unwrap().into()))
+            .collect();
+        let refused = |name: &str, why: String| {
+            format!(
+                "not deleting '{}': {why}; nothing of it was deleted",
+                root.join(name).display()
+            )
+        };
+        assert_eq!(
+            errors,
+            BTreeMap::from([
+                (
+                    "db-bind".to_string(),
+                    refused(
+                        "db-bind",
+                        format!(
+                            "'{}' is mounted inside it (unmount it first)",
+                            root.join("db-bind/mnt").display()
+                        )
+                    )
+                ),
+                (
+                    "db-mp".to_string(),
+                    refused(
+                        "db-mp",
+                        "it is a mount point (another filesystem than its directory)".into()
+                    )
+                ),
+                (
+                    "db-usb".to_string(),
+                    refused(
+                        "db-usb",
+                        format!(
+                            "'{}' is mounted inside it (unmount it first)",
+                            root.join("db-usb/usb").display()
+                        )
+                    )
+                ),
+            ]),
+            "{r}"
+        );
+        assert!(
+            r["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("3 backup(s) could not be deleted, first: not deleting '"),
+            "{r}"
+        );
+        // What was mounted survives, and so does everything of the refused backups.
+        assert_eq!(std::fs::read(outside.join("precious")).unwrap(), b"keep me");
+        let after = std::fs::read_to_string(tmp.path().join("after")).unwrap();
+        assert_eq!(
+            after.matches("on-usb").count() + after.matches("on-mp").count(),
+            2,
+            "{after}"
+        );
+        for name in ["db-bind", "db-usb"] {
+            assert_eq!(std::fs::read(root.join(name).join("dump")).unwrap(), b"0123456789");
+        }
+        assert_eq!(root.join("db-plain").exists(), check_mode);
+    }
+    assert_eq!(ls(&root), ["db-bind", "db-mp", "db-new", "db-usb"]);
+}
+
+/// `/` and other system directories, however spelt, are refused unless allowed.
+#[test]
+fn system_directories_are_refused_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("to-var");
+    std::os::unix::fs::symlink("/var", &link).unwrap();
+    let args =
+        |path: &str| json!({"path": path, "pattern": "hx-no-such-backup-*", "keep_last": 1, "require_good": false});
+    for (path, resolved) in [
+        ("/", "/"),
+        ("//", "/"),
+        ("/etc/", "/etc"),
+        ("/usr/./", "/usr"),
+        ("/var/../etc", "/etc"),
+        ("/home", "/home"),
+        (link.to_str().unwrap(), "/var"),
+    ] {
+        let r = run(RETENTION, &args(path));
+        assert!(failed(&r), "{path}: {r}");
+        assert_eq!(
+            r["msg"],
+            format!("path: '{path}' is the system directory '{resolved}'; nothing is deleted there unless allow_system_path is true: give the directory that holds the backups"),
+        );
+    }
+    let mut allowed = args("/");
+    allowed["allow_system_path"] = json!(true);
+    let r = run(RETENTION, &allowed);
+    assert!(!failed(&r), "{r}");
+    assert_eq!(r["deleted"], json!([]));
+}
+
+/// Manifests, their companions, lock files and the state directory are never taken for
+/// backups: a pattern matching one is refused before anything is deleted.
+#[test]
+fn patterns_matching_the_collections_own_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("backups");
+    std::fs::create_dir_all(&root).unwrap();
+    for name in [
+        "db-1.tar.zst",
+        "db-1.tar.zst.sha256",
+        "db-1.tar.zst.sha256.json",
+        "db-2.tar.zst",
+        "db.lock",
+        "SHA256SUMS",
+    ] {
+        std::fs::write(root.join(name), b"x").unwrap();
+        age(&root.join(name), 30);
+    }
+    let state = root.join("state");
+    std::fs::create_dir_all(state.join("backup_good")).unwrap();
+    age(&state, 30);
+    let before = snapshot(tmp.path());
+    let base = json!({"path": root, "keep_last": 0, "min_keep": 0, "require_good": false, "state_dir": state});
+    let refused = |pattern: &str, path: Option<&Path>| {
+        let mut args = base.clone();
+        args["pattern"] = json!(pattern);
+        if let Some(p) = path {
+            args["path"] = json!(p);
+        }
+        let r = run(RETENTION, &args);
+        assert!(failed(&r), "{pattern}: {r}");
+        assert_eq!(snapshot(tmp.path()), before, "{pattern}: nothing deleted");
+        r
+    };
+    let r = refused("db-1*", None);
+    assert_eq!(
+        r["msg"],
+        "pattern: 'db-1*' matches 2 entries that this collection keeps and never deletes ('db-1.tar.zst.sha256' is a checksum manifest, 'db-1.tar.zst.sha256.json' is a checksum manifest's .json companion); nothing is deleted: make the pattern match only the backups"
+    );
+    let r = refused("*", None);
+    assert_eq!(
+        strs(&r["refused"]),
+        [
+            "'SHA256SUMS' is a checksum manifest",
+            "'db-1.tar.zst.sha256' is a checksum manifest",
+            "'db-1.tar.zst.sha256.json' is a checksum manifest's .json companion",
+            "'db.lock' is a lock file",
+            &format!("'state' is the state directory '{}' or holds it", state.display()),
+        ]
+    );
+    let r = refused("st*", None);
+    assert!(
+        r["msg"].as_str().unwrap().contains("'state' is the state directory"),
+        "{r}"
+    );
+    let r = refused("*", Some(&state));
+    assert_eq!(
+        r["msg"],
+        format!(
+            "path: '{0}' is inside the state directory '{0}', whose files are never deleted",
+            state.display()
+        )
+    );
+    // The backups alone: fine.
+    let mut args = base.clone();
+    args["pattern"] = json!("db-*.tar.zst");
+    let r = run(RETENTION, &args);
+    assert!(!failed(&r), "{r}");
+    assert_eq!(names(&r["deleted"]), ["db-2.tar.zst", "db-1.tar.zst"]);
 }

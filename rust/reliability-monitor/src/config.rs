@@ -36,11 +36,13 @@ use reliability_core::breaker;
 use reliability_core::recovery::Strategy;
 use reliability_core::size::parse_size;
 use reliability_core::spec::{Env, Kind, Opt, Spec};
+use reliability_os::small_file::{self, Follow};
 use reliability_os::state;
 use reliability_recovery::RecoveryRequest;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::fmt;
+use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -239,14 +241,33 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Reads, checks the ownership of, and validates the file at `path`.
+/// The largest configuration file read (a config is a few KiB; a huge one is a mistake).
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
 pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
     let fail = |problems: Vec<String>| ConfigError {
         file: path.to_path_buf(),
         problems,
     };
-    let meta = std::fs::metadata(path).map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
+    // The file that is judged is the file that is read: one descriptor, opened without
+    // blocking on a FIFO or device, its owner and mode taken from that descriptor.
+    let file = small_file::open(std::fs::OpenOptions::new().read(true), path, Follow::Yes)
+        .map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
     let mut problems = Problems(ownership(meta.mode(), meta.uid(), nix::unistd::geteuid().as_raw()));
-    let text = std::fs::read_to_string(path).map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        problems.0.push(format!(
+            "refused: the file holds {} bytes, more than a configuration's {MAX_CONFIG_BYTES}",
+            meta.len()
+        ));
+        return Err(fail(problems.0));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
     match parse(&text, env) {
         Ok(config) if problems.is_empty() => Ok(config),
         Ok(_) => Err(fail(problems.0)),

@@ -73,7 +73,9 @@ fn a_missing_file_is_a_config_error() {
     let (code, _, err) = monitor(&["validate-config", "/nonexistent/config.yml"]);
     assert_eq!(code, 78);
     assert!(
-        err.starts_with("/nonexistent/config.yml: 1 problem\n  cannot read the file: No such file"),
+        err.starts_with(
+            "/nonexistent/config.yml: 1 problem\n  cannot read the file: '/nonexistent/config.yml' does not exist"
+        ),
         "{err}"
     );
 }
@@ -91,6 +93,23 @@ fn world_writable_config_is_refused() {
     let (code, out, _) = monitor(&["--config", s(&path), "check", "--type", "resources", "--nagios"]);
     assert_eq!(code, 3, "a Nagios plugin that cannot run is UNKNOWN");
     assert!(out.starts_with("RESOURCES UNKNOWN - configuration "), "{out}");
+}
+
+#[test]
+fn a_fifo_or_device_as_config_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("config.yml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    for path in [fifo.as_path(), Path::new("/dev/zero")] {
+        let started = std::time::Instant::now();
+        let (code, _, err) = monitor(&["validate-config", s(path)]);
+        assert_eq!(code, 78, "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{path:?} blocked"
+        );
+    }
 }
 
 #[test]

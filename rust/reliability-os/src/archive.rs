@@ -20,7 +20,16 @@
 //!   links already made (at most 40 hops, as the kernel does); a `..` may only leave a
 //!   directory this run made, so a link cannot gain a way out from a later member.
 //! - Limits on restored bytes and on entries (files, directories, links) are checked before
-//!   each member is written. The compressed stream is read to its end after the last member,
+//!   each member is written. Every byte read from the decompressed stream counts too, headers,
+//!   padding and data nobody writes included: at most `max_bytes` plus 2 KiB per entry
+//!   `max_files` allows (and 10 KiB for the end), so a tiny archive that inflates to
+//!   gigabytes of headers or skipped data stops at its limit. Extension headers are capped
+//!   before the `tar` crate reads their bodies into memory: a `Guard` between the
+//!   decompressor and the crate reads every header block first, refuses a PAX header (`x`,
+//!   `g`) over [`MAX_PAX_HEADER`] and a GNU long name or link (`L`, `K`) over
+//!   [`MAX_LONG_NAME`] by its size field, and follows the stream's layout as the crate does.
+//! - Names in messages are escaped (control bytes and invalid UTF-8 as `\xNN`) and cut to a
+//!   short prefix with their length ([`shown_name`], the one way a member name is shown). The compressed stream is read to its end after the last member,
 //!   so a truncated or corrupt gzip or zstd stream is caught by its checksum; a tar stream
 //!   that ends without its end-of-archive marker is truncated.
 //! - Modes are kept as far as safe: permission bits only (no setuid, setgid or sticky), and
@@ -31,7 +40,7 @@
 //! when it is dropped, on success and on failure alike; [`Sandbox::remove`] says whether the
 //! removal worked.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
@@ -45,6 +54,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How many symbolic links one target may pass through (Linux's `MAXSYMLINKS`).
 const MAX_LINK_HOPS: usize = 40;
+
+/// The largest PAX extended header body (`x`, `g`) read: 64 KiB.
+pub const MAX_PAX_HEADER: u64 = 64 * 1024;
+/// The largest GNU long name or long link name (`L`, `K`) read: `PATH_MAX`.
+pub const MAX_LONG_NAME: u64 = 4096;
+/// Bytes of the decompressed stream allowed per entry beyond its content (its header, its
+/// padding, a short extension header).
+const OVERHEAD_PER_ENTRY: u64 = 2048;
+/// How much of a name a message shows.
+const SHOWN_NAME: usize = 200;
 
 /// The archive formats [`extract`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +173,9 @@ pub enum ArchiveError {
     Refused { member: String, reason: String },
     #[error("member '{member}': {what}")]
     Limit { member: String, what: String },
+    /// A bound on the stream itself (not on one member): its size, an extension header.
+    #[error("'{path}' {at}: {what}")]
+    StreamLimit { path: String, at: String, what: String },
     #[error("member '{member}': cannot write it into the sandbox: {source}")]
     Write { member: String, source: io::Error },
 }
@@ -168,7 +190,7 @@ impl ArchiveError {
             }
             ArchiveError::Corrupt { .. } => "corrupt",
             ArchiveError::Refused { .. } => "refused",
-            ArchiveError::Limit { .. } => "limit",
+            ArchiveError::Limit { .. } | ArchiveError::StreamLimit { .. } => "limit",
             ArchiveError::Write { .. } => "write",
         }
     }
@@ -347,6 +369,250 @@ impl<R: BufRead> Read for ZstdFrames<R> {
     }
 }
 
+/// Sits between the decompressor and the `tar` crate (see the module docs): counts every
+/// byte against the stream's budget and reads each header block before the crate does,
+/// refusing an oversized extension header by its size field, so the crate never reads (and
+/// allocates) an extension body over its cap. It follows the layout as
+/// `tar::Archive::entries` does: a header, its data rounded up to 512 bytes, a PAX `size`
+/// record overriding the size of the member it describes. From the end-of-archive marker
+/// on, or once a header makes no sense (the crate then fails on it too), it only counts.
+struct Guard<R> {
+    inner: R,
+    /// Bytes taken from `inner`, and how many may be.
+    taken: u64,
+    budget: u64,
+    limits: Limits,
+    /// Bytes handed out.
+    pos: u64,
+    /// Where the next header block starts, while the layout is followed.
+    next_header: Option<u64>,
+    /// The header block being handed out, and how much of it was.
+    block: Vec<u8>,
+    block_at: usize,
+    /// The body of a PAX `x` header being read, and how much of it is still to come.
+    pax: Option<Vec<u8>>,
+    pax_left: u64,
+    /// The extensions a PAX header left for the next member: its `size` record, if any.
+    pending: Option<Option<u64>>,
+    /// Why the guard stopped the stream; read by [`extract`] for the error.
+    stop: Rc<RefCell<Option<String>>>,
+}
+
+impl<R: Read> Guard<R> {
+    fn new(inner: R, limits: &Limits, stop: Rc<RefCell<Option<String>>>) -> Self {
+        let overhead = OVERHEAD_PER_ENTRY.saturating_mul(limits.max_files.saturating_add(5));
+        Guard {
+            inner,
+            taken: 0,
+            budget: limits.max_bytes.saturating_add(overhead),
+            limits: *limits,
+            pos: 0,
+            next_header: Some(0),
+            block: Vec::new(),
+            block_at: 0,
+            pax: None,
+            pax_left: 0,
+            pending: None,
+            stop,
+        }
+    }
+
+    fn halt(&self, why: String) -> io::Error {
+        *self.stop.borrow_mut() = Some(why.clone());
+        io::Error::other(why)
+    }
+
+    fn count(&mut self, n: usize) -> io::Result<()> {
+        self.taken = self.taken.saturating_add(n as u64);
+        if self.taken > self.budget {
+            return Err(self.halt(format!(
+                "it holds more than {} bytes once decompressed, over what max_bytes ({}) and max_files ({}) allow \
+                 ({OVERHEAD_PER_ENTRY} bytes of headers per entry)",
+                self.budget, self.limits.max_bytes, self.limits.max_files
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads a header block at `start` before it is handed out.
+    fn header(&mut self, block: &[u8], start: u64) -> io::Result<()> {
+        self.next_header = None;
+        if block.iter().all(|b| *b == 0) {
+            // The end-of-archive marker: what follows is only counted.
+            return Ok(());
+        }
+        let h = tar::Header::from_byte_slice(block);
+        let sum: u32 = block
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) })
+            .sum();
+        let Ok(mut size) = h
+            .cksum()
+            .ok()
+            .filter(|c| *c == sum)
+            .map_or(Err(()), |_| h.entry_size().map_err(|_| ()))
+        else {
+            return Ok(());
+        };
+        let t = h.entry_type();
+        let recognized = h.as_gnu().is_some() || h.as_ustar().is_some();
+        let (long, pax) = (
+            t.is_gnu_longname() || t.is_gnu_longlink(),
+            t.is_pax_local_extensions() || t.is_pax_global_extensions(),
+        );
+        let cap = if long { MAX_LONG_NAME } else { MAX_PAX_HEADER };
+        if (long || pax) && size > cap {
+            let what = if long { "GNU long name" } else { "PAX header" };
+            return Err(self.halt(format!(
+                "a {what} ('{}') of {size} bytes, over the {cap}-byte cap for extension headers",
+                t.as_byte() as char
+            )));
+        }
+        if t.is_gnu_sparse() && h.as_gnu().is_some_and(|g| g.is_extended()) {
+            return Err(self.halt(format!(
+                "member '{}' is a sparse file with extension headers (sparse files are not supported)",
+                shown_name(&h.path_bytes())
+            )));
+        }
+        if !(long || pax) {
+            if let Some(Some(pax_size)) = self.pending {
+                size = pax_size;
+            }
+        }
+        let chained = recognized && (long || t.is_pax_local_extensions());
+        if !chained {
+            // The crate hands this one out, with the extensions before it.
+            self.pending = None;
+        }
+        if recognized && t.is_pax_local_extensions() {
+            if self.pending.is_some() {
+                // Two PAX headers for one member: the crate refuses that.
+                return Ok(());
+            }
+            self.pax = Some(Vec::new());
+            self.pax_left = size;
+            self.end_pax();
+        }
+        let padded = size.checked_add(511).map(|s| s & !511);
+        self.next_header = padded.and_then(|p| start.checked_add(512)?.checked_add(p));
+        Ok(())
+    }
+
+    /// Once a PAX body is whole: its `size` record, read as the `tar` crate reads it.
+    fn end_pax(&mut self) {
+        if self.pax_left > 0 {
+            return;
+        }
+        let Some(body) = self.pax.take() else { return };
+        let mut size = None;
+        for ext in tar::PaxExtensions::new(&body) {
+            let Ok(ext) = ext else { break };
+            if ext.key() != Ok("size") {
+                continue;
+            }
+            size = ext.value().ok().and_then(|v| v.parse::<u64>().ok());
+            break;
+        }
+        self.pending = Some(size);
+    }
+}
+
+impl<R: Read> Read for Guard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(why) = self.stop.borrow().as_ref() {
+            return Err(io::Error::other(why.clone()));
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.block_at == self.block.len() && self.next_header == Some(self.pos) {
+            let start = self.pos;
+            let mut block = vec![0u8; 512];
+            let mut got = 0;
+            while got < block.len() {
+                match self.inner.read(&mut block[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.count(got)?;
+            block.truncate(got);
+            if got == 512 {
+                self.header(&block, start)?;
+            } else {
+                self.next_header = None;
+            }
+            self.block = block;
+            self.block_at = 0;
+        }
+        if self.block_at < self.block.len() {
+            let n = buf.len().min(self.block.len() - self.block_at);
+            buf[..n].copy_from_slice(&self.block[self.block_at..self.block_at + n]);
+            self.block_at += n;
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        // Data never runs into the next header: it is read on its own.
+        let room = match self.next_header {
+            Some(h) => usize::try_from(h.saturating_sub(self.pos))
+                .unwrap_or(usize::MAX)
+                .min(buf.len()),
+            None => buf.len(),
+        };
+        let n = self.inner.read(&mut buf[..room])?;
+        self.count(n)?;
+        if let Some(body) = self.pax.as_mut() {
+            let take = usize::try_from(self.pax_left).unwrap_or(usize::MAX).min(n);
+            body.extend_from_slice(&buf[..take]);
+            self.pax_left -= take as u64;
+            self.end_pax();
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A member name (or link target) for a message: control characters, backslashes and
+/// bytes that are not UTF-8 escaped (`\x1b`, `\\`, `\xff`), cut after about 200 characters
+/// with the name's length in bytes. The one way an archive's names reach a message.
+pub fn shown_name(raw: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut cut = false;
+    'chunks: for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if out.len() >= SHOWN_NAME {
+                cut = true;
+                break 'chunks;
+            }
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() && u32::from(c) < 0x100 => {
+                    let _ = write!(out, "\\x{:02x}", u32::from(c));
+                }
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            if out.len() >= SHOWN_NAME {
+                cut = true;
+                break 'chunks;
+            }
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    if cut {
+        let _ = write!(out, "...({} bytes)", raw.len());
+    }
+    out
+}
+
 /// Extracts `archive` into `dest` (an empty directory, normally a [`Sandbox`]) under the
 /// rules of the module docs. `format`, when given, must agree with the file's first bytes.
 pub fn extract(
@@ -355,16 +621,39 @@ pub fn extract(
     dest: &Path,
     limits: &Limits,
 ) -> Result<Extracted, ArchiveError> {
+    let mut out = Extracted::default();
+    extract_counted(archive, format, dest, limits, &mut out).map(|()| out)
+}
+
+/// [`extract`], tallying into `out` as it goes: after a failure, `out` says what was
+/// written before it (and how long that took).
+pub fn extract_counted(
+    archive: &Path,
+    format: Option<Format>,
+    dest: &Path,
+    limits: &Limits,
+    out: &mut Extracted,
+) -> Result<(), ArchiveError> {
     let started = Instant::now();
+    let result = extract_into(archive, format, dest, limits, out);
+    out.duration = started.elapsed();
+    result
+}
+
+fn extract_into(
+    archive: &Path,
+    format: Option<Format>,
+    dest: &Path,
+    limits: &Limits,
+    out: &mut Extracted,
+) -> Result<(), ArchiveError> {
     let shown = archive.display().to_string();
     let open_error = |source| ArchiveError::Open {
         path: shown.clone(),
         source,
     };
-    let file = File::open(archive).map_err(open_error)?;
-    if file.metadata().map_err(open_error)?.is_dir() {
-        return Err(open_error(io::Error::other("it is a directory")));
-    }
+    // A FIFO or a device named as the archive is refused, not read (or waited on).
+    let file = crate::hashing::open_regular(archive, true).map_err(open_error)?;
     let mut reader = BufReader::with_capacity(128 * 1024, file);
     let head = reader.fill_buf().map_err(open_error)?.to_vec();
     if head.is_empty() {
@@ -393,15 +682,13 @@ pub fn extract(
         }
     };
     let stream_failed = Rc::new(Cell::new(false));
+    let stop = Rc::new(RefCell::new(None));
     let mut tar = tar::Archive::new(Tracked {
-        inner: stream,
+        inner: Guard::new(stream, limits, Rc::clone(&stop)),
         eof: false,
         failed: Rc::clone(&stream_failed),
     });
-    let mut out = Extracted {
-        format: found.name(),
-        ..Extracted::default()
-    };
+    out.format = found.name();
     let mut writer = Writer {
         dest,
         limits,
@@ -436,8 +723,8 @@ pub fn extract(
                         break;
                     }
                 };
-                let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                if let Err(e) = writer.member(&mut entry, &member, &mut out) {
+                let member = shown_name(&entry.path_bytes());
+                if let Err(e) = writer.member(&mut entry, &member, out) {
                     failure = Some(match e {
                         Failure::Archive(e) => e,
                         Failure::Read(e) if stream_failed.get() => corrupt(format!(
@@ -455,11 +742,25 @@ pub fn extract(
     }
     let mut tracked = tar.into_inner();
     let compressed = found != Format::Tar;
+    // A bound the guard enforced explains whatever failed after it.
+    let stopped = |last: &Option<String>| {
+        stop.borrow_mut().take().map(|what| ArchiveError::StreamLimit {
+            path: shown.clone(),
+            at: where_(last),
+            what,
+        })
+    };
+    if let Some(e) = stopped(&last) {
+        return Err(e);
+    }
     match failure {
         // Damage inside a compressed stream often shows first as a tar header that makes
         // no sense; the stream's checksum, at its end, says whether that is what happened.
         Some(ArchiveError::Corrupt { .. }) if compressed && !stream_failed.get() => {
             if let Err(e) = drain(&mut tracked.inner, limits.max_bytes) {
+                if let Some(e) = stopped(&last) {
+                    return Err(e);
+                }
                 return Err(corrupt(format!(
                     "{}: the {} stream is damaged: {}",
                     where_(&last),
@@ -491,16 +792,18 @@ pub fn extract(
                 )))
             }
             Err(e) => {
+                if let Some(e) = stopped(&last) {
+                    return Err(e);
+                }
                 return Err(corrupt(format!(
                     "after the end-of-archive marker: the {} stream is damaged: {}",
                     found.name(),
                     printable(&e.to_string())
-                )))
+                )));
             }
         }
     }
-    out.duration = started.elapsed();
-    Ok(out)
+    Ok(())
 }
 
 /// Reads a stream to its end, at most `max` bytes: `Ok(false)` when there was more.
@@ -560,6 +863,9 @@ fn member_path(raw: &[u8]) -> Result<Option<PathBuf>, String> {
     if raw.first() == Some(&b'/') {
         return Err("absolute path".to_string());
     }
+    if raw.contains(&0) {
+        return Err("the name holds a NUL byte".to_string());
+    }
     let mut out = PathBuf::new();
     for part in raw.split(|b| *b == b'/') {
         match part {
@@ -576,7 +882,7 @@ fn safe_mode(mode: u32, owner_bits: u32) -> u32 {
 }
 
 fn show(p: &Path) -> String {
-    p.display().to_string()
+    shown_name(p.as_os_str().as_bytes())
 }
 
 impl Writer<'_> {
@@ -682,7 +988,7 @@ impl Writer<'_> {
             }
             T::Link => {
                 let raw = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
-                let shown = String::from_utf8_lossy(&raw).into_owned();
+                let shown = shown_name(&raw);
                 let target = member_path(&raw)
                     .map_err(|why| Self::refuse(member, format!("hard link to '{shown}': {why}")))?
                     .ok_or_else(|| Self::refuse(member, "hard link without a target"))?;
@@ -777,8 +1083,11 @@ impl Writer<'_> {
     /// already made; refuses it if it leaves the sandbox or steps `..` out of anything but a
     /// directory this run made (a later member could otherwise turn that into a way out).
     fn check_link_target(&self, link: &Path, target: &[u8]) -> Result<(), String> {
-        let shown = String::from_utf8_lossy(target).into_owned();
+        let shown = shown_name(target);
         let outside = || format!("symbolic link to '{shown}' leaves the sandbox");
+        if target.contains(&0) {
+            return Err(format!("symbolic link to '{shown}': the target holds a NUL byte"));
+        }
         if target.first() == Some(&b'/') {
             return Err(outside());
         }

@@ -18,7 +18,7 @@
 use reliability_core::quote::quote;
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -135,6 +135,25 @@ pub fn run_in(
     run_limited(program, args, env, cwd, timeout, OutputLimit::COMMAND)
 }
 
+/// Writes a program's stdin (on a thread of its own, while the program runs).
+pub type Feeder = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
+/// [`run`] with `feed` writing the program's stdin; stdin is closed when `feed` returns.
+/// Also returns what `feed` returned: a program that stops reading early (it failed) makes
+/// the write fail with `BrokenPipe`, which is not `feed`'s error and reads as `Ok`; any other
+/// error (`feed` refused what it was to write) is the caller's to report. On such an error
+/// the program's process group is killed at once, so it does not read the cut input as
+/// complete.
+pub fn run_fed(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    feed: Feeder,
+    timeout: Duration,
+) -> Result<(CommandOutput, std::io::Result<()>), CommandError> {
+    run_inner(program, args, env, None, timeout, OutputLimit::TOOL, Some(feed))
+}
+
 /// The one way a program is run; the functions above choose the limit.
 pub fn run_limited(
     program: &Path,
@@ -144,6 +163,26 @@ pub fn run_limited(
     timeout: Duration,
     limit: OutputLimit,
 ) -> Result<CommandOutput, CommandError> {
+    run_inner(program, args, env, cwd, timeout, limit, None).map(|(out, _)| out)
+}
+
+/// What the watcher threads of a run report.
+enum Event {
+    /// The program exited (not reaped yet).
+    Exited(nix::Result<()>),
+    /// The feeder failed: the program must not read its stdin's end as complete.
+    FeedFailed,
+}
+
+fn run_inner(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    limit: OutputLimit,
+    feed: Option<Feeder>,
+) -> Result<(CommandOutput, std::io::Result<()>), CommandError> {
     use std::os::unix::process::CommandExt;
 
     let mut argv = vec![program.display().to_string()];
@@ -160,7 +199,7 @@ pub fn run_limited(
     let mut child = command
         .args(args)
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
+        .stdin(if feed.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -169,14 +208,42 @@ pub fn run_limited(
     let stdout = Capture::start(child.stdout.take(), limit);
     let stderr = Capture::start(child.stderr.take(), limit);
     let pid = child.id();
+    let (events_tx, events) = mpsc::channel::<Event>();
+    let fed = match (feed, child.stdin.take()) {
+        (Some(feed), Some(mut stdin)) => {
+            let (tx, rx) = mpsc::channel();
+            let events_tx = events_tx.clone();
+            thread::spawn(move || {
+                let result = match feed(&mut stdin).and_then(|()| stdin.flush()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                    Err(e) => {
+                        // Killed by the waiting thread, which knows the pid is not reaped.
+                        let _ = events_tx.send(Event::FeedFailed);
+                        Err(e)
+                    }
+                    Ok(()) => Ok(()),
+                };
+                drop(stdin);
+                let _ = tx.send(result);
+            });
+            Some(rx)
+        }
+        _ => None,
+    };
     // Wait for the exit without reaping (WNOWAIT): until it is reaped, the program's pid
     // (the group id) cannot be given to another process, so the group kill below can only
     // reach what the program left behind.
-    let (exited_tx, exited_rx) = mpsc::channel::<nix::Result<()>>();
     thread::spawn(move || {
-        let _ = exited_tx.send(wait_for_exit(pid));
+        let _ = events_tx.send(Event::Exited(wait_for_exit(pid)));
     });
-    let exited = exited_rx.recv_timeout(timeout);
+    let deadline = started + timeout;
+    let exited = loop {
+        match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Event::FeedFailed) => kill_group(pid),
+            Ok(Event::Exited(result)) => break Ok(result),
+            Err(e) => break Err(e),
+        }
+    };
     kill_group(pid);
     let status = child.wait().map_err(spawn_error)?;
     if exited.is_err() {
@@ -188,13 +255,23 @@ pub fn run_limited(
     // The pipes close once the group is dead; a process that left the group (setsid) and
     // holds them open is not waited for: what was read so far is the output.
     let deadline = Instant::now() + Duration::from_secs(2);
-    Ok(CommandOutput {
-        argv,
-        exit_code: status.code(),
-        stdout: stdout.finish(deadline),
-        stderr: stderr.finish(deadline),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    })
+    let fed = match fed {
+        // The program has exited: its stdin is closed, so the writer ends promptly.
+        Some(rx) => rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or(Ok(())),
+        None => Ok(()),
+    };
+    Ok((
+        CommandOutput {
+            argv,
+            exit_code: status.code(),
+            stdout: stdout.finish(deadline),
+            stderr: stderr.finish(deadline),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        },
+        fed,
+    ))
 }
 
 fn wait_for_exit(pid: u32) -> nix::Result<()> {
@@ -305,6 +382,32 @@ mod tests {
             &[("HX_PROBE", "1")],
             timeout,
         )
+    }
+
+    #[test]
+    fn a_feeder_writes_stdin_and_its_error_kills_the_program() {
+        let feed: Feeder = Box::new(|w| w.write_all(b"one\ntwo\n"));
+        let (out, fed) = run_fed(Path::new("/bin/cat"), &[], &[], feed, Duration::from_secs(10)).expect("runs");
+        assert_eq!(
+            (out.stdout.as_str(), out.success(), fed.is_ok()),
+            ("one\ntwo\n", true, true)
+        );
+        let feed: Feeder = Box::new(|w| {
+            w.write_all(b"partial\n")?;
+            w.flush()?;
+            Err(std::io::Error::other("refused"))
+        });
+        let script = "cat >/dev/null; echo read-to-the-end".to_string();
+        let (out, fed) = run_fed(
+            Path::new("/bin/sh"),
+            &["-c".into(), script],
+            &[],
+            feed,
+            Duration::from_secs(10),
+        )
+        .expect("runs");
+        assert_eq!(fed.map_err(|e| e.to_string()), Err("refused".to_string()));
+        assert!(!out.success() && !out.stdout.contains("read-to-the-end"), "{out:?}");
     }
 
     #[test]

@@ -15,6 +15,14 @@
 //! list, so a caller can resume at the first one not done. The first file is always taken,
 //! so a deadline that passed before hashing began still makes progress. [`hash_files`]
 //! passes no deadline and never reads the clock per file.
+//!
+//! A file is opened with [`open_regular`]: `O_NONBLOCK`, so a FIFO cannot block the open,
+//! then `fstat` of the descriptor, so anything but a regular file (a FIFO, a device such as
+//! `/dev/zero`, a socket, a directory) is reported by its kind before a byte is read. How
+//! symbolic links are taken is the caller's choice ([`Links`]): a manifest's files may
+//! use links only while they stay under the root (the path is resolved, the result must
+//! lie under the resolved root, and the resolved path is opened with `O_NOFOLLOW`, so the
+//! last component cannot be swapped for a link in between), or not at all.
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 /// What hashing one file gave: its digest, `Missing` or `Unreadable(why)`. The core's type,
@@ -23,8 +31,9 @@ pub use reliability_core::manifest::Seen;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -32,6 +41,60 @@ use std::time::{Duration, Instant};
 
 /// Read size: 128 KiB (see the module docs).
 pub const BUFFER: usize = 128 * 1024;
+
+/// How the paths given to [`hash_files`] may use symbolic links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Links {
+    /// Followed wherever they lead (paths a user named, a walk told to follow links).
+    Follow,
+    /// Followed while the file they lead to lies under the root; one that leads out of it
+    /// is reported, not read.
+    WithinRoot,
+    /// Every path that goes through a symbolic link is reported, not read.
+    Refuse,
+}
+
+/// What a file type is called in a report.
+fn kind(ft: std::fs::FileType) -> &'static str {
+    if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_dir() {
+        "directory"
+    } else if ft.is_symlink() {
+        "symbolic link"
+    } else {
+        "file"
+    }
+}
+
+/// Opens a file to read its data, refusing anything that is not a regular file without
+/// reading (or blocking on) it: `O_NONBLOCK` for the open, then `fstat` of the descriptor.
+/// `O_NOFOLLOW` too with `follow: false` (a link as the last component is then refused).
+/// The error of a refusal reads `not a regular file: FIFO` (or the kind found).
+pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<File> {
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        // O_NOFOLLOW on a link: ELOOP, which says nothing to a reader.
+        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(std::io::Error::other("not a regular file: symbolic link"))
+        }
+        other => other?,
+    };
+    let ft = file.metadata()?.file_type();
+    if !ft.is_file() {
+        return Err(std::io::Error::other(format!("not a regular file: {}", kind(ft))));
+    }
+    Ok(file)
+}
 
 /// Which files of a tree to take.
 #[derive(Clone, Debug, Default)]
@@ -69,6 +132,13 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
     let s = rel.to_str()?;
     (!s.is_empty()).then(|| s.to_string())
+}
+
+/// Compiles the include and exclude globs as [`walk`] does, without walking: the
+/// run-free check of `backup_manifest`'s options.
+pub fn check_globs(opts: &WalkOptions) -> Result<(), String> {
+    globset("include", &opts.include)?;
+    globset("exclude", &opts.exclude).map(drop)
 }
 
 /// Lists the regular files under `root` (a directory), relative to it.
@@ -171,20 +241,30 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Hashes `root/<path>` for every path, with `threads` workers sharing one queue. An
-/// absolute path replaces the root (`Path::join`), so files of several trees can share a run.
-pub fn hash_files(root: &Path, paths: &[String], threads: usize) -> HashRun {
-    hash_pool(root, paths, threads, None)
+/// Hashes `root/<path>` for every path, with `threads` workers sharing one queue, taking
+/// symbolic links as `links` says. An absolute path replaces the root (`Path::join`), so
+/// files of several trees can share a run (with [`Links::Follow`]).
+pub fn hash_files(root: &Path, paths: &[String], threads: usize, links: Links) -> HashRun {
+    hash_pool(root, paths, threads, links, None)
 }
 
 /// [`hash_files`], but no file is started after `deadline` (the first always is): the
 /// result holds the files done, which are the first `files.len()` of `paths`.
-pub fn hash_files_until(root: &Path, paths: &[String], threads: usize, deadline: Instant) -> HashRun {
-    hash_pool(root, paths, threads, Some(deadline))
+pub fn hash_files_until(root: &Path, paths: &[String], threads: usize, links: Links, deadline: Instant) -> HashRun {
+    hash_pool(root, paths, threads, links, Some(deadline))
 }
 
-fn hash_pool(root: &Path, paths: &[String], threads: usize, deadline: Option<Instant>) -> HashRun {
+fn hash_pool(root: &Path, paths: &[String], threads: usize, links: Links, deadline: Option<Instant>) -> HashRun {
     let started = Instant::now();
+    // Links are judged against the root as it really is (itself possibly reached by a link).
+    let resolved_root = match links {
+        Links::Follow => root.to_path_buf(),
+        _ => std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
+    };
+    let place = Place {
+        root: &resolved_root,
+        links,
+    };
     let threads = threads.clamp(1, paths.len().max(1));
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<FileHash>>> = paths.iter().map(|_| Mutex::new(None)).collect();
@@ -200,7 +280,7 @@ fn hash_pool(root: &Path, paths: &[String], threads: usize, deadline: Option<Ins
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = paths.get(i) else { break };
-                    let result = hash_one(&root.join(path), path, &mut buf);
+                    let result = hash_one(&place, path, &mut buf);
                     if let Some(slot) = slots.get(i) {
                         if let Ok(mut slot) = slot.lock() {
                             *slot = Some(result);
@@ -262,14 +342,47 @@ pub fn stat(path: &Path) -> Result<Option<FileStat>, String> {
     }
 }
 
-fn hash_one(full: &Path, path: &str, buf: &mut [u8]) -> FileHash {
+/// Where the files of one run are, and how links are taken.
+struct Place<'a> {
+    /// The root, resolved unless links are followed anywhere.
+    root: &'a Path,
+    links: Links,
+}
+
+impl Place<'_> {
+    /// Opens `path` under the root as `links` allows.
+    fn open(&self, path: &str) -> std::io::Result<File> {
+        let full = self.root.join(path);
+        if self.links == Links::Follow {
+            return open_regular(&full, true);
+        }
+        let resolved = std::fs::canonicalize(&full)?;
+        if resolved != full {
+            if self.links == Links::Refuse {
+                return Err(std::io::Error::other(format!(
+                    "reached through a symbolic link (to '{}'), and links are refused",
+                    resolved.display()
+                )));
+            }
+            if !resolved.starts_with(self.root) {
+                return Err(std::io::Error::other(format!(
+                    "a symbolic link leads out of the root, to '{}'",
+                    resolved.display()
+                )));
+            }
+        }
+        open_regular(&resolved, false)
+    }
+}
+
+fn hash_one(place: &Place, path: &str, buf: &mut [u8]) -> FileHash {
     let mut out = FileHash {
         path: path.to_string(),
         size: 0,
         mtime: None,
         outcome: Seen::Missing,
     };
-    let mut file = match std::fs::File::open(full) {
+    let mut file = match place.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return out,
         Err(e) => {
@@ -278,10 +391,6 @@ fn hash_one(full: &Path, path: &str, buf: &mut [u8]) -> FileHash {
         }
     };
     match file.metadata() {
-        Ok(m) if m.is_dir() => {
-            out.outcome = Seen::Unreadable("is a directory".to_string());
-            return out;
-        }
         Ok(m) => out.mtime = Some(m.mtime() as f64 + m.mtime_nsec() as f64 / 1e9),
         Err(e) => {
             out.outcome = Seen::Unreadable(e.to_string());
@@ -327,7 +436,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         let paths: Vec<String> = ["empty", "abc", "big", "nope", "sub"].map(String::from).to_vec();
         for threads in [1, 2, 8] {
-            let run = hash_files(dir.path(), &paths, threads);
+            let run = hash_files(dir.path(), &paths, threads, Links::WithinRoot);
             let got: Vec<&Seen> = run.files.iter().map(|f| &f.outcome).collect();
             assert_eq!(
                 got,
@@ -336,12 +445,83 @@ mod tests {
                     &Seen::Digest(ABC.into()),
                     &Seen::Digest(want_big.clone()),
                     &Seen::Missing,
-                    &Seen::Unreadable("is a directory".into()),
+                    &Seen::Unreadable("not a regular file: directory".into()),
                 ]
             );
             assert_eq!(run.bytes, 3 + big.len() as u64);
             assert!(run.threads <= threads);
         }
+    }
+
+    #[test]
+    fn special_files_and_links_out_of_the_root_are_reported_not_read() {
+        let top = tempfile::tempdir().unwrap();
+        let top = std::fs::canonicalize(top.path()).unwrap();
+        let root = top.join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/abc"), b"abc").unwrap();
+        std::fs::write(top.join("outside"), b"abc").unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let link = |target: &str, name: &str| std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        link("sub/abc", "in");
+        link("sub", "dir-in");
+        link("../outside", "out");
+        link("/dev/null", "null");
+        link("nothing", "dangling");
+        let paths: Vec<String> = ["fifo", "in", "dir-in/abc", "out", "null", "dangling", "sub"]
+            .map(String::from)
+            .to_vec();
+        let outcomes = |links: Links| -> Vec<Seen> {
+            hash_files(&root, &paths, 2, links)
+                .files
+                .into_iter()
+                .map(|f| f.outcome)
+                .collect()
+        };
+        let bad = |s: String| Seen::Unreadable(s);
+        let abc = Seen::Digest(ABC.into());
+        let out_of_root = |to: &str| bad(format!("a symbolic link leads out of the root, to '{to}'"));
+        let refused = |to: &Path| {
+            bad(format!(
+                "reached through a symbolic link (to '{}'), and links are refused",
+                to.display()
+            ))
+        };
+        assert_eq!(
+            outcomes(Links::WithinRoot),
+            [
+                bad("not a regular file: FIFO".into()),
+                abc.clone(),
+                abc.clone(),
+                out_of_root(&top.join("outside").display().to_string()),
+                out_of_root("/dev/null"),
+                Seen::Missing,
+                bad("not a regular file: directory".into()),
+            ]
+        );
+        assert_eq!(
+            outcomes(Links::Follow),
+            [
+                bad("not a regular file: FIFO".into()),
+                abc.clone(),
+                abc.clone(),
+                abc.clone(),
+                bad("not a regular file: character device".into()),
+                Seen::Missing,
+                bad("not a regular file: directory".into()),
+            ]
+        );
+        let refuse = outcomes(Links::Refuse);
+        assert_eq!(refuse[1], refused(&root.join("sub/abc")));
+        assert_eq!(refuse[2], refused(&root.join("sub/abc")));
+        assert_eq!(refuse[3], refused(&top.join("outside")));
+        // open_regular without following: a link as the last component is refused by kind.
+        let err = open_regular(&root.join("in"), false).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file: symbolic link");
     }
 
     #[test]
@@ -354,16 +534,16 @@ mod tests {
         // A deadline already past: the first file is still done, and nothing after it
         // with one thread.
         let past = Instant::now();
-        let run = hash_files_until(dir.path(), &paths, 1, past);
+        let run = hash_files_until(dir.path(), &paths, 1, Links::Follow, past);
         assert_eq!(run.files.len(), 1);
         assert_eq!(run.files[0].path, "f00");
         // With two threads at most one more may have been taken before the other looked.
-        let run = hash_files_until(dir.path(), &paths, 2, past);
+        let run = hash_files_until(dir.path(), &paths, 2, Links::Follow, past);
         assert!((1..=2).contains(&run.files.len()), "{}", run.files.len());
         // A far deadline: everything, in order, with the digests hash_files gives.
         let far = Instant::now() + Duration::from_secs(600);
-        let until = hash_files_until(dir.path(), &paths, 2, far);
-        let full = hash_files(dir.path(), &paths, 2);
+        let until = hash_files_until(dir.path(), &paths, 2, Links::Follow, far);
+        let full = hash_files(dir.path(), &paths, 2, Links::Follow);
         let digests = |r: &HashRun| {
             r.files
                 .iter()

@@ -515,7 +515,7 @@ fn trusted_roots(ca_file: Option<&Path>, pinned: &mut Vec<CertificateDer<'static
     }
     if let Some(path) = ca_file {
         let shown = path.display();
-        let certs = read_pem_certs(path).map_err(|e| format!("cannot read ca_file '{shown}': {e}"))?;
+        let certs = read_pem_certs(path).map_err(|e| format!("ca_file: {e}"))?;
         if certs.is_empty() {
             return Err(format!("ca_file '{shown}' holds no PEM certificate"));
         }
@@ -535,10 +535,16 @@ fn trusted_roots(ca_file: Option<&Path>, pinned: &mut Vec<CertificateDer<'static
     Ok(roots)
 }
 
+/// The largest CA bundle read (Debian's whole bundle is about 220 KB).
+const MAX_CA_BYTES: u64 = 8 << 20;
+
+/// The certificates in a PEM file; the error names the path. A FIFO, a device or a file
+/// over [`MAX_CA_BYTES`] is refused at once (`small_file`), not read.
 fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| e.to_string())
+    let pem = crate::small_file::read(path, MAX_CA_BYTES, crate::small_file::Follow::Yes).map_err(|e| e.to_string())?;
+    CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot read '{}': {e}", path.display()))
 }
 
 /// Records the server's leaf certificate, then verifies it with webpki, or, when

@@ -15,5 +15,6 @@ pub mod net;
 pub mod postgres;
 pub mod procs;
 pub mod prune;
+pub mod small_file;
 pub mod state;
 pub mod systemd;

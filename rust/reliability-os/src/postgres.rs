@@ -21,15 +21,32 @@
 //!   archives hold `toc.dat` first, directory archives are a directory with `toc.dat`; a
 //!   plain dump is text whose first statement is SQL. Anything else is refused before the
 //!   server is touched.
-//! - A plain script runs in `psql`, which obeys the script's meta-commands. A dump made with
-//!   `pg_dump --create`/`--clean` or by `pg_dumpall` would `\connect` to, create or drop the
-//!   *real* database by name; such a script is refused with the line named. (Restoring an
+//! - A plain script runs in `psql`, which obeys every meta-command its lexer finds outside a
+//!   string, comment or COPY data: `\!` runs a shell command, `\o |cmd` and `\g |cmd` pipe
+//!   into one, `\connect` leaves the scratch database. Two layers keep them from running:
+//!   1. [`reliability_core::sql_screen`] reads the script as psql's lexer does and refuses
+//!      any meta-command (pg_dump's own `\restrict`/`\unrestrict` lines aside) before the
+//!      server is touched, naming the line.
+//!   2. When this psql has `\restrict` (13.22, 14.19, 15.14, 16.10, 17.6, 18+), the script
+//!      is fed on stdin after `-c '\restrict <random key>'`: psql itself then refuses every
+//!      meta-command, whatever the screener missed; with `ON_ERROR_STOP` the restore fails
+//!      there. pg_dump's own `\restrict`/`\unrestrict` lines are fed as empty lines (line
+//!      numbers in psql's messages stay the script's). The lines are screened again as they
+//!      are fed, so a file changed after the first screening is cut off, and reported.
+//!      An older psql has only the first layer.
+//! - An archive is restored by a throwaway login role without privileges that owns the
+//!   scratch database, when the configured user is a superuser
+//!   (`ScratchDatabase::restore_role`): SQL in the archive that needs a superuser fails.
+//!   A plain dump cannot be: its `ALTER ... OWNER TO` lines need the source's roles.
+//! - A dump made with `pg_dump --create`/`--clean` or by `pg_dumpall` would create or drop
+//!   the *real* database by name; such a script is refused with the line named. (Restoring an
 //!   archive is safe: `pg_restore` without `--create`/`--clean` restores into `--dbname`.)
 //! - Query results come back as CSV (`psql --csv`), parsed here: a value may hold commas,
 //!   quotes or newlines. psql prints NULL and the empty string alike in CSV.
 
-use crate::command::{self, CommandError, CommandOutput};
-use std::io::{BufRead, Read};
+use crate::command::{self, CommandError, CommandOutput, Feeder};
+use reliability_core::sql_screen::{self, LineKind, ScreenError, Screener};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -110,9 +127,25 @@ impl Connection {
     }
 
     fn run(&self, program: &str, args: &[String], database: &str) -> Result<CommandOutput, PgError> {
+        self.run_fed(program, args, database, None).map(|(out, _)| out)
+    }
+
+    /// [`Self::run`], with `feed` writing the program's stdin when given.
+    fn run_fed(
+        &self,
+        program: &str,
+        args: &[String],
+        database: &str,
+        feed: Option<Feeder>,
+    ) -> Result<(CommandOutput, std::io::Result<()>), PgError> {
         let env = self.env(database);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        command::run(&self.program(program), args, &env, self.timeout).map_err(|source| match source {
+        let path = self.program(program);
+        let result = match feed {
+            Some(feed) => command::run_fed(&path, args, &env, feed, self.timeout),
+            None => command::run(&path, args, &env, self.timeout).map(|out| (out, Ok(()))),
+        };
+        result.map_err(|source| match source {
             CommandError::Spawn { .. } => PgError::Tool {
                 source,
                 hint: if self.bin_dir.is_some() {
@@ -126,6 +159,12 @@ impl Connection {
                 source,
             },
         })
+    }
+
+    /// Whether this `psql` has `\restrict` (asks `psql --version`; no connection).
+    pub fn psql_restricts(&self) -> Result<bool, PgError> {
+        let out = self.run("psql", &["--version".to_string()], &self.maintenance_db)?;
+        Ok(out.success() && sql_screen::psql_has_restrict(&out.stdout))
     }
 
     /// Connects to the maintenance database and returns the server's `server_version_num`.
@@ -302,17 +341,19 @@ pub fn is_gzip(path: &Path) -> bool {
         .is_ok_and(|()| magic == [0x1f, 0x8b])
 }
 
-/// A line of a plain script that would leave the scratch database or touch another one.
+/// What in a plain script must not run against a shared server.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refused {
-    pub line: usize,
-    pub text: String,
+pub enum Refused {
+    /// A psql meta-command, or what psql could read as one ([`sql_screen`]).
+    Meta(ScreenError),
+    /// `CREATE`/`DROP`/`ALTER DATABASE` at the start of a line: the line and its start.
+    Database { line: usize, text: String },
 }
 
 /// What [`screen_plain_script`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Screening {
-    /// The first line that would leave the scratch database.
+    /// The first thing that must not run.
     pub refused: Option<Refused>,
     /// The script says it was written by pg_dump but lacks pg_dump's closing line: it was
     /// cut short. (psql would run a truncated COPY to its end and succeed.)
@@ -322,19 +363,25 @@ pub struct Screening {
 const DUMP_BEGINS: &str = "-- PostgreSQL database dump";
 const DUMP_ENDS: &str = "-- PostgreSQL database dump complete";
 
-/// Scans a plain script for what must not run against a shared server: psql
-/// meta-commands other than pg_dump's own `\restrict`/`\unrestrict` (`\connect` above all,
-/// but also `\!`, `\o`, `\i`, ...) and `CREATE`/`DROP`/`ALTER DATABASE` statements, outside
-/// `COPY ... FROM stdin` data (where a backslash starts `\N` or an escape, never a command);
-/// and for a pg_dump script without its last line. Pure over the lines.
-pub fn screen_plain_script<I: Iterator<Item = String>>(lines: I) -> Screening {
-    let mut in_copy = false;
+/// Scans a plain script (lines without their `\n`) for what must not run against a shared
+/// server: psql meta-commands (by [`sql_screen`], which follows psql's lexer) and
+/// `CREATE`/`DROP`/`ALTER DATABASE` statements starting a line outside COPY data; and for a
+/// pg_dump script without its last line. Pure over the lines.
+pub fn screen_plain_script<I: Iterator<Item = Vec<u8>>>(lines: I) -> Screening {
+    let mut screener = Screener::new();
     let (mut begins, mut ends) = (false, false);
     for (i, line) in lines.enumerate() {
-        if in_copy {
-            in_copy = line != "\\.";
-            continue;
+        match screener.line(&line) {
+            Err(e) => {
+                return Screening {
+                    refused: Some(Refused::Meta(e)),
+                    truncated: false,
+                }
+            }
+            Ok(LineKind::CopyData | LineKind::PgDumpMeta) => continue,
+            Ok(LineKind::Sql) => {}
         }
+        let line = String::from_utf8_lossy(&line);
         let trimmed = line.trim_start();
         if trimmed.starts_with("--") {
             begins |= trimmed.trim_end() == DUMP_BEGINS;
@@ -343,23 +390,13 @@ pub fn screen_plain_script<I: Iterator<Item = String>>(lines: I) -> Screening {
         }
         let upper: String = trimmed.chars().take(40).collect::<String>().to_ascii_uppercase();
         let words: Vec<&str> = upper.split_whitespace().collect();
-        if words.first() == Some(&"COPY") && trimmed.trim_end().to_ascii_uppercase().ends_with("FROM STDIN;") {
-            in_copy = true;
-            continue;
-        }
-        let refused = if let Some(meta) = trimmed.strip_prefix('\\') {
-            let cmd = meta.split_whitespace().next().unwrap_or("");
-            !matches!(cmd, "restrict" | "unrestrict")
-        } else {
-            matches!(words.as_slice(), [verb, "DATABASE", ..] if matches!(*verb, "CREATE" | "DROP" | "ALTER"))
-        };
-        if refused {
+        if matches!(words.as_slice(), [verb, "DATABASE", ..] if matches!(*verb, "CREATE" | "DROP" | "ALTER")) {
             let mut text: String = trimmed.chars().take(80).collect();
             if trimmed.chars().count() > 80 {
                 text.push_str("...");
             }
             return Screening {
-                refused: Some(Refused { line: i + 1, text }),
+                refused: Some(Refused::Database { line: i + 1, text }),
                 truncated: false,
             };
         }
@@ -370,12 +407,17 @@ pub fn screen_plain_script<I: Iterator<Item = String>>(lines: I) -> Screening {
     }
 }
 
+/// The lines of a file, without their `\n`.
+fn file_lines(path: &Path) -> std::io::Result<impl Iterator<Item = std::io::Result<Vec<u8>>>> {
+    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    Ok(reader.split(b'\n'))
+}
+
 /// [`screen_plain_script`] over a file.
 pub fn screen_plain_file(path: &Path) -> std::io::Result<Screening> {
-    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
     let mut error = None;
-    let lines = reader.split(b'\n').map_while(|l| match l {
-        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).trim_end_matches('\r').to_string()),
+    let lines = file_lines(path)?.map_while(|l| match l {
+        Ok(bytes) => Some(bytes),
         Err(e) => {
             error = Some(e);
             None
@@ -386,6 +428,41 @@ pub fn screen_plain_file(path: &Path) -> std::io::Result<Screening> {
         Some(e) => Err(e),
         None => Ok(screening),
     }
+}
+
+/// Feeds a screened plain script to psql's stdin: screened again line by line as it goes (a
+/// file changed since is cut off with an error), pg_dump's own `\restrict`/`\unrestrict`
+/// lines left out as empty lines.
+fn plain_feeder(path: PathBuf) -> Feeder {
+    Box::new(move |out: &mut dyn Write| {
+        let mut screener = Screener::new();
+        let mut reader = std::io::BufReader::new(std::fs::File::open(&path)?);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            let body = line.strip_suffix(b"\n").unwrap_or(&line);
+            match screener.line(body) {
+                Err(e) => {
+                    return Err(std::io::Error::other(format!(
+                        "'{}' changed after it was screened: {e}",
+                        path.display()
+                    )))
+                }
+                Ok(LineKind::PgDumpMeta) => out.write_all(b"\n")?,
+                Ok(LineKind::Sql | LineKind::CopyData) => out.write_all(&line)?,
+            }
+        }
+    })
+}
+
+/// A key for `\restrict`: 32 random bytes from the kernel, as hex.
+fn restrict_key() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A unique scratch database name: `hx_restore_<unix seconds>_<pid>_<n>`, all `[a-z0-9_]`.
@@ -419,6 +496,10 @@ pub struct ScratchDatabase<'a> {
     conn: &'a Connection,
     name: String,
     server_version: u32,
+    /// The throwaway role an archive is restored as (named like the database), once made.
+    role: Option<String>,
+    /// Why an archive is restored as the configured superuser after all.
+    warning: Option<String>,
     dropped: bool,
 }
 
@@ -440,6 +521,8 @@ impl<'a> ScratchDatabase<'a> {
             conn,
             name,
             server_version,
+            role: None,
+            warning: None,
             dropped: false,
         })
     }
@@ -448,17 +531,102 @@ impl<'a> ScratchDatabase<'a> {
         &self.name
     }
 
+    /// Why the restore ran with the configured user's privileges where a throwaway role
+    /// was meant to run it (see [`Self::restore`]).
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
+    /// For a superuser: a login role without any privilege (no superuser, createdb,
+    /// createrole, replication, bypassrls), named like the database and owning it, with a
+    /// random password (sent on stdin, never in argv); its connection when it can log in.
+    /// `None` for any other user (the restore runs with that user's own, lesser privileges)
+    /// and, with [`Self::warning`] set, when the role cannot be made or cannot log in (peer
+    /// authentication, pg_hba.conf). The role goes with the database.
+    fn restore_role(&mut self) -> Result<Option<Connection>, PgError> {
+        let conn = self.conn;
+        let out = conn.psql(
+            &conn.maintenance_db,
+            &[
+                "-A",
+                "-t",
+                "-c",
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            ],
+        )?;
+        if !out.success() || out.stdout.trim() != "t" {
+            return Ok(None);
+        }
+        let who = conn.user.as_deref().unwrap_or("the default user");
+        let password = restrict_key().map_err(|e| PgError::Sql {
+            what: "make a password for the restore role".to_string(),
+            reason: format!("cannot read /dev/urandom: {e}"),
+        })?;
+        let (name, role) = (self.name.clone(), self.name.clone());
+        let sql = format!(
+            "CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '{password}';\n\
+             ALTER DATABASE \"{name}\" OWNER TO \"{role}\";\n"
+        );
+        let args: Vec<String> = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+            .map(String::from)
+            .to_vec();
+        let feed: Feeder = Box::new(move |w: &mut dyn Write| w.write_all(sql.as_bytes()));
+        let (out, _) = conn.run_fed("psql", &args, &conn.maintenance_db, Some(feed))?;
+        self.role = Some(role.clone());
+        if !out.success() {
+            self.warning = Some(format!(
+                "could not make the restore role '{role}' ({}): the dump was restored as superuser '{who}'",
+                reason(&out)
+            ));
+            return Ok(None);
+        }
+        let as_role = Connection {
+            user: Some(role.clone()),
+            password: Some(password),
+            ..conn.clone()
+        };
+        let out = as_role.psql(&self.name, &["-c", "SELECT 1"])?;
+        if !out.success() {
+            self.warning = Some(format!(
+                "the restore role '{role}' cannot log in ({}): the dump was restored as superuser '{who}'",
+                reason(&out)
+            ));
+            return Ok(None);
+        }
+        Ok(Some(as_role))
+    }
+
     /// Restores `dump` into this database: archives with `pg_restore --no-owner
     /// --no-privileges --exit-on-error` (roles of the source server need not exist here),
-    /// plain scripts with `psql -v ON_ERROR_STOP=1 -f`.
-    pub fn restore(&self, dump: &Path, format: DumpFormat) -> Result<RestoreOutcome, PgError> {
+    /// plain scripts with `psql -v ON_ERROR_STOP=1 [-c '\restrict KEY'] -f -`, fed on stdin
+    /// by [`plain_feeder`] (see the module's notes).
+    pub fn restore(&mut self, dump: &Path, format: DumpFormat) -> Result<RestoreOutcome, PgError> {
         let started = Instant::now();
         let out = match format {
             DumpFormat::Plain => {
-                let file = dump.display().to_string();
-                self.conn.psql(&self.name, &["-f", &file])?
+                let mut args: Vec<String> = ["-X", "-q", "-v", "ON_ERROR_STOP=1"].map(String::from).to_vec();
+                if self.conn.psql_restricts()? {
+                    let key = restrict_key().map_err(|e| PgError::Sql {
+                        what: "make a key for psql's \\restrict".to_string(),
+                        reason: format!("cannot read /dev/urandom: {e}"),
+                    })?;
+                    args.extend(["-c".to_string(), format!("\\restrict {key}")]);
+                }
+                args.extend(["-f".to_string(), "-".to_string()]);
+                let (out, fed) =
+                    self.conn
+                        .run_fed("psql", &args, &self.name, Some(plain_feeder(dump.to_path_buf())))?;
+                if let Err(e) = fed {
+                    return Ok(RestoreOutcome {
+                        ok: false,
+                        reason: Some(e.to_string()),
+                        duration: started.elapsed(),
+                    });
+                }
+                out
             }
             DumpFormat::Custom | DumpFormat::Tar | DumpFormat::Directory => {
+                let as_role = self.restore_role()?;
                 let args = vec![
                     "--no-owner".to_string(),
                     "--no-privileges".to_string(),
@@ -468,7 +636,10 @@ impl<'a> ScratchDatabase<'a> {
                     "--".to_string(),
                     dump.display().to_string(),
                 ];
-                self.conn.run("pg_restore", &args, &self.name)?
+                as_role
+                    .as_ref()
+                    .unwrap_or(self.conn)
+                    .run("pg_restore", &args, &self.name)?
             }
         };
         let ok = out.success();
@@ -497,12 +668,38 @@ impl<'a> ScratchDatabase<'a> {
     /// caller says whether it is gone.
     pub fn drop_now(mut self) -> Result<(), PgError> {
         self.dropped = true;
-        drop_database(self.conn, &self.name, self.server_version)
+        drop_database(self.conn, &self.name, self.server_version)?;
+        self.drop_role()
+    }
+
+    /// Drops the restore role, if one was made (after the database it owned).
+    fn drop_role(&mut self) -> Result<(), PgError> {
+        let Some(role) = self.role.take() else {
+            return Ok(());
+        };
+        let out = self.conn.psql(
+            &self.conn.maintenance_db,
+            &["-c", &format!("DROP ROLE IF EXISTS \"{role}\"")],
+        )?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(PgError::Sql {
+                what: format!("drop the restore role '{role}' at {}", self.conn.endpoint()),
+                reason: reason(&out),
+            })
+        }
     }
 
     /// Leaves the database on the server (asked for, to look at a failed restore).
+    /// The restore role is not kept: what it owns there passes to the configured user.
     pub fn keep(mut self) -> String {
         self.dropped = true;
+        if let Some(role) = &self.role {
+            let reassign = format!("REASSIGN OWNED BY \"{role}\" TO CURRENT_USER");
+            let _ = self.conn.psql(&self.name, &["-c", &reassign]);
+            let _ = self.drop_role();
+        }
         std::mem::take(&mut self.name)
     }
 }
@@ -511,6 +708,7 @@ impl Drop for ScratchDatabase<'_> {
     fn drop(&mut self) {
         if !self.dropped {
             let _ = drop_database(self.conn, &self.name, self.server_version);
+            let _ = self.drop_role();
         }
     }
 }
@@ -608,8 +806,8 @@ mod tests {
 
     #[test]
     fn screening_refuses_what_leaves_the_scratch_database_and_finds_truncation() {
-        let check = |script: &str| screen_plain_script(script.lines().map(String::from));
-        let ok = "--\n-- PostgreSQL database dump\n--\n\\restrict k\nSET a = 1;\nCOPY public.t (a, b) FROM stdin;\n\\N\tx\n\\connect\tdata\n\\.\nSELECT 1;\n\\unrestrict k\n--\n-- PostgreSQL database dump complete\n--\n";
+        let check = |script: &str| screen_plain_script(script.split('\n').map(|l| l.as_bytes().to_vec()));
+        let ok = "--\n-- PostgreSQL database dump\n--\n\\restrict k\nSET a = 1;\nCOPY public.t (a, b) FROM stdin;\n\\N\tx\n\\connect\tdata\nDROP DATABASE x;\n\\.\nSELECT 1;\n\\unrestrict k\n--\n-- PostgreSQL database dump complete\n--\n";
         assert_eq!(
             check(ok),
             Screening::default(),
@@ -627,25 +825,88 @@ mod tests {
             !check("SELECT 1;\n").truncated,
             "a hand-written script has no pg_dump trailer to miss"
         );
+        for (script, line, column) in [
+            ("SET a = 1;\n\\connect orders\n", 2, 1),
+            ("\n  \\! rm -rf /\n", 2, 3),
+            ("SELECT 1; \\! rm -rf /\n", 1, 11),
+            ("COPY t FROM stdin;\n1\n\\.\n\\c other\n", 4, 1),
+        ] {
+            match check(script).refused {
+                Some(Refused::Meta(e)) => assert_eq!((e.line, e.column), (line, column), "{script:?}"),
+                other => panic!("{script:?}: {other:?}"),
+            }
+        }
         for (script, line, text) in [
-            ("SET a = 1;\n\\connect orders\n", 2, "\\connect orders"),
-            ("\n  \\! rm -rf /\n", 2, "\\! rm -rf /"),
             ("DROP DATABASE orders;\n", 1, "DROP DATABASE orders;"),
             (
                 "create database orders WITH TEMPLATE = template0;",
                 1,
                 "create database orders WITH TEMPLATE = template0;",
             ),
-            ("COPY t FROM stdin;\n1\n\\.\n\\c other\n", 4, "\\c other"),
         ] {
             assert_eq!(
                 check(script).refused,
-                Some(Refused {
+                Some(Refused::Database {
                     line,
                     text: text.to_string()
                 }),
                 "{script:?}"
             );
+        }
+    }
+
+    /// A `psql` that says it is `version`, records its argv and stdin, and succeeds.
+    fn fake_psql(dir: &Path, version: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'psql (PostgreSQL) {version}'; exit 0; fi\n\
+             printf '%s\\n' \"$@\" > {d}/argv\ncat > {d}/stdin\n",
+            d = dir.display()
+        );
+        let psql = dir.join("psql");
+        std::fs::write(&psql, script).expect("write");
+        std::fs::set_permissions(&psql, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn plain_dumps_are_fed_after_restrict_with_pg_dumps_own_meta_lines_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dump = dir.path().join("d.sql");
+        let script = "--\n\\restrict k1\nSET a = 1;\nCOPY t (a) FROM stdin;\n\\N\n\\.\n\\unrestrict k1\n";
+        std::fs::write(&dump, script).expect("write");
+        let conn = Connection {
+            host: None,
+            port: 5432,
+            user: None,
+            password: None,
+            maintenance_db: "postgres".into(),
+            bin_dir: Some(dir.path().to_path_buf()),
+            connect_timeout: 10,
+            timeout: Duration::from_secs(30),
+        };
+        for (version, restricted) in [("15.18", true), ("15.13", false)] {
+            fake_psql(dir.path(), version);
+            let mut db = ScratchDatabase::create(&conn, "hx_restore_test".into(), 150_000).expect("create");
+            let outcome = db.restore(&dump, DumpFormat::Plain).expect("restore");
+            assert!(outcome.ok, "{outcome:?}");
+            let argv = std::fs::read_to_string(dir.path().join("argv")).expect("argv");
+            let argv: Vec<&str> = argv.lines().collect();
+            let n = argv.len();
+            assert_eq!(argv[n - 2..], ["-f", "-"], "{argv:?}");
+            assert!(argv.contains(&"ON_ERROR_STOP=1"), "{argv:?}");
+            if restricted {
+                let key = argv[n - 3].strip_prefix("\\restrict ").unwrap_or("");
+                assert_eq!(argv[n - 4], "-c", "{argv:?}");
+                assert!(
+                    key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{argv:?}"
+                );
+            } else {
+                assert!(!argv.iter().any(|a| a.contains("restrict")), "{argv:?}");
+            }
+            let stdin = std::fs::read_to_string(dir.path().join("stdin")).expect("stdin");
+            assert_eq!(stdin, "--\n\nSET a = 1;\nCOPY t (a) FROM stdin;\n\\N\n\\.\n\n");
+            db.keep();
         }
     }
 

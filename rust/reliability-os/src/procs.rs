@@ -22,6 +22,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::small_file::{self, Follow, SmallFileError};
+
+/// The largest pidfile read (PostgreSQL's, the longest usual one, is under 200 bytes).
+pub const MAX_PIDFILE_BYTES: u64 = 64 << 10;
+
 /// One process, as `/proc` describes it at the moment it was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProcInfo {
@@ -85,10 +90,12 @@ pub struct Status {
 pub enum ProcError {
     #[error("pidfile {path} does not exist")]
     PidfileMissing { path: PathBuf },
-    #[error("cannot read pidfile {path}: {source}")]
-    PidfileUnreadable { path: PathBuf, source: std::io::Error },
-    #[error("'{content}' in {path} is not a pid")]
-    NotAPid { path: PathBuf, content: String },
+    /// Not a regular file, too large for a pidfile, or unreadable.
+    #[error("unusable pidfile: {source}")]
+    PidfileUnreadable { path: PathBuf, source: SmallFileError },
+    /// The content is not quoted: the path may name any file (`/etc/shadow`).
+    #[error("pidfile {path} does not hold a pid on its first line")]
+    NotAPid { path: PathBuf },
     #[error("pid {pid} from {path} is not running")]
     PidNotRunning { pid: u32, path: PathBuf },
     #[error("no process with pid {pid}")]
@@ -183,21 +190,24 @@ fn unparsable(path: &Path, content: &str) -> ProcError {
 }
 
 /// The pid in a pidfile. Errors say which of the three usual things is wrong: no file, not a
-/// number, or no such process (a stale pidfile).
+/// number, or no such process (a stale pidfile); and refuse, at once, a path that is no
+/// regular file (a FIFO would hang the read, `/dev/zero` never end) or a file larger than
+/// [`MAX_PIDFILE_BYTES`]. A link is followed (`/run/x.pid` may be one). No error quotes the
+/// file: the path may name any file (`/etc/shadow`) and this code may run as root.
 pub fn read_pidfile(path: impl AsRef<Path>) -> Result<u32, ProcError> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|source| match source.kind() {
-        ErrorKind::NotFound => ProcError::PidfileMissing { path: path.to_owned() },
-        _ => ProcError::PidfileUnreadable {
-            path: path.to_owned(),
-            source,
-        },
+    let bytes = small_file::read(path, MAX_PIDFILE_BYTES, Follow::Yes).map_err(|source| {
+        if source.is_missing() {
+            ProcError::PidfileMissing { path: path.to_owned() }
+        } else {
+            ProcError::PidfileUnreadable {
+                path: path.to_owned(),
+                source,
+            }
+        }
     })?;
     let text = String::from_utf8_lossy(&bytes);
-    let pid = parse_pid(&text).ok_or_else(|| ProcError::NotAPid {
-        path: path.to_owned(),
-        content: shorten(text.lines().next().unwrap_or("").trim()),
-    })?;
+    let pid = parse_pid(&text).ok_or_else(|| ProcError::NotAPid { path: path.to_owned() })?;
     if !pid_running(pid) {
         return Err(ProcError::PidNotRunning {
             pid,

@@ -14,14 +14,25 @@
 //! unlinks links inside it as links (the fix of CVE-2022-21658), so a link inside a backup
 //! that points out of it loses the link, never its target.
 //!
+//! Deletion stays on the backup's filesystem, as `rm --one-file-system` does, and goes
+//! further: before anything of a backup is deleted, [`remove`] refuses, naming the path, a
+//! backup that is itself a mount point, or that has anything mounted below it: an entry
+//! on another device than the backup (`st_dev`, compared over the whole tree), or a mount
+//! point under it in `/proc/self/mountinfo` (a bind mount of the same filesystem has the
+//! same `st_dev`; only the mount table tells). A USB disk or a bind-mounted directory inside
+//! an expired backup is never emptied. (A mount made between this check and the deletion
+//! is not seen; mounting into an expired backup while retention runs is not defended.)
+//!
 //! Sizes are apparent sizes (the sum of the regular files' lengths, `du -sb --apparent-size`),
 //! counted without following links: what deleting frees, short of hard links shared with
 //! files that stay. Times are the entry's own modification time (for a directory: the last
 //! time an entry was added or removed in it, which for a backup written once is when it was
 //! written). Nothing here decides what to delete: that is `reliability_core::retention`.
 
+use crate::small_file::{self, Follow};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -89,10 +100,12 @@ fn millis(meta: &std::fs::Metadata) -> u64 {
         .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
-/// The apparent size of the regular files under `dir`, links not followed.
+/// The apparent size of the regular files under `dir`, links not followed, other
+/// filesystems not entered.
 fn tree_bytes(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .follow_links(false)
+        .same_file_system(true)
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
@@ -101,13 +114,20 @@ fn tree_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// The entries of `dir` whose names match `pattern`.
-pub fn list(dir: &Path, pattern: &str) -> Result<Listing, String> {
-    let glob = name_glob(pattern)?;
+/// `dir` resolved (absolute, links followed, `.`, `..` and repeated slashes gone); it must
+/// be a directory.
+pub fn resolve(dir: &Path) -> Result<PathBuf, String> {
     let root = std::fs::canonicalize(dir).map_err(|e| format!("path '{}': {e}", dir.display()))?;
     if !root.is_dir() {
         return Err(format!("path '{}' is not a directory", dir.display()));
     }
+    Ok(root)
+}
+
+/// The entries of `dir` whose names match `pattern`.
+pub fn list(dir: &Path, pattern: &str) -> Result<Listing, String> {
+    let glob = name_glob(pattern)?;
+    let root = resolve(dir)?;
     let reader = std::fs::read_dir(&root).map_err(|e| format!("cannot list '{}': {e}", root.display()))?;
     let mut listing = Listing {
         root: root.clone(),
@@ -194,6 +214,7 @@ pub fn remove(entry: &Entry) -> Result<(), String> {
             path.display()
         ));
     }
+    check_one_filesystem(entry)?;
     let removed = match entry.kind {
         EntryKind::File => std::fs::remove_file(path),
         EntryKind::Directory => std::fs::remove_dir_all(path),
@@ -201,9 +222,116 @@ pub fn remove(entry: &Entry) -> Result<(), String> {
     removed.map_err(|e| format!("cannot delete '{}': {e}", path.display()))
 }
 
+/// The largest mount table read.
+const MAX_MOUNTINFO_BYTES: u64 = 16 << 20;
+
+/// Refuses `entry` when deleting it would reach another filesystem or a mount point (see
+/// the module docs). Reads only: [`remove`] calls it first, check mode alone.
+pub fn check_one_filesystem(entry: &Entry) -> Result<(), String> {
+    let path = &entry.path;
+    let refuse = |why: String| {
+        Err(format!(
+            "not deleting '{}': {why}; nothing of it was deleted",
+            path.display()
+        ))
+    };
+    if let Some(parent) = path.parent() {
+        let parent_dev = std::fs::symlink_metadata(parent)
+            .map_err(|e| {
+                format!(
+                    "cannot delete '{}': cannot stat '{}': {e}",
+                    path.display(),
+                    parent.display()
+                )
+            })?
+            .dev();
+        if parent_dev != entry.dev {
+            return refuse("it is a mount point (another filesystem than its directory)".to_string());
+        }
+    }
+    let table = Path::new("/proc/self/mountinfo");
+    let text = small_file::read(table, MAX_MOUNTINFO_BYTES, Follow::Yes).map_err(|e| {
+        format!(
+            "not deleting '{}': the mount table is needed to see what is mounted below it: {e}",
+            path.display()
+        )
+    })?;
+    if let Some(mount) = mount_points(&String::from_utf8_lossy(&text))
+        .into_iter()
+        .find(|m| m.starts_with(path))
+    {
+        return refuse(if &mount == path {
+            "it is a mount point".to_string()
+        } else {
+            format!("'{}' is mounted inside it (unmount it first)", mount.display())
+        });
+    }
+    if entry.kind == EntryKind::Directory {
+        for item in walkdir::WalkDir::new(path).follow_links(false) {
+            let item = item.map_err(|e| format!("not deleting '{}': cannot walk it: {e}", path.display()))?;
+            let meta = item
+                .metadata()
+                .map_err(|e| format!("not deleting '{}': cannot walk it: {e}", path.display()))?;
+            if meta.dev() != entry.dev {
+                return refuse(format!(
+                    "'{}' is on another filesystem (something is mounted there; unmount it first)",
+                    item.path().display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The mount points in a `/proc/PID/mountinfo` text (the fifth field of each line, with the
+/// kernel's octal escapes of space, tab, newline and backslash undone).
+pub fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(std::ffi::OsString::from_vec(unescape_octal(field))))
+        .collect()
+}
+
+fn unescape_octal(field: &str) -> Vec<u8> {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let digits = bytes.get(i + 1..i + 4);
+        match digits {
+            Some(d) if bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)) => {
+                out.push(d.iter().fold(0u8, |n, b| n.wrapping_mul(8).wrapping_add(b - b'0')));
+                i += 4;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_are_read_from_mountinfo() {
+        let text = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                    40 22 0:35 / /srv/backup/2020-01-01/usb\\040disk rw - vfat /dev/sdb1 rw\n\
+                    41 22 8:1 /data /srv/a\\134b\\011c rw - ext4 /dev/sda1 rw\n";
+        assert_eq!(
+            mount_points(text),
+            [
+                PathBuf::from("/"),
+                PathBuf::from("/srv/backup/2020-01-01/usb disk"),
+                PathBuf::from("/srv/a\\b\tc"),
+            ]
+        );
+        assert_eq!(mount_points("garbage\n"), Vec::<PathBuf>::new());
+    }
 
     #[test]
     fn name_globs() {

@@ -25,17 +25,35 @@
 //!
 //! [`append_jsonl`] is the same discipline for append-only logs (incidents): one JSON object
 //! per line, appended under a lock with `O_APPEND`, then `fsync`ed.
+//!
+//! State files steer what runs as root (a closed breaker lets a restart through), so the
+//! store trusts nothing another user could have put in its way:
+//! - The state directory and its kind directories must be owned by root or by the
+//!   effective user and writable by their owner only; every directory above them must be
+//!   owned by root or the effective user and not writable by others unless sticky (`/tmp`),
+//!   as OpenSSH's `StrictModes` and sudo decide. A symbolic link on the way must be owned by
+//!   root or the effective user too, and the directory it leads to passes the same test.
+//!   Otherwise [`StateError::UnsafeDir`] names the directory and why, before anything is
+//!   read, created or written. (Only root, or the user running, can then change what is in
+//!   them, so the paths checked stay the paths used.)
+//! - State, lock and temporary files are opened with `O_NOFOLLOW` and `O_NONBLOCK` and must
+//!   be regular files (`reliability_os::small_file`): a planted link is refused and named,
+//!   its target untouched; a FIFO or device is refused at once instead of hanging the run;
+//!   a state file larger than [`MAX_STATE_BYTES`] is refused without being read.
+//! - What the store creates is private whatever the umask: directories 0700, files 0600.
 
+use crate::small_file::{self, Follow, SmallFileError};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use reliability_core::{breaker, recovery, timestamp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::ffi::OsString;
+use std::fs::{self, DirBuilder, File, Metadata, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Where state lives unless the caller says otherwise.
@@ -44,6 +62,12 @@ pub const DEFAULT_DIR: &str = "/var/lib/reliability_monitor";
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest name, in bytes.
 pub const MAX_NAME: usize = 128;
+/// The largest state file read: records are a few KB; an integrity cursor with a long list
+/// of failing files may reach megabytes.
+pub const MAX_STATE_BYTES: u64 = 32 << 20;
+/// How many symbolic links the state directory's path may go through (as the kernel's
+/// `MAXSYMLINKS`).
+const MAX_LINKS: usize = 40;
 
 /// A kind of object the store keeps. Its file is the object's JSON with `kind` and `version`
 /// set from here; a file with another kind or version is refused.
@@ -88,6 +112,22 @@ pub enum StateError {
     },
     #[error("cannot encode the state for '{}': {source}", path.display())]
     Encode { path: PathBuf, source: serde_json::Error },
+    /// A state, lock or log file that is a link, a FIFO, a device or too large.
+    #[error("{0}")]
+    File(#[from] SmallFileError),
+    #[error(
+        "unsafe state directory '{}': '{}' {problem}; state directories and the directories above them must be owned by root or uid {euid}, and not writable by others (above the state directory: unless sticky)",
+        dir.display(),
+        path.display()
+    )]
+    UnsafeDir {
+        /// The state directory as given.
+        dir: PathBuf,
+        /// The directory or link at fault.
+        path: PathBuf,
+        problem: String,
+        euid: u32,
+    },
 }
 
 fn moved(to: &Option<PathBuf>) -> String {
@@ -163,16 +203,19 @@ impl Store {
     /// (the error says so).
     pub fn load<T: Record>(&self, name: &str) -> Result<Option<T>, StateError> {
         let path = self.path::<T>(name)?;
+        if !self.secure(T::KIND, false)? {
+            return Ok(None);
+        }
         let lock_path = self.dir::<T>().join(format!("{name}.lock"));
-        let _lock = match File::open(&lock_path) {
+        let _lock = match small_file::open(OpenOptions::new().read(true), &lock_path, Follow::No) {
             Ok(file) => Some(flock(
                 file,
                 FlockArg::LockSharedNonblock,
                 &lock_path,
                 self.lock_timeout,
             )?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_error("open", &lock_path)(e)),
+            Err(e) if e.is_missing() => None,
+            Err(e) => return Err(e.into()),
         };
         match read(&path)? {
             None => Ok(None),
@@ -196,6 +239,7 @@ impl Store {
     {
         let path = self.path::<T>(name)?;
         let dir = self.dir::<T>();
+        self.secure(T::KIND, true)?;
         let _lock = self.lock(&dir, name)?;
         let old = read(&path)?;
         let current = match &old {
@@ -216,7 +260,7 @@ impl Store {
         let next = apply(current)?;
         let bytes = encode(&next, &path)?;
         if old.as_deref() != Some(bytes.as_slice()) {
-            write_via(&dir.join(format!(".{name}.tmp")), &path, &bytes)?;
+            write_via(&dir.join(format!(".{name}.tmp")), &path, &bytes, PRIVATE)?;
         }
         Ok(next)
     }
@@ -226,7 +270,7 @@ impl Store {
     pub fn quarantine<T: Record>(&self, name: &str) -> Result<Option<PathBuf>, StateError> {
         let path = self.path::<T>(name)?;
         let dir = self.dir::<T>();
-        if !path.exists() {
+        if !self.secure(T::KIND, false)? || fs::symlink_metadata(&path).is_err() {
             return Ok(None);
         }
         let _lock = self.lock(&dir, name)?;
@@ -236,21 +280,163 @@ impl Store {
         }
     }
 
-    /// The exclusive lock of `name`, creating the directory and the lock file as needed.
+    /// The exclusive lock of `name` in `dir` (which [`Store::secure`] checked), creating
+    /// the lock file as needed.
     fn lock(&self, dir: &Path, name: &str) -> Result<Flock<File>, StateError> {
-        ensure_dir(dir)?;
         let lock_path = dir.join(format!("{name}.lock"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&lock_path)
-            .map_err(io_error("open", &lock_path))?;
+        let file = small_file::open(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+            &lock_path,
+            Follow::No,
+        )?;
         flock(file, FlockArg::LockExclusiveNonblock, &lock_path, self.lock_timeout)
     }
+
+    /// Checks the state directory and the directory of `kind` in it (see the module docs);
+    /// with `create`, makes what is missing (0700). Returns whether the kind's directory
+    /// exists.
+    fn secure(&self, kind: &str, create: bool) -> Result<bool, StateError> {
+        let euid = nix::unistd::geteuid().as_raw();
+        let unsafe_dir = |path: &Path, problem: String| StateError::UnsafeDir {
+            dir: self.root.clone(),
+            path: path.to_path_buf(),
+            problem,
+            euid,
+        };
+        let root = match resolve_checked(&self.root, euid, &unsafe_dir)? {
+            Some(root) => root,
+            None if create => {
+                ensure_dir(&self.root)?;
+                resolve_checked(&self.root, euid, &unsafe_dir)?
+                    .ok_or_else(|| io_error("create directory", &self.root)(io::Error::from(io::ErrorKind::NotFound)))?
+            }
+            None => return Ok(false),
+        };
+        let kind_dir = root.join(kind);
+        let meta = match fs::symlink_metadata(&kind_dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                ensure_dir(&kind_dir)?;
+                fs::symlink_metadata(&kind_dir).map_err(io_error("stat", &kind_dir))?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_error("stat", &kind_dir)(e)),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(unsafe_dir(
+                &kind_dir,
+                "is a symbolic link, which is never followed inside a state directory".to_string(),
+            ));
+        }
+        match dir_problem(&meta, true, euid) {
+            Some(problem) => Err(unsafe_dir(&kind_dir, problem)),
+            None => Ok(true),
+        }
+    }
+}
+
+/// What makes a directory unsafe to hold state (or lead to it), `None` when nothing does.
+/// `strict` for the state directory itself and the kind directories in it.
+fn dir_problem(meta: &Metadata, strict: bool, euid: u32) -> Option<String> {
+    let mode = meta.mode() & 0o7777;
+    if !meta.is_dir() {
+        return Some("is not a directory".to_string());
+    }
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Some(format!("is owned by uid {}", meta.uid()));
+    }
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && (strict || !sticky) {
+        let who = if mode & 0o002 != 0 { "everyone" } else { "its group" };
+        return Some(format!("is writable by {who} (mode {mode:04o})"));
+    }
+    None
+}
+
+/// A step of a path being resolved.
+enum Step {
+    Up,
+    Name(OsString),
+}
+
+fn steps(path: &Path) -> Vec<Step> {
+    // Reversed: the next step is popped from the end.
+    path.components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::ParentDir => Some(Step::Up),
+            Component::Normal(n) => Some(Step::Name(n.to_owned())),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// Resolves `dir` one component at a time as the kernel would, checking every directory
+/// it passes through ([`dir_problem`]: `dir` itself strictly, the others as ancestors) and
+/// every link's owner. `None` when a component does not exist yet (what exists is checked).
+fn resolve_checked(
+    dir: &Path,
+    euid: u32,
+    unsafe_dir: &dyn Fn(&Path, String) -> StateError,
+) -> Result<Option<PathBuf>, StateError> {
+    let absolute = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(io_error("resolve", dir))?.join(dir)
+    };
+    let mut current = PathBuf::from("/");
+    let root_meta = fs::metadata(&current).map_err(io_error("stat", &current))?;
+    if let Some(problem) = dir_problem(&root_meta, false, euid) {
+        return Err(unsafe_dir(&current, problem));
+    }
+    let mut pending = steps(&absolute);
+    let mut links = 0;
+    while let Some(step) = pending.pop() {
+        let name = match step {
+            Step::Up => {
+                current.pop();
+                continue;
+            }
+            Step::Name(name) => name,
+        };
+        let next = current.join(&name);
+        let meta = match fs::symlink_metadata(&next) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("stat", &next)(e)),
+        };
+        if meta.file_type().is_symlink() {
+            if meta.uid() != 0 && meta.uid() != euid {
+                return Err(unsafe_dir(
+                    &next,
+                    format!("is a symbolic link owned by uid {}", meta.uid()),
+                ));
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(unsafe_dir(
+                    &next,
+                    format!("leads through more than {MAX_LINKS} symbolic links"),
+                ));
+            }
+            let target = fs::read_link(&next).map_err(io_error("read link", &next))?;
+            if target.is_absolute() {
+                current = PathBuf::from("/");
+            }
+            pending.extend(steps(&target));
+            continue;
+        }
+        if let Some(problem) = dir_problem(&meta, pending.is_empty(), euid) {
+            return Err(unsafe_dir(&next, problem));
+        }
+        current = next;
+    }
+    Ok(Some(current))
 }
 
 /// `flock` that gives up after `timeout`. Non-blocking attempts with a growing pause
@@ -280,11 +466,7 @@ fn flock(mut file: File, arg: FlockArg, path: &Path, timeout: Duration) -> Resul
 }
 
 fn read(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_error("read", path)(e)),
-    }
+    Ok(small_file::read_if_exists(path, MAX_STATE_BYTES, Follow::No)?)
 }
 
 /// The object in a file, or what is wrong with the file.
@@ -345,26 +527,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     };
     // Unlocked writers to one path must not share a temporary file: the pid keeps them apart.
     let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    write_via(&tmp, path, bytes)
+    write_via(&tmp, path, bytes, SHARED)
 }
+
+/// The mode of a file [`write_via`] makes: `Some` is set exactly, whatever the umask.
+type FileMode = (u32, Option<u32>);
+/// State files: the owner's alone.
+const PRIVATE: FileMode = (0o600, Some(0o600));
+/// Manifests (through [`write_atomic`]): for others to read, as the umask allows.
+const SHARED: FileMode = (0o644, None);
 
 /// [`write_atomic`] through a given temporary file. The store passes `.<name>.tmp`: it
 /// writes under the record's lock, and a fixed name means a killed writer leaves one stray
 /// file, not one per pid.
-fn write_via(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+fn write_via(tmp: &Path, path: &Path, bytes: &[u8], (mode, exact): FileMode) -> Result<(), StateError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(tmp)
-            .map_err(io_error("create", tmp))?;
+        let mut file = small_file::open(
+            OpenOptions::new().write(true).create(true).truncate(true).mode(mode),
+            tmp,
+            Follow::No,
+        )?;
+        if let Some(exact) = exact {
+            file.set_permissions(Permissions::from_mode(exact))
+                .map_err(io_error("chmod", tmp))?;
+        }
         file.write_all(bytes).map_err(io_error("write", tmp))?;
         file.sync_all().map_err(io_error("fsync", tmp))?;
         drop(file);
@@ -383,7 +573,7 @@ fn move_aside(dir: &Path, name: &str, path: &Path) -> Result<PathBuf, StateError
     let stem = format!("{name}.corrupt-{}", timestamp::compact(now));
     let mut target = dir.join(&stem);
     let mut n = 1;
-    while target.exists() {
+    while fs::symlink_metadata(&target).is_ok() {
         n += 1;
         target = dir.join(format!("{stem}-{n}"));
     }
@@ -392,20 +582,26 @@ fn move_aside(dir: &Path, name: &str, path: &Path) -> Result<PathBuf, StateError
     Ok(target)
 }
 
-/// `mkdir -p` (mode 0755), and `fsync` of the parent of what was created.
-fn ensure_dir(dir: &Path) -> Result<(), StateError> {
-    if dir.is_dir() {
-        return Ok(());
+/// `mkdir -p`, each directory made 0700 whatever the umask, and `fsync` of the parent of
+/// each. (What exists is left as it is.)
+pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty() && fs::symlink_metadata(p).is_err()) {
+        missing.push(path);
+        at = path.parent();
     }
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(io_error("create directory", dir))?;
-    match dir.parent() {
-        Some(parent) => sync_dir(parent),
-        None => Ok(()),
+    for path in missing.into_iter().rev() {
+        match DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => fs::set_permissions(path, Permissions::from_mode(0o700)).map_err(io_error("chmod", path))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_error("create directory", path)(e)),
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
     }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StateError> {
@@ -414,8 +610,8 @@ fn sync_dir(dir: &Path) -> Result<(), StateError> {
         .map_err(io_error("fsync directory", dir))
 }
 
-/// Append `value` as one JSON line to `path` (created 0644 when missing; its directory must
-/// exist): under an exclusive `flock` on the log itself, with `O_APPEND`, then `fsync`.
+/// Append `value` as one JSON line to `path` (created 0600 when missing; its directory must
+/// exist; a link, FIFO or device is refused): under an exclusive `flock` on the log itself, with `O_APPEND`, then `fsync`.
 /// When a writer was killed mid-line, the next line starts on a line of its own, so one
 /// torn line never spoils another.
 pub fn append_jsonl(path: &Path, value: &impl Serialize) -> Result<(), StateError> {
@@ -424,15 +620,12 @@ pub fn append_jsonl(path: &Path, value: &impl Serialize) -> Result<(), StateErro
         source,
     })?;
     line.push(b'\n');
-    let existed = path.exists();
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(io_error("open", path))?;
+    let existed = fs::symlink_metadata(path).is_ok();
+    let file = small_file::open(
+        OpenOptions::new().read(true).append(true).create(true).mode(0o600),
+        path,
+        Follow::No,
+    )?;
     let mut file = flock(file, FlockArg::LockExclusiveNonblock, path, DEFAULT_LOCK_TIMEOUT)?;
     let len = file.metadata().map_err(io_error("stat", path))?.len();
     if len > 0 {

@@ -442,6 +442,8 @@ fn gnu_tar_archives_restore_exactly() {
         ("b.tar", vec!["-cf"], Format::Tar),
         ("b.tgz", vec!["-czf"], Format::TarGz),
         ("b.tzst", vec!["--zstd", "-cf"], Format::TarZst),
+        // PAX headers for the long and the UTF-8 names.
+        ("b.pax.tar", vec!["--format=pax", "-cf"], Format::Tar),
         // Named as something else: the format comes from the bytes.
         ("b.tar.gz", vec!["--zstd", "-cf"], Format::TarZst),
     ];
@@ -602,4 +604,162 @@ fn the_sandbox_is_removed_even_when_made_read_only() {
     assert_eq!((measured.files, measured.directories, measured.bytes), (1, 1, 1));
     sandbox.remove().unwrap();
     assert_eq!(listing(parent.path()), BTreeSet::new());
+}
+
+/// One header block of type `kind` whose size field says `size`, whatever follows it.
+fn header(kind: u8, name: &str, size: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_entry_type(EntryType::new(kind));
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    h.as_bytes().to_vec()
+}
+
+/// `header` with `body` after it, padded to a block.
+fn extension(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = header(kind, "././@LongLink", body.len() as u64);
+    out.extend_from_slice(body);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+/// Runs a hostile archive, asserting it fails quickly with a short message.
+fn hostile(s: &Scene, name: &str, bytes: &[u8], limits: &Limits) -> String {
+    let started = std::time::Instant::now();
+    let err = s.attempt(name, bytes, None, limits).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{name}: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.len() < 600,
+        "{name}: a message of {} bytes: {:.300}",
+        err.len(),
+        err
+    );
+    err
+}
+
+#[test]
+fn extension_headers_are_capped_before_they_are_read() {
+    let s = Scene::new();
+    // A PAX header whose body is 16 MiB (of zeros, so a gzip of a few KiB): it used to be
+    // read whole into memory and then ignored. Its size field alone refuses it now.
+    for kind in [b'x', b'g'] {
+        let mut tar = extension(kind, &vec![0u8; 16 << 20]);
+        tar.extend(craft(&[file("a", b"a")]));
+        let err = hostile(&s, "pax.tar.gz", &gzip(&tar), &ROOMY);
+        assert!(
+            err.contains(&format!(
+                "PAX header ('{}') of 16777216 bytes, over the 65536-byte cap",
+                kind as char
+            )),
+            "{err}"
+        );
+    }
+    // A size field of 8 GiB with nothing behind it: refused by the field, not by reading.
+    let mut tar = header(b'x', "pax", 8 << 30);
+    tar.extend_from_slice(&[0u8; 1024]);
+    let err = hostile(&s, "huge-pax.tar", &tar, &ROOMY);
+    assert!(err.contains("of 8589934592 bytes, over the 65536-byte cap"), "{err}");
+    // GNU long names and long link names: at most 4096 bytes (PATH_MAX).
+    for kind in [b'L', b'K'] {
+        let mut tar = extension(kind, &vec![b'a'; 100_000]);
+        tar.extend(craft(&[file("a", b"a")]));
+        let err = hostile(&s, "long.tar", &tar, &ROOMY);
+        assert!(err.contains("over the 4096-byte cap"), "{err}");
+    }
+    // The guard follows the layout as the crate does: a PAX `size` record overrides the
+    // header's, so the header after that member is still seen (and its cap still holds).
+    let mut tar = extension(b'x', b"10 size=5\n");
+    tar.extend(header(b'0', "p", 0));
+    tar.extend_from_slice(b"hello");
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+    let mut ok = tar.clone();
+    ok.extend_from_slice(&[0u8; 1024]);
+    assert_eq!(s.attempt("pax-size.tar", &ok, None, &ROOMY).unwrap().bytes, 5);
+    tar.extend(header(b'x', "pax", 8 << 30));
+    tar.extend_from_slice(&[0u8; 1024]);
+    let err = hostile(&s, "pax-size-then-huge.tar", &tar, &ROOMY);
+    assert!(
+        err.contains("after member 'p': a PAX header ('x') of 8589934592 bytes"),
+        "{err}"
+    );
+    // A long name of PATH_MAX still restores.
+    let name = format!("{}/{}", "d".repeat(200), "f".repeat(200));
+    let mut tar = extension(b'L', format!("{name}\0").as_bytes());
+    tar.extend(craft(&[file("x", b"content")]));
+    assert_eq!(s.attempt("ok-long.tar", &tar, None, &ROOMY).unwrap().files, 1);
+}
+
+#[test]
+fn names_in_messages_are_escaped_and_cut_short() {
+    let s = Scene::new();
+    // A long name of NUL bytes: the message shows a short, escaped prefix of it.
+    let mut tar = extension(b'L', &[0u8; 4000]);
+    tar.extend(craft(&[file("a", b"a")]));
+    let err = hostile(&s, "nul.tar", &tar, &ROOMY);
+    assert!(err.starts_with("member '\\x00\\x00"), "{err}");
+    assert!(err.contains("(3999 bytes)"), "{err}");
+    // Control characters and invalid UTF-8 in a refused name are escaped too.
+    let mut tar = header(b'3', "dev\x1b[31m\\", 0);
+    tar[4] = 0xff;
+    tar.extend_from_slice(&[0u8; 1024]);
+    let mut h = tar::Header::from_byte_slice(&tar[..512]).clone();
+    h.set_cksum();
+    tar[..512].copy_from_slice(h.as_bytes());
+    let err = hostile(&s, "ctl.tar", &tar, &ROOMY);
+    assert_eq!(err, "member 'dev\\x1b\\xff31m\\\\': character device");
+}
+
+#[test]
+fn every_byte_of_the_archive_counts_against_the_limits() {
+    let s = Scene::new();
+    let limits = Limits {
+        max_bytes: 1 << 20,
+        max_files: 10,
+    };
+    // A directory member carrying 64 MiB of data nobody writes: it used to be read and
+    // skipped, as long as it took, whatever max_bytes said.
+    let mut tar = header(b'5', "d/", 64 << 20);
+    tar.resize(512 + (64 << 20), 0);
+    tar.extend_from_slice(&[0u8; 1024]);
+    let err = hostile(&s, "dir-data.tar.gz", &gzip(&tar), &limits);
+    assert!(err.contains("more than 1079296 bytes"), "{err}");
+    assert!(err.contains("max_bytes (1048576)"), "{err}");
+    // Thousands of empty global headers: no content, but still bytes to read.
+    let mut tar = Vec::new();
+    for _ in 0..10_000 {
+        tar.extend(header(b'g', "g", 0));
+    }
+    tar.extend_from_slice(&[0u8; 1024]);
+    let err = hostile(&s, "globals.tar.zst", &zstd(&tar), &limits);
+    assert!(err.contains("max_files (10)"), "{err}");
+}
+
+#[test]
+fn a_fifo_or_a_device_is_refused_not_read() {
+    let s = Scene::new();
+    let fifo = s.path("input/fifo.tar");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let boxed = s.path("box");
+    for (path, kind) in [(fifo, "FIFO"), (PathBuf::from("/dev/zero"), "character device")] {
+        // On a thread: an open that blocks fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (p, b) = (path.clone(), boxed.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(extract(&p, None, &b, &ROOMY).map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("extract blocked");
+        assert_eq!(
+            got.unwrap_err(),
+            format!("cannot read '{}': not a regular file: {kind}", path.display())
+        );
+    }
 }

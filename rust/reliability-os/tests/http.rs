@@ -200,7 +200,7 @@ fn a_closed_port_is_refused() {
 #[test]
 fn ipv6_loopback_in_brackets() {
     let Ok(listener) = TcpListener::bind("[::1]:0") else {
-        eprintln!("SKIPPED: cannot listen on [::1]; ::1 is not configured");
+        test_support::skip("cannot listen on [::1]; ::1 is not configured");
         return;
     };
     let port = listener.local_addr().unwrap().port();
@@ -435,7 +435,7 @@ fn a_ca_file_that_cannot_be_used_is_an_error() {
     });
     let error = probe.error.unwrap();
     assert!(
-        error.starts_with(&format!("cannot read ca_file '{}': ", missing.display())),
+        error == format!("ca_file: '{}' does not exist", missing.display()),
         "{error}"
     );
 

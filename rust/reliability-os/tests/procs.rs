@@ -175,9 +175,15 @@ fn pidfile_errors_name_the_problem() {
         err.to_string().replace(&path.display().to_string(), "PATH")
     };
     assert_eq!(message("missing.pid", None), "pidfile PATH does not exist");
-    assert_eq!(message("abc.pid", Some("abc\n")), "'abc' in PATH is not a pid");
-    assert_eq!(message("empty.pid", Some("")), "'' in PATH is not a pid");
-    assert_eq!(message("neg.pid", Some("-1")), "'-1' in PATH is not a pid");
+    let not_a_pid = "pidfile PATH does not hold a pid on its first line";
+    assert_eq!(message("abc.pid", Some("abc\n")), not_a_pid);
+    assert_eq!(message("empty.pid", Some("")), not_a_pid);
+    assert_eq!(message("neg.pid", Some("-1")), not_a_pid);
+    // The path may name any file: its content is never quoted.
+    assert_eq!(
+        message("shadow", Some("root:$y$j9T$secret-hash:19000:0:99999:7:::\n")),
+        not_a_pid
+    );
 
     // A process that has exited and been reaped.
     let mut child = Command::new("/bin/true").spawn().expect("spawn");
@@ -190,6 +196,55 @@ fn pidfile_errors_name_the_problem() {
 
     let err = procs::read_pidfile(dir.path()).expect_err("a directory");
     assert!(matches!(err, ProcError::PidfileUnreadable { .. }), "{err:?}");
+}
+
+/// A FIFO would block the read until a writer came, `/dev/zero` would never end, a huge
+/// file would be read whole: each is refused at once, by path.
+#[test]
+fn special_and_huge_pidfiles_are_refused_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.pid");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let huge = dir.path().join("huge.pid");
+    fs::File::create(&huge)
+        .expect("create")
+        .set_len(2 << 30)
+        .expect("sparse");
+    let zero_link = dir.path().join("zero.pid");
+    std::os::unix::fs::symlink("/dev/zero", &zero_link).expect("symlink");
+    for (path, says) in [
+        (
+            fifo.clone(),
+            format!("unusable pidfile: '{}' is a FIFO, not a regular file", fifo.display()),
+        ),
+        (
+            PathBuf::from("/dev/zero"),
+            "unusable pidfile: '/dev/zero' is a character device, not a regular file".to_string(),
+        ),
+        (
+            zero_link.clone(),
+            format!(
+                "unusable pidfile: '{}' is a character device, not a regular file",
+                zero_link.display()
+            ),
+        ),
+        (
+            huge.clone(),
+            format!(
+                "unusable pidfile: '{}' is larger than 65536 bytes (2147483648 bytes)",
+                huge.display()
+            ),
+        ),
+    ] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(procs::read_pidfile(&path).map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(2))
+            .unwrap_or_else(|_| panic!("reading {says:?} did not return within 2 s"));
+        assert_eq!(got, Err(says));
+    }
 }
 
 #[test]

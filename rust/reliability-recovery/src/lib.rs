@@ -40,6 +40,7 @@ use reliability_core::recovery::{self, Incident, Ladder, Plan, Policy, RateLimit
 use reliability_core::spec::{Env, Kind, Opt, Spec};
 use reliability_core::{timestamp, unit_name};
 use reliability_os::clock::now_ms;
+use reliability_os::small_file::{self, Follow};
 use reliability_os::state::{self, StateError, Store};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -595,8 +596,9 @@ pub fn run(request: &RecoveryRequest, check_mode: bool) -> Result<RecoveryReport
     Ok(report)
 }
 
+/// The incident log's directory, made as the state store makes its own (0700).
 fn ensure_dir(dir: &Path) -> Result<(), RunError> {
-    std::fs::create_dir_all(dir).map_err(|e| RunError::Other(format!("cannot create '{}': {e}", dir.display())))
+    state::ensure_dir(dir).map_err(|e| RunError::Other(e.to_string()))
 }
 
 /// Check mode: what a run would do, from what is stored and what the service looks like.
@@ -954,14 +956,30 @@ fn finish(
     Ok(report)
 }
 
-/// The incidents of `service` in the log (oldest first), and how many lines were unreadable
-/// (a torn last line of a killed writer, or lines that are not ours).
+/// How much of the end of the incident log is read: tens of thousands of incidents, while
+/// the figures look at a window of days.
+pub const MAX_INCIDENT_LOG_TAIL: u64 = 16 << 20;
+
+/// The incidents of `service` in the log (oldest first; of a log over
+/// [`MAX_INCIDENT_LOG_TAIL`], from its end only), and how many lines were unreadable (a torn
+/// last line of a killed writer, or lines that are not ours). A link, FIFO or device in
+/// place of the log is an error, never read.
 pub fn read_incidents(log: &Path, service: &str) -> Result<(Vec<Incident>, usize), RunError> {
-    let text = match std::fs::read_to_string(log) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(RunError::Other(format!("cannot read '{}': {e}", log.display()))),
+    let (bytes, skipped) = match small_file::read_tail(log, MAX_INCIDENT_LOG_TAIL, Follow::No) {
+        Ok(read) => read,
+        Err(e) if e.is_missing() => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(RunError::Other(e.to_string())),
     };
+    // A tail starts inside a line: the first whole line comes after the first newline.
+    let whole = if skipped > 0 {
+        bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&bytes[..0], |i| &bytes[i + 1..])
+    } else {
+        &bytes[..]
+    };
+    let text = String::from_utf8_lossy(whole);
     let mut bad = 0;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -977,6 +995,37 @@ pub fn read_incidents(log: &Path, service: &str) -> Result<(Vec<Incident>, usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log of 2 GB (sparse) is read from its end only, fast; a FIFO is refused at once.
+    #[test]
+    fn incidents_come_from_the_end_of_a_huge_log_and_never_from_a_fifo() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("incidents.jsonl");
+        let file = std::fs::File::create(&log).unwrap();
+        file.set_len(2 << 30).unwrap();
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        let line = |n: u64| {
+            format!(
+                "{{\"service\":\"web\",\"detected_at\":{n},\"recovered_at\":null,\"failure_count\":1,\"level\":0,\"strategy\":\"restart\",\"outcome\":\"failed\",\"reason\":\"down\",\"detail\":\"\"}}\n"
+            )
+        };
+        file.write_all(format!("\n{}{}", line(1), line(2)).as_bytes()).unwrap();
+        let started = std::time::Instant::now();
+        let (incidents, bad) = read_incidents(&log, "web").unwrap();
+        assert_eq!(incidents.iter().map(|i| i.detected_at).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(bad, 0);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let fifo = dir.path().join("fifo.jsonl");
+        std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let err = read_incidents(&fifo, "web").unwrap_err().to_string();
+        assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+    }
 
     fn request(input: Value) -> Result<RecoveryRequest, RequestError> {
         let Value::Object(map) = input else { panic!() };
