@@ -8,7 +8,7 @@
 //! <dir>/dead/<channel>/<key>.json  refused for good (HTTP 400, a recipient refused)
 //! ```
 //!
-//! An entry is written atomically (`reliability_os::state::write_atomic`: temporary file,
+//! An entry is written atomically (`reliability_os::state::write_atomic_private`: temporary file,
 //! fsync, rename, fsync of the directory) before anything is sent, and removed only after
 //! the channel confirmed delivery. So a `kill -9` at any point loses nothing: an entry
 //! half-written is a temporary file the next [`Queue::open`] removes (its alert was never
@@ -22,12 +22,13 @@
 use crate::alert::Alert;
 use crate::config::QueueConfig;
 use nix::fcntl::{Flock, FlockArg};
-use reliability_os::state::write_atomic;
+use reliability_os::small_file::{self, Follow};
+use reliability_os::state::{self, write_atomic_private};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The format of an entry file.
@@ -103,14 +104,14 @@ pub struct Queue {
     _lock: Flock<File>,
 }
 
+/// The directory, made (0700) if missing, and made 0700 if it was not.
 fn private_dir(path: &Path) -> Result<(), QueueError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(io_error("create", path))?;
+    state::ensure_dir(path)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_error("chmod", path))
 }
+
+/// The largest entry file read: an alert is a few KB.
+const MAX_ENTRY_BYTES: u64 = 1 << 20;
 
 fn sync_dir(path: &Path) -> Result<(), QueueError> {
     File::open(path)
@@ -131,15 +132,17 @@ impl Queue {
         let dir = dir.into();
         private_dir(&dir)?;
         let lock_path = dir.join(".lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc_flags())
-            .open(&lock_path)
-            .map_err(io_error("open", &lock_path))?;
+        let file = small_file::open(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+            &lock_path,
+            Follow::No,
+        )
+        .map_err(|e| QueueError::State(e.into()))?;
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| QueueError::Locked(dir.clone()))?;
         let mut queue = Queue {
             dir,
@@ -171,7 +174,7 @@ impl Queue {
                 let Some(key) = file_name.strip_suffix(".json") else {
                     continue;
                 };
-                let parsed = fs::read(&path)
+                let parsed = small_file::read(&path, MAX_ENTRY_BYTES, Follow::No)
                     .map_err(|e| e.to_string())
                     .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
                     .and_then(|e| {
@@ -217,9 +220,8 @@ impl Queue {
             path: path.clone(),
             source: io::Error::other(e),
         })?;
-        write_atomic(&path, &bytes)?;
-        // The directory is 0700: nobody else could open the file before this.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_error("chmod", &path))
+        write_atomic_private(&path, &bytes)?;
+        Ok(())
     }
 
     /// Queues `alert` for each of `channels` at `now`, durably: when this returns `Ok`,
@@ -370,8 +372,7 @@ impl Queue {
             path: path.clone(),
             source: io::Error::other(e),
         })?;
-        write_atomic(&path, &bytes)?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_error("chmod", &path))?;
+        write_atomic_private(&path, &bytes)?;
         self.remove(channel, key)
     }
 
@@ -411,10 +412,6 @@ impl Queue {
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total
     }
-}
-
-fn libc_flags() -> i32 {
-    nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC
 }
 
 /// The queue's log line, on stderr (the daemon's journal): a dropped or unreadable alert

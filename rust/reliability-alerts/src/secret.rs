@@ -62,22 +62,12 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Where a secret is read from: the config's keys `<key>`, `<key>_file`, `<key>_env`.
-/// The lookup of environment variables is a parameter, so that tests and the daemon's
-/// reload decide what the environment is.
+/// The secret in the file `path` (`<key>_file`), without the newline an editor leaves.
 pub(crate) fn read_file(path: &std::path::Path) -> Result<String, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
-    let mut text = String::new();
-    file.take(MAX_SECRET_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
-    if text.len() as u64 > MAX_SECRET_FILE {
-        return Err(format!(
-            "'{}' is larger than {MAX_SECRET_FILE} bytes: not a secret",
-            path.display()
-        ));
-    }
+    use reliability_os::small_file::{self, Follow};
+    // A FIFO or a device is refused at once; the content is never quoted.
+    let bytes = small_file::read(path, MAX_SECRET_FILE, Follow::Yes).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("'{}' is not UTF-8 text", path.display()))?;
     // A file written by `echo` or an editor ends with a newline that is not the secret's.
     let value = text.trim_end_matches(['\n', '\r']).to_string();
     if value.is_empty() {

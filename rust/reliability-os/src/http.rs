@@ -505,14 +505,7 @@ fn tls_config(ca_file: Option<&Path>, validate_certs: bool, seen: &SeenCert) -> 
 /// `ca_file` are also added to `pinned`.
 fn trusted_roots(ca_file: Option<&Path>, pinned: &mut Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-    let candidates = from_env.into_iter().chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
-    for bundle in candidates {
-        if let Ok(certs) = read_pem_certs(&bundle) {
-            roots.add_parsable_certificates(certs);
-            break;
-        }
-    }
+    roots.add_parsable_certificates(system_ca_certificates());
     if let Some(path) = ca_file {
         let shown = path.display();
         let certs = read_pem_certs(path).map_err(|e| format!("ca_file: {e}"))?;
@@ -535,12 +528,24 @@ fn trusted_roots(ca_file: Option<&Path>, pinned: &mut Vec<CertificateDer<'static
     Ok(roots)
 }
 
+/// The certificates of the system's CA bundle: the first of `$SSL_CERT_FILE`,
+/// [`SYSTEM_CA_BUNDLES`] that can be read (none: empty). Every TLS client of the project
+/// trusts these (the alert channels' SMTP too), so that trust is decided in one place.
+pub fn system_ca_certificates() -> Vec<CertificateDer<'static>> {
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let candidates = from_env.into_iter().chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
+    candidates
+        .into_iter()
+        .find_map(|bundle| read_pem_certs(&bundle).ok())
+        .unwrap_or_default()
+}
+
 /// The largest CA bundle read (Debian's whole bundle is about 220 KB).
 const MAX_CA_BYTES: u64 = 8 << 20;
 
 /// The certificates in a PEM file; the error names the path. A FIFO, a device or a file
 /// over [`MAX_CA_BYTES`] is refused at once (`small_file`), not read.
-fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = crate::small_file::read(path, MAX_CA_BYTES, crate::small_file::Follow::Yes).map_err(|e| e.to_string())?;
     CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()

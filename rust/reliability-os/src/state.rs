@@ -515,6 +515,16 @@ fn encode<T: Record>(value: &T, path: &Path) -> Result<Vec<u8>, StateError> {
 /// fsynced. Readers see the old file or the new one, never a part; a crash leaves at most
 /// a stray `.<name>.<pid>.tmp`. Every file the project writes goes through here.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomic_as(path, bytes, SHARED)
+}
+
+/// [`write_atomic`] for a file only its owner may read: 0600 whatever the umask, from its
+/// creation (the alert queue's entries).
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomic_as(path, bytes, PRIVATE)
+}
+
+fn write_atomic_as(path: &Path, bytes: &[u8], mode: FileMode) -> Result<(), StateError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -527,7 +537,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     };
     // Unlocked writers to one path must not share a temporary file: the pid keeps them apart.
     let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    write_via(&tmp, path, bytes, SHARED)
+    write_via(&tmp, path, bytes, mode)
 }
 
 /// The mode of a file [`write_via`] makes: `Some` is set exactly, whatever the umask.
@@ -659,6 +669,20 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
         let err = write_atomic(&dir.path().join("no/such/m"), b"x").expect_err("no directory");
         assert!(err.to_string().contains("no/such"), "{err}");
+    }
+
+    #[test]
+    fn write_atomic_private_is_the_owners_alone_from_the_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("entry.json");
+        write_atomic(&p, b"shared").expect("write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_ne!(mode(&p) & 0o044, 0, "write_atomic stays readable by others");
+        write_atomic_private(&p, b"private").expect("write");
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(std::fs::read(&p).expect("read"), b"private");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Email over SMTP (lettre): STARTTLS or implicit TLS, AUTH PLAIN or LOGIN, several
 //! recipients, one message per alert whose Message-ID is the alert's idempotency key.
 //!
-//! TLS is rustls with the host's CA bundle (the one `reliability_os::http` trusts) and the
-//! channel's `ca_file`; no bundled roots.
+//! TLS is rustls with the certificates `reliability_os::http` trusts (the host's CA bundle)
+//! and the channel's `ca_file`; no bundled roots.
 
 use super::DeliveryError;
 use crate::alert::Alert;
@@ -13,6 +13,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Message, SmtpTransport, Transport};
+use reliability_os::http;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -80,22 +81,14 @@ impl EmailChannel {
         let mut builder = TlsParameters::builder(self.server.clone())
             .certificate_store(CertificateStore::None)
             .dangerous_accept_invalid_certs(!self.validate_certs);
-        let bundle = std::env::var_os("SSL_CERT_FILE")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain(reliability_os::http::SYSTEM_CA_BUNDLES.iter().map(PathBuf::from))
-            .find_map(|p| std::fs::read(p).ok());
-        if let Some(pem) = bundle {
-            if let Ok(certs) = Certificate::from_pem(&pem) {
-                builder = builder.add_root_certificate(certs);
-            }
-        }
+        let mut certs = http::system_ca_certificates();
         if let Some(path) = &self.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| self.error(format!("cannot read ca_file '{}': {e}", path.display()), false))?;
-            let certs = Certificate::from_pem(&pem)
-                .map_err(|e| self.error(format!("ca_file '{}': {e}", path.display()), false))?;
-            builder = builder.add_root_certificate(certs);
+            certs.extend(http::read_pem_certs(path).map_err(|e| self.error(format!("ca_file: {e}"), false))?);
+        }
+        for der in certs {
+            if let Ok(cert) = Certificate::from_der(der.to_vec()) {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         builder
             .build_rustls()
