@@ -115,5 +115,9 @@ mod tests {
         assert!(read_file(&p).expect_err("empty").ends_with("is empty"));
         std::fs::write(&p, vec![b'a'; 70_000]).expect("write");
         assert!(read_file(&p).expect_err("big").contains("larger than"));
+        // A FIFO would block the daemon's start for ever: refused at once.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        assert!(read_file(&fifo).expect_err("fifo").contains("not a regular file"));
     }
 }
