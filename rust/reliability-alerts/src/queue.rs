@@ -125,7 +125,10 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Queue {
-    /// Opens (creating) the queue in `dir` and loads what waits there. Leftover temporary
+    /// Opens (creating) the queue in `dir` and loads what waits there. The daemon passes
+    /// `reliability_os::state::Store::new(state_dir).private_dir("alert_queue")?`, which
+    /// checks the directory and those above it as the state store checks its own, so that
+    /// no other user can plant or read an entry. Leftover temporary
     /// files of a killed writer are removed; an entry that does not parse is moved aside
     /// to `<key>.json.corrupt` (and logged), never deleted.
     pub fn open(dir: impl Into<PathBuf>, config: QueueConfig) -> Result<Queue, QueueError> {

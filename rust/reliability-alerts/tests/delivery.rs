@@ -123,7 +123,10 @@ fn a_failing_receiver_is_retried_and_a_refusing_one_is_set_aside() {
 #[test]
 fn the_queue_is_private_durable_locked_and_cleans_up_after_a_killed_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("queue");
+    // Where the daemon keeps it: a directory of the state store, checked as the store's.
+    let root = reliability_os::state::Store::new(dir.path().join("state"))
+        .private_dir("alert_queue")
+        .unwrap();
     let sent = alerts(2);
     {
         let mut queue = Queue::open(&root, QueueConfig::default()).unwrap();

@@ -297,6 +297,15 @@ impl Store {
         flock(file, FlockArg::LockExclusiveNonblock, &lock_path, self.lock_timeout)
     }
 
+    /// `<root>/<kind>`, for state kept in files of its own rather than records (the alert
+    /// queue): checked and created exactly as the store's own directories are (0700,
+    /// safe owners and modes up to the root, no link), so its owner alone writes there.
+    pub fn private_dir(&self, kind: &str) -> Result<PathBuf, StateError> {
+        validate_name(kind)?;
+        self.secure(kind, true)?;
+        Ok(self.root.join(kind))
+    }
+
     /// Checks the state directory and the directory of `kind` in it (see the module docs);
     /// with `create`, makes what is missing (0700). Returns whether the kind's directory
     /// exists.
@@ -669,6 +678,22 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
         let err = write_atomic(&dir.path().join("no/such/m"), b"x").expect_err("no directory");
         assert!(err.to_string().contains("no/such"), "{err}");
+    }
+
+    #[test]
+    fn a_private_dir_is_made_and_checked_as_the_stores_own() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("state");
+        let store = Store::new(&root);
+        let queue = store.private_dir("alert_queue").expect("made");
+        assert_eq!(queue, root.join("alert_queue"));
+        let mode = std::fs::metadata(&queue).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = store.private_dir("alert_queue").expect_err("world-writable");
+        assert!(matches!(err, StateError::UnsafeDir { .. }), "{err}");
+        assert!(store.private_dir("../x").is_err());
     }
 
     #[test]
