@@ -557,11 +557,21 @@ impl Reader<'_, '_> {
     fn alertmanager(&mut self, m: &Map<String, Value>, path: &str, firing_ttl_ms: u64) -> Option<AlertmanagerChannel> {
         let before = self.problems.len();
         let url = m.get("url").and_then(Value::as_str).unwrap_or_default();
-        let host = match url_host(url) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                self.push(&join(path, "url"), format!("{}: {e}", quote(url)));
-                None
+        let authority = url.split("://").nth(1).and_then(|r| r.split(['/', '?', '#']).next());
+        let host = if authority.is_some_and(|a| a.contains('@')) {
+            // Not quoted: it holds a password. The URL is shown in logs; a token is not.
+            self.push(
+                &join(path, "url"),
+                "credentials in the URL are refused (the URL is logged); use token, token_file or token_env",
+            );
+            None
+        } else {
+            match url_host(url) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    self.push(&join(path, "url"), format!("{}: {e}", quote(url)));
+                    None
+                }
             }
         };
         let generator_url = m.get("generator_url").and_then(Value::as_str).map(String::from);
@@ -952,6 +962,15 @@ notifications:
         assert_eq!(
             problems,
             ["notifications.slack.webhook_url_env: the environment variable 'NOPE' is not set or empty"]
+        );
+        let problems = parse(
+            "notifications: {alertmanager: {url: 'http://admin:hunter2@am:9093'}}",
+            &[],
+        )
+        .expect_err("userinfo");
+        assert_eq!(
+            problems,
+            ["notifications.alertmanager.url: credentials in the URL are refused (the URL is logged); use token, token_file or token_env"]
         );
         let problems = parse("alerting: {channels: [webhook]}", &[]).expect_err("no section");
         assert_eq!(
