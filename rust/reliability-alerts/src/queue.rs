@@ -8,9 +8,9 @@
 //! <dir>/dead/<channel>/<key>.json  refused for good (HTTP 400, a recipient refused)
 //! ```
 //!
-//! An entry is written atomically (`reliability_os::state::write_atomic_private`: temporary file,
-//! fsync, rename, fsync of the directory) before anything is sent, and removed only after
-//! the channel confirmed delivery. So a `kill -9` at any point loses nothing: an entry
+//! An entry is written atomically (`reliability_os::state::write_atomic_private`: a
+//! temporary file, fsync, rename, fsync of the directory) before anything is sent, and
+//! removed only after the channel confirmed delivery. So a `kill -9` at any point loses nothing: an entry
 //! half-written is a temporary file the next [`Queue::open`] removes (its alert was never
 //! confirmed queued to the caller), and a delivery in flight is sent again after the
 //! restart, with the same idempotency key, which the receiver uses to drop the copy.
