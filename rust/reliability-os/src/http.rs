@@ -23,6 +23,10 @@
 //! credentials) go to the URL's own origin only.
 //! Connections go straight to the server: proxy environment variables are ignored, since
 //! a probe measures the service, not a proxy.
+//!
+//! [`send`] is the same exchange with a request body (POST or PUT): the alert channels
+//! deliver through it with the same trust, limits and timeout. A redirect is never followed
+//! with a body: its status is the answer.
 
 use reliability_core::quote::quote;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -63,6 +67,13 @@ pub enum HttpMethod {
     #[default]
     Get,
     Head,
+}
+
+/// The methods of [`send`]: requests that carry a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyMethod {
+    Post,
+    Put,
 }
 
 /// One HTTP(S) probe to make. [`HttpRequest::new`] gives the defaults.
@@ -138,6 +149,16 @@ pub struct TlsInfo {
 
 /// Makes the request and reports what came back. Never panics; failures are in `error`.
 pub fn probe_http(request: &HttpRequest) -> HttpProbe {
+    run(request, None)
+}
+
+/// Sends `body` to `request.url` with `method` (`request.method` is not used, nor
+/// `follow_redirects`) and reports what came back, as [`probe_http`] does.
+pub fn send(request: &HttpRequest, method: BodyMethod, body: &[u8]) -> HttpProbe {
+    run(request, Some((method, body)))
+}
+
+fn run(request: &HttpRequest, body: Option<(BodyMethod, &[u8])>) -> HttpProbe {
     let mut probe = HttpProbe::default();
     let seen = Arc::new(Mutex::new(None));
     // The clock starts after the set-up (parsing the URL, loading CA certificates), so that
@@ -145,7 +166,7 @@ pub fn probe_http(request: &HttpRequest) -> HttpProbe {
     match prepare(request, &seen) {
         Ok((agent, host)) => {
             let started = Instant::now();
-            if let Err(error) = exchange(&agent, request, &host, started, &mut probe) {
+            if let Err(error) = exchange(&agent, request, body, &host, started, &mut probe) {
                 probe.error = Some(error);
             }
             probe.total_time = started.elapsed();
@@ -203,6 +224,7 @@ fn prepare(request: &HttpRequest, seen: &SeenCert) -> Result<(ureq::Agent, Strin
 fn exchange(
     agent: &ureq::Agent,
     request: &HttpRequest,
+    body: Option<(BodyMethod, &[u8])>,
     host: &str,
     started: Instant,
     probe: &mut HttpProbe,
@@ -213,23 +235,31 @@ fn exchange(
     let mut url = request.url.clone();
     let mut redirects = 0;
     let mut response = loop {
-        let mut builder = match request.method {
-            HttpMethod::Get => agent.get(&url),
-            HttpMethod::Head => agent.head(&url),
-        };
+        let left = Some(timeout.saturating_sub(started.elapsed()));
         // The user's headers (credentials, often) go to the URL's own origin only.
-        if origin(&url) == home {
-            for (name, value) in &request.headers {
+        let headers = request.headers.iter().filter(|_| origin(&url) == home);
+        let sent = if let Some((method, bytes)) = body {
+            let mut builder = match method {
+                BodyMethod::Post => agent.post(&url),
+                BodyMethod::Put => agent.put(&url),
+            };
+            for (name, value) in headers {
                 builder = builder.header(name, value);
             }
-        }
-        let response = builder
-            .config()
-            .timeout_global(Some(timeout.saturating_sub(started.elapsed())))
-            .build()
-            .call()
-            .map_err(|e| describe(&e, request, host))?;
-        let location = response.headers().get("location").filter(|_| request.follow_redirects);
+            builder.config().timeout_global(left).build().send(bytes)
+        } else {
+            let mut builder = match request.method {
+                HttpMethod::Get => agent.get(&url),
+                HttpMethod::Head => agent.head(&url),
+            };
+            for (name, value) in headers {
+                builder = builder.header(name, value);
+            }
+            builder.config().timeout_global(left).build().call()
+        };
+        let response = sent.map_err(|e| describe(&e, request, host))?;
+        let follow = request.follow_redirects && body.is_none();
+        let location = response.headers().get("location").filter(|_| follow);
         let Some(location) = location.filter(|_| response.status().is_redirection()) else {
             break response;
         };
@@ -242,7 +272,7 @@ fn exchange(
     };
     probe.latency = Some(started.elapsed());
     probe.status = Some(response.status().as_u16());
-    if request.method == HttpMethod::Head || request.max_body_bytes == 0 {
+    if (body.is_none() && request.method == HttpMethod::Head) || request.max_body_bytes == 0 {
         return Ok(());
     }
     let limit = u64::try_from(request.max_body_bytes).unwrap_or(u64::MAX);
@@ -475,14 +505,7 @@ fn tls_config(ca_file: Option<&Path>, validate_certs: bool, seen: &SeenCert) -> 
 /// `ca_file` are also added to `pinned`.
 fn trusted_roots(ca_file: Option<&Path>, pinned: &mut Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-    let candidates = from_env.into_iter().chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
-    for bundle in candidates {
-        if let Ok(certs) = read_pem_certs(&bundle) {
-            roots.add_parsable_certificates(certs);
-            break;
-        }
-    }
+    roots.add_parsable_certificates(system_ca_certificates());
     if let Some(path) = ca_file {
         let shown = path.display();
         let certs = read_pem_certs(path).map_err(|e| format!("ca_file: {e}"))?;
@@ -505,12 +528,24 @@ fn trusted_roots(ca_file: Option<&Path>, pinned: &mut Vec<CertificateDer<'static
     Ok(roots)
 }
 
+/// The certificates of the system's CA bundle: the first of `$SSL_CERT_FILE`,
+/// [`SYSTEM_CA_BUNDLES`] that can be read (none: empty). Every TLS client of the project
+/// trusts these (the alert channels' SMTP too), so that trust is decided in one place.
+pub fn system_ca_certificates() -> Vec<CertificateDer<'static>> {
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let candidates = from_env.into_iter().chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
+    candidates
+        .into_iter()
+        .find_map(|bundle| read_pem_certs(&bundle).ok())
+        .unwrap_or_default()
+}
+
 /// The largest CA bundle read (Debian's whole bundle is about 220 KB).
 const MAX_CA_BYTES: u64 = 8 << 20;
 
 /// The certificates in a PEM file; the error names the path. A FIFO, a device or a file
 /// over [`MAX_CA_BYTES`] is refused at once (`small_file`), not read.
-fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = crate::small_file::read(path, MAX_CA_BYTES, crate::small_file::Follow::Yes).map_err(|e| e.to_string())?;
     CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()

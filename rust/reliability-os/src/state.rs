@@ -298,6 +298,15 @@ impl Store {
         flock(file, FlockArg::LockExclusiveNonblock, &lock_path, self.lock_timeout)
     }
 
+    /// `<root>/<kind>`, for state kept in files of its own rather than records (the alert
+    /// queue): checked and created exactly as the store's own directories are (0700,
+    /// safe owners and modes up to the root, no link), so its owner alone writes there.
+    pub fn private_dir(&self, kind: &str) -> Result<PathBuf, StateError> {
+        validate_name(kind)?;
+        self.secure(kind, true)?;
+        Ok(self.root.join(kind))
+    }
+
     /// Checks the state directory and the directory of `kind` in it (see the module docs);
     /// with `create`, makes what is missing (0700). Returns whether the kind's directory
     /// exists.
@@ -516,6 +525,16 @@ fn encode<T: Record>(value: &T, path: &Path) -> Result<Vec<u8>, StateError> {
 /// fsynced. Readers see the old file or the new one, never a part; a crash leaves at most
 /// a stray `.<name>.<pid>.tmp`. Every file the project writes goes through here.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomic_as(path, bytes, SHARED)
+}
+
+/// [`write_atomic`] for a file only its owner may read: 0600 whatever the umask, from its
+/// creation (the alert queue's entries).
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomic_as(path, bytes, PRIVATE)
+}
+
+fn write_atomic_as(path: &Path, bytes: &[u8], mode: FileMode) -> Result<(), StateError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -528,7 +547,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     };
     // Unlocked writers to one path must not share a temporary file: the pid keeps them apart.
     let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    write_via(&tmp, path, bytes, SHARED)
+    write_via(&tmp, path, bytes, mode)
 }
 
 /// The mode of a file [`write_via`] makes: `Some` is set exactly, whatever the umask.
@@ -638,6 +657,36 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
         let err = write_atomic(&dir.path().join("no/such/m"), b"x").expect_err("no directory");
         assert!(err.to_string().contains("no/such"), "{err}");
+    }
+
+    #[test]
+    fn a_private_dir_is_made_and_checked_as_the_stores_own() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("state");
+        let store = Store::new(&root);
+        let queue = store.private_dir("alert_queue").expect("made");
+        assert_eq!(queue, root.join("alert_queue"));
+        let mode = std::fs::metadata(&queue).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = store.private_dir("alert_queue").expect_err("world-writable");
+        assert!(matches!(err, StateError::UnsafeDir { .. }), "{err}");
+        assert!(store.private_dir("../x").is_err());
+    }
+
+    #[test]
+    fn write_atomic_private_is_the_owners_alone_from_the_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("entry.json");
+        write_atomic(&p, b"shared").expect("write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_ne!(mode(&p) & 0o044, 0, "write_atomic stays readable by others");
+        write_atomic_private(&p, b"private").expect("write");
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(std::fs::read(&p).expect("read"), b"private");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
     }
 
     #[test]

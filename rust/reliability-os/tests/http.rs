@@ -518,3 +518,55 @@ fn an_endless_timeout_does_not_overflow() {
     });
     assert_ok(&probe, 200);
 }
+
+#[test]
+fn send_posts_and_puts_the_body_and_follows_no_redirect() {
+    use reliability_os::http::{send, BodyMethod};
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen, requests) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            // Byte by byte: a buffered reader would swallow the body.
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0];
+                stream.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8(head).unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_string)
+                })
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).unwrap();
+            let _ = seen.send((head, String::from_utf8(body).unwrap()));
+            let answer =
+                "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    for (method, name) in [(BodyMethod::Post, "POST"), (BodyMethod::Put, "PUT")] {
+        let request = HttpRequest {
+            headers: vec![("X-Test".into(), "yes".into())],
+            follow_redirects: true,
+            ..get(format!("http://{addr}/hook"))
+        };
+        let probe = send(&request, method, br#"{"a":1}"#);
+        assert_ok(&probe, 302);
+        assert_eq!(probe.body.as_deref(), Some("ok"));
+        let (head, body) = requests.recv().unwrap();
+        assert!(head.starts_with(&format!("{name} /hook HTTP/1.1\r\n")), "{head}");
+        assert!(head.to_lowercase().contains("x-test: yes"), "{head}");
+        assert_eq!(body, r#"{"a":1}"#);
+        assert!(requests.try_recv().is_err(), "the redirect was followed");
+    }
+}

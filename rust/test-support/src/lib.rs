@@ -72,21 +72,7 @@ pub fn https_server(valid_for: i64, serve: fn(Arc<ServerConfig>, TcpStream)) -> 
 /// [`https_server`], its certificate marked as a CA's (`CA:TRUE`) when `ca` is set, as
 /// `openssl req -x509` makes them by default.
 pub fn https_server_with(valid_for: i64, ca: bool, serve: fn(Arc<ServerConfig>, TcpStream)) -> TlsServer {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    if ca {
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    }
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "hx, reliability");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "hx-reliability test");
-    let not_after = now_unix() + valid_for;
-    params.not_before = time::OffsetDateTime::from_unix_timestamp(now_unix() - 2 * DAY).unwrap();
-    params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
-    let cert = params.self_signed(&key).unwrap();
+    let (cert, key, not_after) = certificate(valid_for, ca);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let config = ServerConfig::builder_with_provider(provider)
@@ -110,6 +96,32 @@ pub fn https_server_with(valid_for: i64, ca: bool, serve: fn(Arc<ServerConfig>, 
         cert_pem: cert.pem(),
         not_after,
     }
+}
+
+/// A certificate and its private key in PEM, as [`https_server`] makes them (valid for a
+/// day), for servers a test starts itself (an SMTP server with STARTTLS).
+pub fn certificate_pem() -> (String, String) {
+    let (cert, key, _) = certificate(DAY, false);
+    (cert.pem(), key.serialize_pem())
+}
+
+/// The self-signed certificate of [`https_server_with`], its key, and when it expires.
+fn certificate(valid_for: i64, ca: bool) -> (rcgen::Certificate, KeyPair, i64) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "hx, reliability");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "hx-reliability test");
+    let not_after = now_unix() + valid_for;
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(now_unix() - 2 * DAY).unwrap();
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+    (params.self_signed(&key).unwrap(), key, not_after)
 }
 
 /// A port nothing listens on, which [`drop_syns_to`] makes a host that never answers.
