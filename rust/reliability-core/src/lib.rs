@@ -5,9 +5,11 @@
 //! clock or the environment: callers pass what the core needs, so every rule is tested
 //! table-style with plain values.
 
+pub mod audit;
 pub mod breaker;
 pub mod check;
 pub mod duration;
+pub mod maintenance;
 pub mod manifest;
 pub mod quote;
 pub mod recovery;
