@@ -198,11 +198,22 @@ pub fn verify(files: &[TrailFile<'_>], recorded_head: Option<&Head>) -> VerifyRe
             continue;
         }
         let complete = f.bytes.ends_with(b"\n");
-        let lines: Vec<&[u8]> = f.bytes.strip_suffix(b"\n").unwrap_or(f.bytes).split(|b| *b == b'\n').collect();
+        let lines: Vec<&[u8]> = f
+            .bytes
+            .strip_suffix(b"\n")
+            .unwrap_or(f.bytes)
+            .split(|b| *b == b'\n')
+            .collect();
         for (i, line) in lines.iter().enumerate() {
             let n = i + 1;
             if i + 1 == lines.len() && !complete {
-                return bad(f.name, n, "the line has no end: a truncated record".into(), head, records);
+                return bad(
+                    f.name,
+                    n,
+                    "the line has no end: a truncated record".into(),
+                    head,
+                    records,
+                );
             }
             let entry: Entry = match serde_json::from_slice(line) {
                 Ok(e) => e,
@@ -217,7 +228,10 @@ pub fn verify(files: &[TrailFile<'_>], recorded_head: Option<&Head>) -> VerifyRe
                         missing(head.seq + 1, entry.seq - 1)
                     )
                 } else {
-                    format!("seq {} follows seq {}: lines reordered or repeated", entry.seq, head.seq)
+                    format!(
+                        "seq {} follows seq {}: lines reordered or repeated",
+                        entry.seq, head.seq
+                    )
                 };
                 return bad(f.name, n, problem, head, records);
             }
@@ -251,20 +265,22 @@ pub fn verify(files: &[TrailFile<'_>], recorded_head: Option<&Head>) -> VerifyRe
                     head.seq, recorded.seq
                 )
             } else if recorded.seq == head.seq {
-                format!("the last record (seq {}) does not hash to the trail's head: edited", head.seq)
+                format!(
+                    "the last record (seq {}) does not hash to the trail's head: edited",
+                    head.seq
+                )
             } else {
-                format!("the trail runs past its head (seq {}): lines added after it", recorded.seq)
+                format!(
+                    "the trail runs past its head (seq {}): lines added after it",
+                    recorded.seq
+                )
             };
             return VerifyReport {
                 ok: false,
                 files: files.len(),
                 records: records.saturating_sub(1),
                 head,
-                first_bad: Some(BadLine {
-                    file,
-                    line,
-                    problem,
-                }),
+                first_bad: Some(BadLine { file, line, problem }),
             };
         }
     }
@@ -315,7 +331,9 @@ mod tests {
         for i in 1..=n {
             let (line, h) = next_line(&head, record(i), 1_800_000_000_000 + i).expect("line");
             head = h;
-            let fresh = files.last().is_none_or(|(_, b)| b.iter().filter(|c| **c == b'\n').count() >= per_file);
+            let fresh = files
+                .last()
+                .is_none_or(|(_, b)| b.iter().filter(|c| **c == b'\n').count() >= per_file);
             if fresh {
                 files.push((format!("f{}", files.len() + 1), Vec::new()));
             }
@@ -364,19 +382,71 @@ mod tests {
             files
         };
         let edit = |ls: &mut Vec<Vec<u8>>, i: usize| {
-            let text = String::from_utf8(ls[i].clone()).expect("utf8").replace("kernel update", "kernel updatE");
+            let text = String::from_utf8(ls[i].clone())
+                .expect("utf8")
+                .replace("kernel update", "kernel updatE");
             ls[i] = text.into_bytes();
         };
-        let cases: Vec<(&str, Vec<(String, Vec<u8>)>, (&str, usize), &str)> = vec![
+        type Case<'a> = (&'a str, Vec<(String, Vec<u8>)>, (&'a str, usize), &'a str);
+        let cases: Vec<Case<'_>> = vec![
             ("edited middle", mutate(0, &|ls| edit(ls, 1)), ("f1", 2), "edited"),
-            ("edited last of a file", mutate(0, &|ls| edit(ls, 2)), ("f1", 3), "edited"),
-            ("edited last of the trail", mutate(1, &|ls| edit(ls, 2)), ("f2", 3), "edited"),
-            ("removed", mutate(0, &|ls| { ls.remove(1); }), ("f1", 2), "record(s) 2 removed"),
-            ("removed first of f2", mutate(1, &|ls| { ls.remove(0); }), ("f2", 1), "record(s) 4 removed"),
-            ("reordered", mutate(1, &|ls| ls.swap(0, 1)), ("f2", 1), "seq 5 follows seq 3"),
-            ("truncated", mutate(1, &|ls| { let l = ls.len() - 1; ls[l].truncate(20); }), ("f2", 3), "truncated"),
-            ("last lines removed", mutate(1, &|ls| { ls.truncate(1); }), ("f2", 1), "seq 4 but its head says seq 6"),
-            ("a blank line inserted", mutate(0, &|ls| ls.insert(1, b"\n".to_vec())), ("f1", 2), "not an audit record"),
+            (
+                "edited last of a file",
+                mutate(0, &|ls| edit(ls, 2)),
+                ("f1", 3),
+                "edited",
+            ),
+            (
+                "edited last of the trail",
+                mutate(1, &|ls| edit(ls, 2)),
+                ("f2", 3),
+                "edited",
+            ),
+            (
+                "removed",
+                mutate(0, &|ls| {
+                    ls.remove(1);
+                }),
+                ("f1", 2),
+                "record(s) 2 removed",
+            ),
+            (
+                "removed first of f2",
+                mutate(1, &|ls| {
+                    ls.remove(0);
+                }),
+                ("f2", 1),
+                "record(s) 4 removed",
+            ),
+            (
+                "reordered",
+                mutate(1, &|ls| ls.swap(0, 1)),
+                ("f2", 1),
+                "seq 5 follows seq 3",
+            ),
+            (
+                "truncated",
+                mutate(1, &|ls| {
+                    let l = ls.len() - 1;
+                    ls[l].truncate(20);
+                }),
+                ("f2", 3),
+                "truncated",
+            ),
+            (
+                "last lines removed",
+                mutate(1, &|ls| {
+                    ls.truncate(1);
+                }),
+                ("f2", 1),
+                "seq 4 but its head says seq 6",
+            ),
+            (
+                "a blank line inserted",
+                mutate(0, &|ls| ls.insert(1, b"\n".to_vec())),
+                ("f1", 2),
+                "not an audit record",
+            ),
         ];
         for (name, files, (file, line), says) in cases {
             let r = check(&files, Some(&head));
@@ -394,6 +464,9 @@ mod tests {
     fn a_record_too_long_is_refused() {
         let mut r = record(1);
         r.details = json!("x".repeat(MAX_LINE));
-        assert!(matches!(next_line(&Head::empty(), r, 0), Err(AuditError::TooLong { .. })));
+        assert!(matches!(
+            next_line(&Head::empty(), r, 0),
+            Err(AuditError::TooLong { .. })
+        ));
     }
 }

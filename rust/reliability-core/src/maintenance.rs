@@ -279,16 +279,20 @@ pub fn spec() -> Spec {
     window.extend(weekly_spec());
     Spec::new(vec![
         Opt::bool("enabled").default(false),
-        Opt::dict("default_window").default(Value::Null).options(Spec::new(weekly_spec())),
+        Opt::dict("default_window")
+            .default(Value::Null)
+            .options(Spec::new(weekly_spec())),
         Opt::list("windows", Kind::Dict)
             .default(json!([]))
             .options(Spec::new(window)),
         Opt::bool("suppress_alerts_during_maintenance").default(true),
         Opt::bool("suppress_recovery").default(false),
-        Opt::list("services", Kind::Dict).default(json!([])).options(Spec::new(vec![
-            Opt::str("name").required().max_len(256),
-            Opt::bool("suppress_recovery").required(),
-        ])),
+        Opt::list("services", Kind::Dict)
+            .default(json!([]))
+            .options(Spec::new(vec![
+                Opt::str("name").required().max_len(256),
+                Opt::bool("suppress_recovery").required(),
+            ])),
     ])
 }
 
@@ -314,7 +318,11 @@ pub fn compile(valid: &Map<String, Value>, zones: &dyn Zones) -> Result<Maintena
             windows.push(Window::Weekly(w));
         }
     }
-    let list = valid.get("windows").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = valid
+        .get("windows")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut names: Vec<String> = Vec::new();
     for (i, w) in list.iter().enumerate() {
         let path = format!("windows[{i}]");
@@ -325,7 +333,10 @@ pub fn compile(valid: &Map<String, Value>, zones: &dyn Zones) -> Result<Maintena
         }
         names.push(name.clone());
         let has = |keys: &[&str]| keys.iter().any(|k| w.get(*k).is_some_and(|v| !v.is_null()));
-        let (one_off, weekly_keys) = (has(&["start", "end"]), has(&["days", "start_time", "end_time", "timezone"]));
+        let (one_off, weekly_keys) = (
+            has(&["start", "end"]),
+            has(&["days", "start_time", "end_time", "timezone"]),
+        );
         if one_off && weekly_keys {
             problems.push(format!(
                 "{path}: start/end (a one-off window) and days/start_time/end_time/timezone (a weekly one) cannot be mixed"
@@ -336,7 +347,9 @@ pub fn compile(valid: &Map<String, Value>, zones: &dyn Zones) -> Result<Maintena
                     problems.push(format!("{path}.{key}: missing required option"));
                     None
                 }
-                Some(t) => parse_instant(&t).map_err(|e| problems.push(format!("{path}.{key}: {e}"))).ok(),
+                Some(t) => parse_instant(&t)
+                    .map_err(|e| problems.push(format!("{path}.{key}: {e}")))
+                    .ok(),
             };
             let (start, end) = (instant("start", &mut problems), instant("end", &mut problems));
             if let (Some(start_ms), Some(end_ms)) = (start, end) {
@@ -351,13 +364,22 @@ pub fn compile(valid: &Map<String, Value>, zones: &dyn Zones) -> Result<Maintena
         }
     }
     let mut services = Vec::new();
-    for (i, s) in valid.get("services").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, s) in valid
+        .get("services")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let Some(s) = s.as_object() else { continue };
         let name = text(s, "name").unwrap_or_default();
         if services.iter().any(|(n, _)| n == &name) {
             problems.push(format!("services[{i}].name: {} is listed twice", quote(&name)));
         }
-        services.push((name, s.get("suppress_recovery").and_then(Value::as_bool).unwrap_or(false)));
+        services.push((
+            name,
+            s.get("suppress_recovery").and_then(Value::as_bool).unwrap_or(false),
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -373,7 +395,13 @@ pub fn compile(valid: &Map<String, Value>, zones: &dyn Zones) -> Result<Maintena
 }
 
 /// A weekly window from its keys (the seed's defaults for those missing).
-fn weekly(m: &Map<String, Value>, name: &str, path: &str, zones: &dyn Zones, problems: &mut Vec<String>) -> Option<Weekly> {
+fn weekly(
+    m: &Map<String, Value>,
+    name: &str,
+    path: &str,
+    zones: &dyn Zones,
+    problems: &mut Vec<String>,
+) -> Option<Weekly> {
     let before = problems.len();
     let text = |k: &str, default: &str| m.get(k).and_then(Value::as_str).unwrap_or(default).to_string();
     let mut time = |k: &str, default: &str| {
@@ -453,7 +481,9 @@ mod tests {
     }
 
     /// (window, instant, expected (start, end) of the active occurrence or None).
-    fn table(cases: &[(Window, &str, Option<(&str, &str)>)]) {
+    type Case<'a> = (Window, &'a str, Option<(&'a str, &'a str)>);
+
+    fn table(cases: &[Case<'_>]) {
         for (w, at, expected) in cases {
             let got = active_at(std::slice::from_ref(w), ms(at)).map(|a| (a.start_ms, a.end_ms));
             let want = expected.map(|(s, e)| (ms(s), ms(e)));
@@ -500,9 +530,17 @@ mod tests {
             (w(), "2026-03-29T01:59:59Z", occ),
             (w(), "2026-03-29T02:00:00Z", None),
             // The Sunday before, plain CET: 02:00-04:00 local is 01:00Z-03:00Z.
-            (w(), "2026-03-22T02:30:00Z", Some(("2026-03-22T01:00:00Z", "2026-03-22T03:00:00Z"))),
+            (
+                w(),
+                "2026-03-22T02:30:00Z",
+                Some(("2026-03-22T01:00:00Z", "2026-03-22T03:00:00Z")),
+            ),
             // The Sunday after, plain CEST: 00:00Z-02:00Z.
-            (w(), "2026-04-05T00:00:00Z", Some(("2026-04-05T00:00:00Z", "2026-04-05T02:00:00Z"))),
+            (
+                w(),
+                "2026-04-05T00:00:00Z",
+                Some(("2026-04-05T00:00:00Z", "2026-04-05T02:00:00Z")),
+            ),
         ]);
     }
 
@@ -527,15 +565,27 @@ mod tests {
         let w = || week(&["Saturday"], "22:00", "03:00", "America/New_York");
         table(&[
             // Plain EST: 22:00 EST = 03:00Z, 03:00 EST = 08:00Z.
-            (w(), "2026-03-01T03:00:00Z", Some(("2026-03-01T03:00:00Z", "2026-03-01T08:00:00Z"))),
+            (
+                w(),
+                "2026-03-01T03:00:00Z",
+                Some(("2026-03-01T03:00:00Z", "2026-03-01T08:00:00Z")),
+            ),
             (w(), "2026-03-01T02:59:00Z", None),
             (w(), "2026-02-28T03:00:00Z", None), // Friday 22:00 EST
             // Across spring forward: 22:00 EST (03:00Z) to 03:00 EDT (07:00Z): four hours.
-            (w(), "2026-03-08T06:30:00Z", Some(("2026-03-08T03:00:00Z", "2026-03-08T07:00:00Z"))),
+            (
+                w(),
+                "2026-03-08T06:30:00Z",
+                Some(("2026-03-08T03:00:00Z", "2026-03-08T07:00:00Z")),
+            ),
             (w(), "2026-03-08T07:00:00Z", None),
             // Across fall back (2026-11-01 02:00 EDT -> 01:00 EST): 22:00 EDT (02:00Z) to
             // 03:00 EST (08:00Z): six hours.
-            (w(), "2026-11-01T07:59:00Z", Some(("2026-11-01T02:00:00Z", "2026-11-01T08:00:00Z"))),
+            (
+                w(),
+                "2026-11-01T07:59:00Z",
+                Some(("2026-11-01T02:00:00Z", "2026-11-01T08:00:00Z")),
+            ),
         ]);
     }
 
@@ -561,7 +611,10 @@ mod tests {
         assert_eq!(at("2026-12-24T22:00:00Z"), Some(("kernel".into(), "ad_hoc")));
         assert_eq!(at("2026-12-25T01:00:00Z"), None);
         let a = active_at(&both, ms("2026-12-24T22:00:00Z")).expect("active");
-        assert_eq!((a.reason.as_deref(), a.actor.as_deref()), (Some("kernel update"), Some("alice")));
+        assert_eq!(
+            (a.reason.as_deref(), a.actor.as_deref()),
+            (Some("kernel update"), Some("alice"))
+        );
         // The ad-hoc window covers nginx only.
         let t = ms("2026-12-24T23:30:00Z");
         assert_eq!(active_for(&both, "nginx", t).map(|a| a.name), Some("kernel".into()));
@@ -581,7 +634,13 @@ mod tests {
         }))
         .expect("valid");
         assert!(c.enabled && c.suppress_alerts && !c.suppress_recovery);
-        assert_eq!(c.windows, vec![Window::Weekly(Weekly { name: "default".into(), ..weekly_default() })]);
+        assert_eq!(
+            c.windows,
+            vec![Window::Weekly(Weekly {
+                name: "default".into(),
+                ..weekly_default()
+            })]
+        );
         // Missing keys take the seed's defaults.
         let d = section(json!({"default_window": {}})).expect("valid");
         assert_eq!(d.windows, c.windows);
@@ -658,14 +717,23 @@ mod tests {
         for (input, expected) in cases {
             let got = section(input.clone()).expect_err("invalid");
             // windows[0].start's message comes from jiff: check its head only.
-            let got: Vec<String> = got.into_iter().filter(|p| !p.starts_with("windows[0].start:")).collect();
+            let got: Vec<String> = got
+                .into_iter()
+                .filter(|p| !p.starts_with("windows[0].start:"))
+                .collect();
             assert_eq!(got, *expected, "{input}");
         }
         let got = section(json!({"windows": [{"name": "a", "start": "2026-12-24", "end": "2026-12-24T10:00:00Z"}]}))
             .expect_err("invalid");
-        assert!(got[0].starts_with("windows[0].start: '2026-12-24' is not an RFC 3339 time"), "{got:?}");
+        assert!(
+            got[0].starts_with("windows[0].start: '2026-12-24' is not an RFC 3339 time"),
+            "{got:?}"
+        );
         let tz = section(json!({"default_window": {"timezone": "Mars/Olympus"}})).expect_err("invalid");
-        assert!(tz[0].starts_with("default_window.timezone: 'Mars/Olympus' is not a known IANA time zone"), "{tz:?}");
+        assert!(
+            tz[0].starts_with("default_window.timezone: 'Mars/Olympus' is not a known IANA time zone"),
+            "{tz:?}"
+        );
         let shape = section(json!({"windows": [{"start": "x"}], "suppress_alerts": 1})).expect_err("invalid");
         assert!(shape.iter().any(|p| p.contains("suppress_alerts")), "{shape:?}");
         assert!(shape.iter().any(|p| p.starts_with("windows[0].name")), "{shape:?}");

@@ -6,11 +6,13 @@
 //! is made by `reliability-core`, which never sees the machine.
 
 pub mod archive;
+pub mod audit;
 pub mod clock;
 pub mod command;
 pub mod facts;
 pub mod hashing;
 pub mod http;
+pub mod maintenance;
 pub mod net;
 pub mod postgres;
 pub mod procs;
@@ -18,3 +20,4 @@ pub mod prune;
 pub mod small_file;
 pub mod state;
 pub mod systemd;
+pub mod zones;

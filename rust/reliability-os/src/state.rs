@@ -45,7 +45,7 @@
 use crate::small_file::{self, Follow, SmallFileError};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use reliability_core::{breaker, recovery, timestamp};
+use reliability_core::{breaker, maintenance, recovery, timestamp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -79,6 +79,11 @@ pub trait Record: Serialize + DeserializeOwned {
 impl Record for breaker::Breaker {
     const KIND: &'static str = breaker::KIND;
     const VERSION: u32 = breaker::VERSION;
+}
+
+impl Record for maintenance::AdHoc {
+    const KIND: &'static str = maintenance::KIND;
+    const VERSION: u32 = maintenance::VERSION;
 }
 
 impl Record for recovery::RecoveryState {
@@ -441,7 +446,7 @@ fn resolve_checked(
 
 /// `flock` that gives up after `timeout`. Non-blocking attempts with a growing pause
 /// (1 to 20 ms): a blocking `flock` cannot be given a deadline without signals.
-fn flock(mut file: File, arg: FlockArg, path: &Path, timeout: Duration) -> Result<Flock<File>, StateError> {
+pub(crate) fn flock(mut file: File, arg: FlockArg, path: &Path, timeout: Duration) -> Result<Flock<File>, StateError> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -604,7 +609,7 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StateError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StateError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error("fsync directory", dir))
