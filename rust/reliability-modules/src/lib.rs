@@ -5,12 +5,14 @@
 //! [`ansible_module::main`]. Measuring and deciding happen in `reliability-os` and
 //! `reliability-core`, which the monitor daemon and the CLI call too.
 
+pub mod audit;
 pub mod backup_manifest;
 pub mod backup_retention;
 pub mod backup_verify;
 pub mod circuit_breaker;
 pub mod facts;
 pub mod health_check;
+pub mod maintenance_window;
 pub mod service_recovery;
 
 use reliability_core::spec::{Env, Spec};
@@ -28,6 +30,7 @@ pub const MODULES: &[(&str, SpecFn)] = &[
     ("backup_retention", backup_retention::spec),
     ("circuit_breaker", circuit_breaker::spec),
     ("service_recovery", service_recovery::spec),
+    ("maintenance_window", maintenance_window::spec),
 ];
 
 /// Reads options that `name`'s [`Spec`] already validated into the module's request, as
