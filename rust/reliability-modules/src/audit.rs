@@ -18,7 +18,14 @@ pub fn dir(module: &Module) -> PathBuf {
 /// Who runs this task: the host's side from the process, the controller's from the action
 /// plugin (`controller_user`, `playbook`, `play`, `task`).
 pub fn actor(module: &Module) -> Actor {
-    let text = |k: &str| module.internal.controller.get(k).and_then(Value::as_str).map(str::to_string);
+    let text = |k: &str| {
+        module
+            .internal
+            .controller
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     Actor {
         controller_user: text("controller_user"),
         playbook: text("playbook"),
@@ -58,7 +65,10 @@ pub fn append(
         config_digest: None,
         details,
     };
-    audit::append(&dir, record)
-        .map(|_| ())
-        .map_err(|e| Failure::new(format!("the audit trail in '{}' could not be appended: {e}", dir.display())))
+    audit::append(&dir, record).map(|_| ()).map_err(|e| {
+        Failure::new(format!(
+            "the audit trail in '{}' could not be appended: {e}",
+            dir.display()
+        ))
+    })
 }

@@ -30,13 +30,18 @@
 //!   holds it. A pattern that matches them is wider than the backups.
 //! - A backup with anything mounted below it, or that is a mount point, is not deleted
 //!   (`prune::remove`); it is reported in `errors` like any backup that could not go.
+//! - A run that deleted or tried to delete appends one record (`backup_retention.delete`,
+//!   outcome `changed` or `failed`, the names deleted and the errors) to the audit trail
+//!   under `state_dir`; a run with nothing to delete, and check mode, append nothing.
 
+use crate::audit;
 use ansible_module::{Failure, Module, Response};
 use reliability_backup::good;
 use reliability_core::retention::{self, Backup, Decision, Policy};
 use reliability_core::size::format_size;
 use reliability_core::spec::{Opt, Spec};
 use reliability_core::timestamp;
+use reliability_os::audit::Outcome;
 use reliability_os::clock::now_ms;
 use reliability_os::prune::{self, Entry};
 use reliability_os::state;
@@ -217,6 +222,26 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
         .map(|d| describe(d, entry(d)))
         .collect();
     let changed = !deleted.is_empty();
+    if !check_mode && (changed || !errors.is_empty()) {
+        let outcome = if errors.is_empty() {
+            Outcome::Changed
+        } else {
+            Outcome::Failed
+        };
+        let details = json!({
+            "pattern": pattern,
+            "deleted": gone,
+            "bytes_freed": bytes_freed,
+            "errors": errors,
+            "keep_days": policy.keep_days,
+            "keep_last": policy.keep_last,
+            "min_keep": policy.min_keep,
+            "protected": plan.protected,
+        });
+        let target = found.root.display().to_string();
+        audit::append(module, "backup_retention.delete", &target, None, outcome, details)
+            .map_err(|f| f.field("changed", changed))?;
+    }
     let verb = if check_mode { "would delete" } else { "deleted" };
     let mut msg = format!(
         "{verb} {} of {} backups matching '{pattern}' in '{}' ({} freed), kept {}",

@@ -99,7 +99,9 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
     let (next, action) = if present {
         let end = end_of(module, now)?;
         if end.is_none() && open.is_none() {
-            return Err(Failure::new("state is present but neither duration nor end is given: say how long the window lasts"));
+            return Err(Failure::new(
+                "state is present but neither duration nor end is given: say how long the window lasts",
+            ));
         }
         if let Some(end) = end.filter(|e| *e <= now) {
             return Err(Failure::new(format!(
@@ -117,7 +119,11 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
                 let wanted = AdHoc {
                     reason,
                     services,
-                    end_ms: if explicit_end { end.unwrap_or(w.end_ms) } else { w.end_ms },
+                    end_ms: if explicit_end {
+                        end.unwrap_or(w.end_ms)
+                    } else {
+                        w.end_ms
+                    },
                     ..w.clone()
                 };
                 if &wanted == w {
@@ -140,7 +146,13 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
         }
     } else {
         match open {
-            Some(w) => (Some(AdHoc { end_ms: now, ..w.clone() }), "maintenance.close"),
+            Some(w) => (
+                Some(AdHoc {
+                    end_ms: now,
+                    ..w.clone()
+                }),
+                "maintenance.close",
+            ),
             None => (None, ""),
         }
     };
@@ -180,10 +192,7 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
         _ if present => format!("maintenance window '{name}' is open as asked"),
         _ => format!("maintenance window '{name}' is not open"),
     };
-    let mut response = Response::new()
-        .changed(changed)
-        .msg(msg)
-        .field("window", after.clone());
+    let mut response = Response::new().changed(changed).msg(msg).field("window", after.clone());
     if module.diff_mode() {
         let header = format!("maintenance window {name}");
         response = response.field(

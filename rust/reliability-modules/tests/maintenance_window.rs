@@ -57,7 +57,8 @@ fn walk(dir: &Path) -> Vec<String> {
 fn open_then_unchanged_then_update_then_close() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let controller = json!({"controller_user": "alice", "playbook": "/srv/deploy.yml", "play": "web", "task": "open a window"});
+    let controller =
+        json!({"controller_user": "alice", "playbook": "/srv/deploy.yml", "play": "web", "task": "open a window"});
     let open = args(
         dir,
         json!({"duration": "2h", "reason": "kernel update", "services": ["nginx"], "_hx_reliability_controller": controller}),
@@ -74,11 +75,21 @@ fn open_then_unchanged_then_update_then_close() {
 
     // The same task again: nothing to do, the end not pushed back.
     let r = run(BIN, &open);
-    assert_eq!((r["changed"].clone(), r["window"]["end"].clone()), (json!(false), end.clone()), "{r}");
+    assert_eq!(
+        (r["changed"].clone(), r["window"]["end"].clone()),
+        (json!(false), end.clone()),
+        "{r}"
+    );
     assert_eq!(msg(&r), "maintenance window 'deploy' is open as asked");
 
     // Another reason: updated in place.
-    let r = run(BIN, &args(dir, json!({"duration": "2h", "reason": "kernel update, take 2", "services": ["nginx"]})));
+    let r = run(
+        BIN,
+        &args(
+            dir,
+            json!({"duration": "2h", "reason": "kernel update, take 2", "services": ["nginx"]}),
+        ),
+    );
     assert_eq!(r["changed"], json!(true), "{r}");
     assert_eq!(r["window"]["end"], end);
 
@@ -126,7 +137,10 @@ fn check_mode_writes_nothing_and_predicts() {
     };
     let r = check(json!({"end": "2999-01-01T00:00:00Z", "reason": "upgrade"}));
     assert_eq!(r["changed"], json!(true), "{r}");
-    assert!(msg(&r).starts_with("maintenance window 'deploy' would be opened until 2999-01-01T00:00:00.000Z"), "{r}");
+    assert!(
+        msg(&r).starts_with("maintenance window 'deploy' would be opened until 2999-01-01T00:00:00.000Z"),
+        "{r}"
+    );
     assert_eq!(r["diff"]["before"], json!(""));
     let after = r["diff"]["after"].as_str().unwrap();
     assert!(after.contains("reason: \"upgrade\"\n"), "{after}");
@@ -135,14 +149,20 @@ fn check_mode_writes_nothing_and_predicts() {
     assert!(!dir.exists(), "check mode created {:?}", files_under(&dir));
 
     // Really open it, then check-mode close: predicted, nothing moved.
-    let r = run(BIN, &args(&dir, json!({"end": "2999-01-01T00:00:00Z", "reason": "upgrade"})));
+    let r = run(
+        BIN,
+        &args(&dir, json!({"end": "2999-01-01T00:00:00Z", "reason": "upgrade"})),
+    );
     assert_eq!(r["changed"], json!(true), "{r}");
     let before = files_under(&dir);
     let stored = std::fs::read(dir.join("maintenance/deploy.json")).unwrap();
     let audit = std::fs::read(dir.join("audit/audit.jsonl")).unwrap();
     let r = check(json!({"state": "absent"}));
     assert_eq!(r["changed"], json!(true), "{r}");
-    assert!(r["diff"]["before"].as_str().unwrap().contains("reason: \"upgrade\""), "{r}");
+    assert!(
+        r["diff"]["before"].as_str().unwrap().contains("reason: \"upgrade\""),
+        "{r}"
+    );
     assert_eq!(r["diff"]["after"], json!(""));
     assert_eq!(msg(&r), "maintenance window 'deploy' would be closed");
     let r = check(json!({"end": "2999-06-01T00:00:00Z", "reason": "upgrade"}));
@@ -158,13 +178,31 @@ fn bad_input_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let cases = [
-        (json!({"duration": "2h"}), "invalid arguments for maintenance_window: state is 'present' but these options are missing: reason"),
-        (json!({"reason": "r"}), "state is present but neither duration nor end is given"),
-        (json!({"reason": "r", "duration": "2h", "end": "2999-01-01T00:00:00Z"}), "mutually exclusive"),
+        (
+            json!({"duration": "2h"}),
+            "invalid arguments for maintenance_window: state is 'present' but these options are missing: reason",
+        ),
+        (
+            json!({"reason": "r"}),
+            "state is present but neither duration nor end is given",
+        ),
+        (
+            json!({"reason": "r", "duration": "2h", "end": "2999-01-01T00:00:00Z"}),
+            "mutually exclusive",
+        ),
         (json!({"reason": "r", "duration": "2 fortnights"}), "duration: "),
-        (json!({"reason": "r", "end": "2000-01-01T00:00:00Z"}), "end: '2000-01-01T00:00:00.000Z' is not in the future"),
-        (json!({"reason": "r", "end": "tomorrow"}), "end: 'tomorrow' is not an RFC 3339 time"),
-        (json!({"reason": "r", "duration": "1h", "name": "../x"}), "name: invalid name '../x'"),
+        (
+            json!({"reason": "r", "end": "2000-01-01T00:00:00Z"}),
+            "end: '2000-01-01T00:00:00.000Z' is not in the future",
+        ),
+        (
+            json!({"reason": "r", "end": "tomorrow"}),
+            "end: 'tomorrow' is not an RFC 3339 time",
+        ),
+        (
+            json!({"reason": "r", "duration": "1h", "name": "../x"}),
+            "name: invalid name '../x'",
+        ),
     ];
     for (extra, says) in cases {
         let r = run(BIN, &args(dir, extra.clone()));
@@ -180,7 +218,10 @@ fn parallel_runs_keep_one_chain() {
     let dir = tmp.path().to_path_buf();
     let children: Vec<_> = (0..8)
         .map(|i| {
-            let a = args(&dir, json!({"name": format!("w{i}"), "duration": "1h", "reason": format!("host {i}")}));
+            let a = args(
+                &dir,
+                json!({"name": format!("w{i}"), "duration": "1h", "reason": format!("host {i}")}),
+            );
             let file = dir.join(format!("args{i}"));
             std::fs::write(&file, a.to_string()).unwrap();
             std::process::Command::new(BIN)
