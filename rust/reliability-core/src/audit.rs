@@ -178,118 +178,135 @@ pub struct VerifyReport {
 /// Walk the trail in order; `recorded_head` is the head kept beside it (`None` when there
 /// is none: an empty trail, or a trail written before heads were kept).
 pub fn verify(files: &[TrailFile<'_>], recorded_head: Option<&Head>) -> VerifyReport {
-    let mut head = Head::empty();
-    let mut records = 0u64;
-    // Where the last good line is, to name it when the next one says it was edited.
-    let mut last_at: Option<(String, usize)> = None;
-    let bad = |file: &str, line: usize, problem: String, head: Head, records: u64| VerifyReport {
-        ok: false,
-        files: files.len(),
-        records,
-        head,
-        first_bad: Some(BadLine {
-            file: file.to_string(),
-            line,
-            problem,
-        }),
-    };
+    let mut v = Verifier::default();
     for f in files {
-        if f.bytes.is_empty() {
-            continue;
+        if !v.file(f.name, f.bytes) {
+            break;
         }
-        let complete = f.bytes.ends_with(b"\n");
-        let lines: Vec<&[u8]> = f
-            .bytes
+    }
+    v.finish(recorded_head)
+}
+
+/// [`verify`] one file at a time, so a reader holds one file in memory, not the trail.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    head: Option<Head>,
+    records: u64,
+    files: usize,
+    /// Where the last good line is, to name it when the next one says it was edited.
+    last_at: Option<(String, usize)>,
+    bad: Option<BadLine>,
+}
+
+impl Verifier {
+    /// Check the next file of the trail; `false` once a bad line is found (the files after
+    /// it need not be read).
+    pub fn file(&mut self, name: &str, bytes: &[u8]) -> bool {
+        if self.bad.is_some() {
+            return false;
+        }
+        self.files += 1;
+        if bytes.is_empty() {
+            return true;
+        }
+        let complete = bytes.ends_with(b"\n");
+        let lines: Vec<&[u8]> = bytes
             .strip_suffix(b"\n")
-            .unwrap_or(f.bytes)
+            .unwrap_or(bytes)
             .split(|b| *b == b'\n')
             .collect();
         for (i, line) in lines.iter().enumerate() {
-            let n = i + 1;
-            if i + 1 == lines.len() && !complete {
-                return bad(
-                    f.name,
-                    n,
-                    "the line has no end: a truncated record".into(),
-                    head,
-                    records,
-                );
+            if let Err((at, problem)) = self.line(name, i + 1, line, i + 1 == lines.len() && !complete) {
+                self.bad = Some(BadLine {
+                    file: at.0,
+                    line: at.1,
+                    problem,
+                });
+                return false;
             }
-            let entry: Entry = match serde_json::from_slice(line) {
-                Ok(e) => e,
-                Err(e) => return bad(f.name, n, format!("not an audit record: {e}"), head, records),
-            };
-            if entry.seq != head.seq + 1 {
-                let problem = if entry.seq > head.seq + 1 {
-                    format!(
-                        "seq {} follows seq {}: record(s) {} removed",
-                        entry.seq,
-                        head.seq,
-                        missing(head.seq + 1, entry.seq - 1)
-                    )
-                } else {
-                    format!(
-                        "seq {} follows seq {}: lines reordered or repeated",
-                        entry.seq, head.seq
-                    )
-                };
-                return bad(f.name, n, problem, head, records);
-            }
-            if entry.prev != head.digest {
-                // The line before no longer hashes to what this one recorded: that line was
-                // edited (or this one's prev was).
-                let (file, line) = last_at.clone().unwrap_or((f.name.to_string(), n));
-                let problem = format!(
-                    "the record (seq {}) does not hash to the digest the next record keeps of it: edited",
-                    head.seq
-                );
-                // The head before the edited line is not known here; report the records
-                // before it as the intact part.
-                let before = records.saturating_sub(1);
-                return bad(&file, line, problem, head, before);
-            }
-            head = Head {
-                seq: entry.seq,
-                digest: digest(line),
-            };
-            records += 1;
-            last_at = Some((f.name.to_string(), n));
         }
+        true
     }
-    if let Some(recorded) = recorded_head {
-        if recorded != &head {
-            let (file, line) = last_at.unwrap_or_else(|| (files.last().map_or("", |f| f.name).to_string(), 0));
-            let problem = if recorded.seq > head.seq {
+
+    /// One line; on a problem, where it is (file, line) and what.
+    fn line(&mut self, name: &str, n: usize, line: &[u8], torn: bool) -> Result<(), ((String, usize), String)> {
+        let here = || (name.to_string(), n);
+        if torn {
+            return Err((here(), "the line has no end: a truncated record".into()));
+        }
+        let entry: Entry = serde_json::from_slice(line).map_err(|e| (here(), format!("not an audit record: {e}")))?;
+        let head = self.head.get_or_insert_with(Head::empty);
+        if entry.seq != head.seq + 1 {
+            let problem = if entry.seq > head.seq + 1 {
                 format!(
-                    "the trail ends at seq {} but its head says seq {}: the last record(s) removed",
-                    head.seq, recorded.seq
-                )
-            } else if recorded.seq == head.seq {
-                format!(
-                    "the last record (seq {}) does not hash to the trail's head: edited",
-                    head.seq
+                    "seq {} follows seq {}: record(s) {} removed",
+                    entry.seq,
+                    head.seq,
+                    missing(head.seq + 1, entry.seq - 1)
                 )
             } else {
                 format!(
-                    "the trail runs past its head (seq {}): lines added after it",
-                    recorded.seq
+                    "seq {} follows seq {}: lines reordered or repeated",
+                    entry.seq, head.seq
                 )
             };
-            return VerifyReport {
-                ok: false,
-                files: files.len(),
-                records: records.saturating_sub(1),
-                head,
-                first_bad: Some(BadLine { file, line, problem }),
-            };
+            return Err((here(), problem));
         }
+        if entry.prev != head.digest {
+            // The line before no longer hashes to what this one recorded: that line was
+            // edited (or this one's prev was). It is not part of the intact trail.
+            self.records = self.records.saturating_sub(1);
+            let at = self.last_at.clone().unwrap_or_else(here);
+            return Err((
+                at,
+                format!(
+                    "the record (seq {}) does not hash to the digest the next record keeps of it: edited",
+                    head.seq
+                ),
+            ));
+        }
+        *head = Head {
+            seq: entry.seq,
+            digest: digest(line),
+        };
+        self.records += 1;
+        self.last_at = Some(here());
+        Ok(())
     }
-    VerifyReport {
-        ok: true,
-        files: files.len(),
-        records,
-        head,
-        first_bad: None,
+
+    /// The report, the trail's end compared with `recorded_head`.
+    pub fn finish(mut self, recorded_head: Option<&Head>) -> VerifyReport {
+        let head = self.head.take().unwrap_or_else(Head::empty);
+        if self.bad.is_none() {
+            if let Some(recorded) = recorded_head.filter(|r| **r != head) {
+                let problem = if recorded.seq > head.seq {
+                    format!(
+                        "the trail ends at seq {} but its head says seq {}: the last record(s) removed",
+                        head.seq, recorded.seq
+                    )
+                } else if recorded.seq == head.seq {
+                    format!(
+                        "the last record (seq {}) does not hash to the trail's head: edited",
+                        head.seq
+                    )
+                } else {
+                    format!(
+                        "the trail runs past its head (seq {}): lines added after it",
+                        recorded.seq
+                    )
+                };
+                let (file, line) = self.last_at.clone().unwrap_or_default();
+                self.records = self.records.saturating_sub(1);
+                self.bad = Some(BadLine { file, line, problem });
+            }
+        }
+        VerifyReport {
+            ok: self.bad.is_none(),
+            files: self.files,
+            records: self.records,
+            head,
+            first_bad: self.bad,
+        }
     }
 }
 

@@ -21,7 +21,7 @@
 
 use crate::state::{self, StateError};
 use nix::fcntl::FlockArg;
-use reliability_core::audit::{self as core, Entry, TrailFile, MAX_LINE};
+use reliability_core::audit::{self as core, Entry, Verifier, MAX_LINE};
 /// The record a front end gives, and what an append and a verification return.
 pub use reliability_core::audit::{Actor, BadLine, Head, Outcome, Record, VerifyReport};
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -171,20 +171,20 @@ impl Trail {
         Ok(new_head)
     }
 
-    /// Check the whole trail, oldest file first.
+    /// Check the whole trail, oldest file first, one file in memory at a time.
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
-        let mut files = Vec::new();
+        let mut verifier = Verifier::default();
         for path in self.files()? {
             let bytes = fs::read(&path).map_err(io_error("read", &path))?;
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            files.push((name, bytes));
+            if !verifier.file(&name, &bytes) {
+                break;
+            }
         }
-        let views: Vec<TrailFile<'_>> = files.iter().map(|(n, b)| TrailFile { name: n, bytes: b }).collect();
-        let recorded = self.recorded_head()?;
-        Ok(core::verify(&views, recorded.as_ref()))
+        Ok(verifier.finish(self.recorded_head()?.as_ref()))
     }
 
     /// The trail's files in order: rotated ones by name, then the current one.
