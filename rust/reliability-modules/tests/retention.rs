@@ -706,7 +706,8 @@ fn mounts_inside_backups_are_never_crossed() {
         q(root.join("db-mp")),
         q(tmp.path().join("after"))
     );
-    let args = json!({"path": root, "pattern": "db-*", "keep_last": 1, "require_good": false});
+    let state_dir = tmp.path().join("state");
+    let args = json!({"path": root, "pattern": "db-*", "keep_last": 1, "require_good": false, "state_dir": state_dir});
     for check_mode in [true, false] {
         let mut args = args.clone();
         args["_ansible_check_mode"] = json!(check_mode);
@@ -777,6 +778,16 @@ fn mounts_inside_backups_are_never_crossed() {
             assert_eq!(std::fs::read(root.join(name).join("dump")).unwrap(), b"0123456789");
         }
         assert_eq!(root.join("db-plain").exists(), check_mode);
+        // The run that deleted one and failed on three is one audit record, outcome failed;
+        // check mode appended none.
+        let trail = std::fs::read_to_string(state_dir.join("audit/audit.jsonl")).unwrap_or_default();
+        let records: Vec<Value> = trail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(records.len(), usize::from(!check_mode), "{trail}");
+        if let Some(record) = records.first() {
+            assert_eq!(record["outcome"], "failed");
+            assert_eq!(record["details"]["deleted"], json!(["db-plain"]));
+            assert_eq!(record["details"]["errors"].as_array().unwrap().len(), 3);
+        }
     }
     assert_eq!(ls(&root), ["db-bind", "db-mp", "db-new", "db-usb"]);
 }

@@ -19,14 +19,15 @@
 //!
 //! The hash chain and the judgement are `reliability_core::audit`; this file is the I/O.
 
+use crate::small_file::{self, Follow, SmallFileError};
 use crate::state::{self, StateError};
 use nix::fcntl::FlockArg;
 use reliability_core::audit::{self as core, Entry, Verifier, MAX_LINE};
 /// The record a front end gives, and what an append and a verification return.
 pub use reliability_core::audit::{Actor, BadLine, Head, Outcome, Record, VerifyReport};
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,6 +41,10 @@ pub const HEAD: &str = "head.json";
 const LOCK: &str = ".lock";
 /// The size past which the current file is rotated.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// The largest trail file read (a rotation size raised later leaves larger files).
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+/// The largest `head.json` read.
+const MAX_HEAD_BYTES: u64 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -47,6 +52,8 @@ pub enum AuditError {
     State(#[from] StateError),
     #[error(transparent)]
     Record(#[from] core::AuditError),
+    #[error(transparent)]
+    File(#[from] SmallFileError),
     #[error("cannot {action} '{}': {source}", path.display())]
     Io {
         action: &'static str,
@@ -119,15 +126,16 @@ impl Trail {
     pub fn append(&self, record: Record) -> Result<Head, AuditError> {
         self.ensure_dir()?;
         let lock_path = self.dir.join(LOCK);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&lock_path)
-            .map_err(io_error("open", &lock_path))?;
+        let lock = small_file::open(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+            &lock_path,
+            Follow::No,
+        )?;
         let _lock = state::flock(lock, FlockArg::LockExclusiveNonblock, &lock_path, self.lock_timeout)?;
 
         let current = self.dir.join(CURRENT);
@@ -142,14 +150,11 @@ impl Trail {
             self.rotate(&current)?;
         }
         let existed = current.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&current)
-            .map_err(io_error("open", &current))?;
+        let mut file = small_file::open(
+            OpenOptions::new().read(true).append(true).create(true).mode(0o600),
+            &current,
+            Follow::No,
+        )?;
         let len = file.metadata().map_err(io_error("stat", &current))?.len();
         if len > 0 {
             let mut last = [0u8];
@@ -175,7 +180,7 @@ impl Trail {
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
         let mut verifier = Verifier::default();
         for path in self.files()? {
-            let bytes = fs::read(&path).map_err(io_error("read", &path))?;
+            let bytes = small_file::read(&path, MAX_FILE_BYTES, Follow::No)?;
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -212,11 +217,8 @@ impl Trail {
 
     fn recorded_head(&self) -> Result<Option<Head>, AuditError> {
         let path = self.dir.join(HEAD);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error("read", &path)(e)),
-        }
+        let bytes = small_file::read_if_exists(&path, MAX_HEAD_BYTES, Follow::No)?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     /// What the next record chains to: the recorded head, unless the last line written
@@ -250,7 +252,7 @@ impl Trail {
 
     /// `audit.jsonl` -> `audit-<first seq>.jsonl`.
     fn rotate(&self, current: &Path) -> Result<(), AuditError> {
-        let file = File::open(current).map_err(io_error("open", current))?;
+        let file = small_file::open(OpenOptions::new().read(true), current, Follow::No)?;
         let mut buf = vec![0u8; MAX_LINE + 1];
         let n = read_at_most(&file, &mut buf, 0).map_err(io_error("read", current))?;
         let first_seq = buf[..n]
@@ -269,20 +271,9 @@ impl Trail {
         Ok(())
     }
 
-    /// The directory, made 0700 when this creates it.
+    /// The directory, and any missing above it, made 0700 (`state::ensure_dir`).
     fn ensure_dir(&self) -> Result<(), AuditError> {
-        if self.dir.is_dir() {
-            return Ok(());
-        }
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(io_error("create directory", &self.dir))?;
-        if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            state::sync_dir(parent)?;
-        }
-        Ok(())
+        Ok(state::ensure_dir(&self.dir)?)
     }
 }
 
@@ -302,22 +293,17 @@ fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 /// The last newline-terminated line of a file (a torn fragment after it is skipped),
 /// reading at most its last `2 * MAX_LINE` bytes.
 fn last_complete_line(path: &Path) -> Result<Option<Vec<u8>>, AuditError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error("open", path)(e)),
+    let (buf, skipped) = match small_file::read_tail(path, 2 * MAX_LINE as u64, Follow::No) {
+        Ok(read) => read,
+        Err(e) if e.is_missing() => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    let len = file.metadata().map_err(io_error("stat", path))?.len();
-    let take = len.min(2 * MAX_LINE as u64);
-    let mut buf = vec![0u8; usize::try_from(take).unwrap_or(0)];
-    let n = read_at_most(&file, &mut buf, len - take).map_err(io_error("read", path))?;
-    buf.truncate(n);
     let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
         return Ok(None);
     };
     let body = &buf[..end];
     let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if start == 0 && take < len {
+    if start == 0 && skipped > 0 {
         // The line is longer than what was read: not one of ours.
         return Ok(None);
     }
@@ -411,6 +397,21 @@ mod tests {
         let r = verify(&dir).expect("verify");
         assert!(r.ok, "{r:?}");
         assert_eq!(r.records, 100);
+    }
+
+    #[test]
+    fn a_planted_link_is_refused_and_its_target_untouched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("audit");
+        append(&dir, record("a")).expect("append");
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, b"keep\n").expect("write");
+        fs::remove_file(dir.join(CURRENT)).expect("remove");
+        std::os::unix::fs::symlink(&victim, dir.join(CURRENT)).expect("symlink");
+        let err = append(&dir, record("b")).expect_err("refused");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(fs::read(&victim).expect("read"), b"keep\n");
+        assert!(verify(&dir).is_err());
     }
 
     #[test]
