@@ -172,7 +172,7 @@ impl Trail {
             state::sync_dir(&self.dir)?;
         }
         let head_bytes = serde_json::to_vec(&new_head).map_err(|e| core::AuditError::Encode(e.to_string()))?;
-        state::write_atomic(&self.dir.join(HEAD), &head_bytes)?;
+        state::write_atomic_private(&self.dir.join(HEAD), &head_bytes)?;
         Ok(new_head)
     }
 
@@ -343,6 +343,8 @@ mod tests {
         }
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join(CURRENT)), 0o600);
+        assert_eq!(mode(&dir.join(HEAD)), 0o600);
+        assert_eq!(mode(&dir.join(".lock")), 0o600);
         let r = verify(&dir).expect("verify");
         assert!(r.ok && r.records == 3, "{r:?}");
         let a = actor();

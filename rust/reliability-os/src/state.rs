@@ -520,6 +520,16 @@ fn encode<T: Record>(value: &T, path: &Path) -> Result<Vec<u8>, StateError> {
 /// fsynced. Readers see the old file or the new one, never a part; a crash leaves at most
 /// a stray `.<name>.<pid>.tmp`. Every file the project writes goes through here.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomic_mode(path, bytes, SHARED)
+}
+
+/// [`write_atomic`] for a file only its owner may read: mode 0600 whatever the umask (the
+/// audit trail's head).
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomic_mode(path, bytes, PRIVATE)
+}
+
+fn write_atomic_mode(path: &Path, bytes: &[u8], mode: FileMode) -> Result<(), StateError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -532,7 +542,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     };
     // Unlocked writers to one path must not share a temporary file: the pid keeps them apart.
     let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    write_via(&tmp, path, bytes, SHARED)
+    write_via(&tmp, path, bytes, mode)
 }
 
 /// The mode of a file [`write_via`] makes: `Some` is set exactly, whatever the umask.
