@@ -4,8 +4,9 @@
 //! silence, kept on the host itself.
 //!
 //! A window is a record of kind `maintenance` in the state store (`AdHoc`:
-//! name, reason, actor, start, end, services), read by the monitor through
-//! `reliability_os::maintenance`; whether it is in force is `reliability_core::maintenance`.
+//! name, reason, actor, start, end, services), for the monitor to read through
+//! `reliability_os::maintenance` (its daemon is not wired to it yet); whether it is in force
+//! is `reliability_core::maintenance::active_at`.
 //!
 //! Decisions:
 //! - `state: present` with no open window of that name opens one now, until `end` or for
