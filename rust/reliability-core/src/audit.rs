@@ -116,8 +116,17 @@ impl Head {
 
 /// SHA-256 (hex) of a line's bytes, its newline excluded.
 pub fn digest(line: &[u8]) -> String {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    Sha256::digest(line).iter().map(|b| format!("{b:02x}")).collect()
+    hex_sha256(line.strip_suffix(b"\n").unwrap_or(line))
+}
+
+/// A configuration's digest for [`Record::config_digest`]: SHA-256 (hex) of the file's exact
+/// bytes, as `sha256sum` prints it.
+pub fn config_digest(config: &[u8]) -> String {
+    hex_sha256(config)
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -475,6 +484,16 @@ mod tests {
         // A whole rotated file removed: the next file's first record names the gap.
         let gone = vec![files[1].clone()];
         assert_eq!(first_bad(&check(&gone, Some(&head))), ("f2".into(), 1));
+    }
+
+    #[test]
+    fn digests() {
+        // `printf 'a: 1\n' | sha256sum`
+        let config = config_digest(b"a: 1\n");
+        assert_eq!(config, "37b128c59f1f5097f73f82691cb519f1f568667faab5ced1b4ab979d36837eae");
+        assert_ne!(config, digest(b"a: 1\n"), "a line's digest leaves its newline out");
+        assert_eq!(digest(b"a: 1\n"), digest(b"a: 1"));
+        assert_eq!(digest(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]
