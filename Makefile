@@ -13,7 +13,7 @@ COLLECTIONS ?= .cache/collections
 STAMPS      := .cache/stamps
 PY          := $(VENV)/bin/python
 # The modules, one binary each (see rust/reliability-modules/src/bin/).
-MODULES     := reliability_facts health_check backup_manifest backup_verify backup_retention circuit_breaker service_recovery
+MODULES     := reliability_facts health_check backup_manifest backup_verify backup_retention circuit_breaker service_recovery maintenance_window
 ARCHES      := x86_64 aarch64
 TRIPLE_x86_64  := x86_64-unknown-linux-musl
 TRIPLE_aarch64 := aarch64-unknown-linux-musl

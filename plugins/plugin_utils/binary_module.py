@@ -29,10 +29,17 @@ Two ways to run the binary, with the same arguments (built by ansible-core's own
   warning, when the cache cannot be trusted or used (a directory other users can write or
   that a link leads into, a read-only or ``noexec`` home, no SHA-256 tool), and it is the
   only path for ``async`` (which binary modules do not support) and non-POSIX shells.
+
+Ansible tells a module nothing of the controller side (its ``_ansible_*`` keys carry the
+check and diff modes, verbosity, the version, the module name, temporary directories,
+``target_log_info`` and the like; no user, playbook, play or task). The audit trail on the
+target wants them, so the arguments carry them under ``_hx_reliability_controller``, which
+the binaries' protocol layer (``rust/ansible-module``) strips before checking the options.
 """
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import inspect
 import json
@@ -63,6 +70,7 @@ except ImportError:  # ansible-core 2.15-2.18
 _PARSE_TAKES_PROFILE = "profile" in inspect.signature(ActionBase._parse_returned_data).parameters
 
 COLLECTION = "hx.reliability"
+CONTROLLER_KEY = "_hx_reliability_controller"
 BIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bin")
 
 # uname -m spellings, and the name of the binary built for each.
@@ -277,8 +285,24 @@ class BinaryModuleAction(ActionBase):
     def _module_args(self, name, task_vars):
         """The task's arguments plus the `_ansible_*` keys, as ansible-core adds them."""
         args = dict(self._task.args)
+        args[CONTROLLER_KEY] = self._controller(task_vars)
         self._update_module_args(name, args, task_vars)
         return _encode_args(args)
+
+    def _controller(self, task_vars):
+        """Who runs this task on the controller, for the audit trail: strings only."""
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = None
+        found = {
+            "controller_user": user,
+            # The file and line the task is written at: the playbook, or the role file.
+            "playbook": self._task.get_path() or None,
+            "play": task_vars.get("ansible_play_name"),
+            "task": self._task.get_name(),
+        }
+        return dict((k, str(v)) for k, v in found.items() if v)
 
     def _finish(self, res):
         data = self._parse_returned_data(res, "legacy") if _PARSE_TAKES_PROFILE else self._parse_returned_data(res)

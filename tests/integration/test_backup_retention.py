@@ -35,7 +35,7 @@ def test_check_mode_lists_and_deletes_nothing_then_deletes(ansible: Ansible, tmp
         age(dump, n)
     (root / "README").write_text("not a backup\n")
     age(root / "README", 100)
-    args = f"path={root} pattern=db-*.dump keep_last=2 keep_days=3 require_good=false"
+    args = f"path={root} pattern=db-*.dump keep_last=2 keep_days=3 require_good=false state_dir={tmp_path / 'state'}"
 
     check = ansible.adhoc("localhost", RETENTION, args, "--check", "--diff")["localhost"]
     assert check.get("failed") is not True, check

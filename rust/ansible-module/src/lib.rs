@@ -35,12 +35,34 @@ pub struct Internal {
     pub tmpdir: Option<String>,
     /// As configured, tilde not expanded.
     pub remote_tmp: Option<String>,
+    /// What the collection's action plugin says of the controller side (user, playbook,
+    /// play, task), from [`CONTROLLER_KEY`]: Ansible passes none of it to a module. Only
+    /// string values are kept, each cut to [`MAX_CONTROLLER_VALUE`] bytes.
+    pub controller: Map<String, Value>,
 }
+
+/// The key under which `plugins/plugin_utils/binary_module.py` sends the controller's
+/// side of a run (for the audit trail). Stripped like the `_ansible_*` keys.
+pub const CONTROLLER_KEY: &str = "_hx_reliability_controller";
+/// The longest controller value kept, in bytes.
+pub const MAX_CONTROLLER_VALUE: usize = 256;
 
 impl Internal {
     fn from_args(args: &mut Map<String, Value>) -> Internal {
         let keys: Vec<String> = args.keys().filter(|k| k.starts_with("_ansible_")).cloned().collect();
         let mut internal = Internal::default();
+        if let Some(Value::Object(controller)) = args.remove(CONTROLLER_KEY) {
+            for (k, v) in controller.into_iter().take(16) {
+                if let Value::String(mut text) = v {
+                    let mut cut = text.len().min(MAX_CONTROLLER_VALUE);
+                    while !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    text.truncate(cut);
+                    internal.controller.insert(k, Value::String(text));
+                }
+            }
+        }
         for key in keys {
             let Some(value) = args.remove(&key) else { continue };
             let flag = || reliability_core::spec::to_bool(&value).unwrap_or(false);

@@ -5,11 +5,13 @@
 //! clock or the environment: callers pass what the core needs, so every rule is tested
 //! table-style with plain values.
 
+pub mod audit;
 pub mod breaker;
 pub mod cancel;
 pub mod check;
 pub mod duration;
 pub mod incident;
+pub mod maintenance;
 pub mod manifest;
 pub mod quote;
 pub mod recovery;

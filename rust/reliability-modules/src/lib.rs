@@ -7,12 +7,14 @@
 //! deciding and acting happen in the engines, which the monitor daemon and the CLI call
 //! too.
 
+pub mod audit;
 pub mod backup_manifest;
 pub mod backup_retention;
 pub mod backup_verify;
 pub mod circuit_breaker;
 pub mod facts;
 pub mod health_check;
+pub mod maintenance_window;
 pub mod service_recovery;
 
 use ansible_module::{Failure, Module, Response};
@@ -33,6 +35,7 @@ pub const MODULES: &[(&str, SpecFn)] = &[
     ("backup_retention", backup_retention::spec),
     ("circuit_breaker", circuit_breaker::spec),
     ("service_recovery", service_recovery::spec),
+    ("maintenance_window", maintenance_window::spec),
 ];
 
 /// The one conversion of an engine's report into a module result: its fields become the

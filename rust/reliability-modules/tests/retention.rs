@@ -144,7 +144,8 @@ fn keep_days_and_keep_last_alone_and_combined() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("backups");
         ten_backups(&root);
-        let mut args = json!({"path": root, "pattern": "db-*", "require_good": false});
+        let mut args =
+            json!({"path": root, "pattern": "db-*", "require_good": false, "state_dir": dir.path().join("state")});
         args.as_object_mut()
             .unwrap()
             .extend(policy.as_object().unwrap().clone());
@@ -184,7 +185,8 @@ fn min_keep_reason_and_idempotence() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("backups");
     ten_backups(&root);
-    let args = json!({"path": root, "pattern": "db-*", "keep_days": 1, "min_keep": 2, "require_good": false});
+    let args = json!({"path": root, "pattern": "db-*", "keep_days": 1, "min_keep": 2, "require_good": false,
+                      "state_dir": dir.path().join("state")});
     let r = run(RETENTION, &args);
     assert!(!failed(&r), "{r}");
     let kept = reasons(&r["kept"]);
@@ -203,7 +205,8 @@ fn check_mode_deletes_nothing_lists_what_would_go_and_diff_shows_it() {
     let root = dir.path().join("backups");
     ten_backups(&root);
     let before = snapshot(dir.path());
-    let args = json!({"path": root, "pattern": "db-*", "keep_last": 4, "require_good": false});
+    let state_dir = dir.path().join("state");
+    let args = json!({"path": root, "pattern": "db-*", "keep_last": 4, "require_good": false, "state_dir": state_dir});
     let mut check = args.clone();
     check["_ansible_check_mode"] = json!(true);
     check["_ansible_diff"] = json!(true);
@@ -235,11 +238,28 @@ fn check_mode_deletes_nothing_lists_what_would_go_and_diff_shows_it() {
     left.push("notes.txt".into());
     assert_eq!(ls(&root), left);
 
+    // The deletion run is one audit record; check mode appended none.
+    let trail = || -> Vec<Value> {
+        std::fs::read_to_string(state_dir.join("audit/audit.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let records = trail();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["action"], "backup_retention.delete");
+    assert_eq!(records[0]["outcome"], "changed");
+    assert_eq!(records[0]["target"], root.canonicalize().unwrap().display().to_string());
+    assert_eq!(records[0]["details"]["deleted"], json!(db(4..10)));
+    assert_eq!(records[0]["details"]["keep_last"], 4);
+
     // Nothing left to do: not changed, in check mode or not; the diff is empty.
     let predicted = run(RETENTION, &check);
     assert_eq!(predicted["changed"], false, "{predicted}");
     assert_eq!(predicted["diff"]["before"], predicted["diff"]["after"]);
     assert_eq!(run(RETENTION, &args)["changed"], false);
+    assert_eq!(trail().len(), 1, "a run that deleted nothing appends nothing");
 }
 
 /// A dated backup directory with data and a manifest written by `backup_manifest`.
@@ -456,7 +476,8 @@ fn links_are_never_followed_out_of_path() {
 
     let r = run(
         RETENTION,
-        &json!({"path": via, "pattern": "db-*", "keep_last": 0, "min_keep": 0, "require_good": false}),
+        &json!({"path": via, "pattern": "db-*", "keep_last": 0, "min_keep": 0, "require_good": false,
+                "state_dir": tmp.path().join("state")}),
     );
     assert!(!failed(&r), "{r}");
     assert_eq!(r["path"], root.canonicalize().unwrap().display().to_string());
@@ -479,7 +500,7 @@ fn bad_input_is_named_and_deletes_nothing() {
     let state_dir = tmp.path().join("state");
     let a_file = root.join("notes.txt");
     let before = snapshot(tmp.path());
-    let base = json!({"path": root, "pattern": "db-*", "keep_last": 1, "require_good": false});
+    let base = json!({"path": root, "pattern": "db-*", "keep_last": 1, "require_good": false, "state_dir": state_dir});
     let with = |extra: Value| {
         let mut a = base.clone();
         for (k, v) in extra.as_object().unwrap() {
@@ -685,7 +706,8 @@ fn mounts_inside_backups_are_never_crossed() {
         q(root.join("db-mp")),
         q(tmp.path().join("after"))
     );
-    let args = json!({"path": root, "pattern": "db-*", "keep_last": 1, "require_good": false});
+    let state_dir = tmp.path().join("state");
+    let args = json!({"path": root, "pattern": "db-*", "keep_last": 1, "require_good": false, "state_dir": state_dir});
     for check_mode in [true, false] {
         let mut args = args.clone();
         args["_ansible_check_mode"] = json!(check_mode);
@@ -756,6 +778,16 @@ fn mounts_inside_backups_are_never_crossed() {
             assert_eq!(std::fs::read(root.join(name).join("dump")).unwrap(), b"0123456789");
         }
         assert_eq!(root.join("db-plain").exists(), check_mode);
+        // The run that deleted one and failed on three is one audit record, outcome failed;
+        // check mode appended none.
+        let trail = std::fs::read_to_string(state_dir.join("audit/audit.jsonl")).unwrap_or_default();
+        let records: Vec<Value> = trail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(records.len(), usize::from(!check_mode), "{trail}");
+        if let Some(record) = records.first() {
+            assert_eq!(record["outcome"], "failed");
+            assert_eq!(record["details"]["deleted"], json!(["db-plain"]));
+            assert_eq!(record["details"]["errors"].as_array().unwrap().len(), 3);
+        }
     }
     assert_eq!(ls(&root), ["db-bind", "db-mp", "db-new", "db-usb"]);
 }

@@ -6,12 +6,14 @@
 //! is made by `reliability-core`, which never sees the machine.
 
 pub mod archive;
+pub mod audit;
 pub mod clock;
 pub mod command;
 pub mod facts;
 pub mod hashing;
 pub mod http;
 pub mod journal;
+pub mod maintenance;
 pub mod net;
 pub mod postgres;
 pub mod procs;
@@ -19,3 +21,4 @@ pub mod prune;
 pub mod small_file;
 pub mod state;
 pub mod systemd;
+pub mod zones;

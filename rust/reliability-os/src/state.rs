@@ -46,7 +46,7 @@
 use crate::small_file::{self, Follow, SmallFileError};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use reliability_core::{breaker, recovery, timestamp};
+use reliability_core::{breaker, maintenance, recovery, timestamp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -80,6 +80,11 @@ pub trait Record: Serialize + DeserializeOwned {
 impl Record for breaker::Breaker {
     const KIND: &'static str = breaker::KIND;
     const VERSION: u32 = breaker::VERSION;
+}
+
+impl Record for maintenance::AdHoc {
+    const KIND: &'static str = maintenance::KIND;
+    const VERSION: u32 = maintenance::VERSION;
 }
 
 impl Record for recovery::RecoveryState {
@@ -451,7 +456,7 @@ fn resolve_checked(
 
 /// `flock` that gives up after `timeout`. Non-blocking attempts with a growing pause
 /// (1 to 20 ms): a blocking `flock` cannot be given a deadline without signals.
-fn flock(mut file: File, arg: FlockArg, path: &Path, timeout: Duration) -> Result<Flock<File>, StateError> {
+pub(crate) fn flock(mut file: File, arg: FlockArg, path: &Path, timeout: Duration) -> Result<Flock<File>, StateError> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -529,7 +534,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 }
 
 /// [`write_atomic`] for a file only its owner may read: 0600 whatever the umask, from its
-/// creation (the alert queue's entries).
+/// creation (the alert queue's entries, the audit trail's head).
 pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     write_atomic_as(path, bytes, PRIVATE)
 }
