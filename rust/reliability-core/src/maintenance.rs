@@ -454,6 +454,115 @@ fn weekly(
     })
 }
 
+/// What a front end asks of an ad-hoc window (`maintenance_window`'s options, the CLI's
+/// `maintenance start` and `stop`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ask {
+    pub name: String,
+    /// Open (or keep open) the window; `false` closes it.
+    pub present: bool,
+    /// The end asked for, from a duration or an instant.
+    pub end_ms: Option<u64>,
+    /// The end was given as an instant: it moves an open window's end (a duration does not,
+    /// so re-running a play changes nothing).
+    pub end_is_instant: bool,
+    pub reason: String,
+    pub services: Vec<String>,
+    /// Who opens it (recorded in a new window only).
+    pub actor: String,
+}
+
+/// How a window changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Open,
+    Update,
+    Close,
+}
+
+impl Change {
+    /// The action's name in the audit trail.
+    pub fn action(self) -> &'static str {
+        match self {
+            Change::Open => "maintenance.open",
+            Change::Update => "maintenance.update",
+            Change::Close => "maintenance.close",
+        }
+    }
+}
+
+/// What [`plan`] decided: the window open before (if any) and, when something changes,
+/// the record to store and how it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub open: Option<AdHoc>,
+    pub next: Option<(AdHoc, Change)>,
+}
+
+/// Why an ask cannot be planned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("the window is to be open but neither a duration nor an end is given: say how long it lasts")]
+    NoEnd,
+    #[error("end: {} is not in the future (now is {})", quote(&crate::timestamp::rfc3339(*end_ms)), crate::timestamp::rfc3339(*now_ms))]
+    EndPassed { end_ms: u64, now_ms: u64 },
+}
+
+/// The one decision how an ad-hoc window changes, for the module and the CLI alike:
+/// - present, no open window: open one now until the end asked (an end is needed);
+/// - present, an open window: change only what differs (reason, services, and the end when
+///   it is given as an instant);
+/// - absent, an open window: close it (its end becomes now; the record stays);
+/// - absent, none open: nothing. A window whose end has passed is not open.
+pub fn plan(current: Option<&AdHoc>, ask: &Ask, now_ms: u64) -> Result<Plan, PlanError> {
+    let open = current.filter(|w| w.start_ms <= now_ms && now_ms < w.end_ms).cloned();
+    if !ask.present {
+        let next = open.as_ref().map(|w| {
+            (
+                AdHoc {
+                    end_ms: now_ms,
+                    ..w.clone()
+                },
+                Change::Close,
+            )
+        });
+        return Ok(Plan { open, next });
+    }
+    if let Some(end) = ask.end_ms.filter(|e| *e <= now_ms) {
+        return Err(PlanError::EndPassed { end_ms: end, now_ms });
+    }
+    let next = match &open {
+        Some(w) => {
+            let wanted = AdHoc {
+                reason: ask.reason.clone(),
+                services: ask.services.clone(),
+                end_ms: match ask.end_ms {
+                    Some(end) if ask.end_is_instant => end,
+                    _ => w.end_ms,
+                },
+                ..w.clone()
+            };
+            (&wanted != w).then_some((wanted, Change::Update))
+        }
+        None => {
+            let end_ms = ask.end_ms.ok_or(PlanError::NoEnd)?;
+            Some((
+                AdHoc {
+                    name: ask.name.clone(),
+                    reason: ask.reason.clone(),
+                    actor: ask.actor.clone(),
+                    start_ms: now_ms,
+                    end_ms,
+                    services: ask.services.clone(),
+                },
+                Change::Open,
+            ))
+        }
+    };
+    Ok(Plan { open, next })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,5 +846,43 @@ mod tests {
         let shape = section(json!({"windows": [{"start": "x"}], "suppress_alerts": 1})).expect_err("invalid");
         assert!(shape.iter().any(|p| p.contains("suppress_alerts")), "{shape:?}");
         assert!(shape.iter().any(|p| p.starts_with("windows[0].name")), "{shape:?}");
+    }
+
+    fn ask(present: bool, end_ms: Option<u64>, instant: bool) -> Ask {
+        Ask {
+            name: "deploy".into(),
+            present,
+            end_ms,
+            end_is_instant: instant,
+            reason: "r".into(),
+            services: Vec::new(),
+            actor: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn plan_opens_updates_and_closes() {
+        let opened = plan(None, &ask(true, Some(2_000), false), 1_000).expect("plan");
+        let (w, change) = opened.next.expect("opens");
+        assert_eq!((change, w.start_ms, w.end_ms, w.actor.as_str()), (Change::Open, 1_000, 2_000, "alice"));
+        // A duration again does not push the end back; an instant does.
+        assert_eq!(plan(Some(&w), &ask(true, Some(2_500), false), 1_500).expect("plan").next, None);
+        let moved = plan(Some(&w), &ask(true, Some(3_000), true), 1_500).expect("plan");
+        assert_eq!(moved.next.map(|(w, c)| (w.end_ms, c)), Some((3_000, Change::Update)));
+        let closed = plan(Some(&w), &ask(false, None, false), 1_500).expect("plan");
+        assert_eq!(closed.next.map(|(w, c)| (w.end_ms, c)), Some((1_500, Change::Close)));
+        // Past its end the window is closed already: nothing to close, and present opens anew.
+        assert_eq!(plan(Some(&w), &ask(false, None, false), 2_000).expect("plan").next, None);
+        let reopened = plan(Some(&w), &ask(true, Some(9_000), false), 2_000).expect("plan");
+        assert_eq!(reopened.next.map(|(w, c)| (w.start_ms, c)), Some((2_000, Change::Open)));
+    }
+
+    #[test]
+    fn plan_refuses_what_it_cannot_do() {
+        assert_eq!(plan(None, &ask(true, None, false), 1_000), Err(PlanError::NoEnd));
+        assert_eq!(
+            plan(None, &ask(true, Some(1_000), true), 1_000),
+            Err(PlanError::EndPassed { end_ms: 1_000, now_ms: 1_000 })
+        );
     }
 }

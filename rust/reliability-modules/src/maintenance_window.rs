@@ -23,13 +23,13 @@
 use crate::audit;
 use ansible_module::{Failure, Module, Response};
 use reliability_core::duration::parse_duration;
-use reliability_core::maintenance::{parse_instant, AdHoc};
-use reliability_core::quote::quote;
+use reliability_core::maintenance::{parse_instant, AdHoc, Ask, PlanError};
 use reliability_core::spec::{Kind, Opt, Spec};
 use reliability_core::timestamp::rfc3339;
 use reliability_os::audit::Outcome;
 use reliability_os::clock::now_ms;
-use reliability_os::state::{self, StateError, Store};
+use reliability_os::maintenance::{self, MaintenanceError};
+use reliability_os::state::{self, Store};
 use serde_json::{json, Value};
 
 pub fn spec() -> Spec {
@@ -94,79 +94,34 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
     let store = Store::new(module.str("state_dir").unwrap_or(state::DEFAULT_DIR));
     let present = module.str("state") != Some("absent");
     let now = now_ms();
-    let current = store.load::<AdHoc>(&name)?;
-    let open = current.as_ref().filter(|w| w.start_ms <= now && now < w.end_ms);
-
-    let (next, action) = if present {
-        let end = end_of(module, now)?;
-        if end.is_none() && open.is_none() {
-            return Err(Failure::new(
-                "state is present but neither duration nor end is given: say how long the window lasts",
-            ));
-        }
-        if let Some(end) = end.filter(|e| *e <= now) {
-            return Err(Failure::new(format!(
-                "end: {} is not in the future (now is {})",
-                quote(&rfc3339(end)),
-                rfc3339(now)
-            )));
-        }
-        let actor = audit::who(&audit::actor(module));
-        let reason = module.str("reason").unwrap_or_default().to_string();
-        let services = module.list_of_str("services");
-        match open {
-            Some(w) => {
-                let explicit_end = module.str("end").is_some();
-                let wanted = AdHoc {
-                    reason,
-                    services,
-                    end_ms: if explicit_end {
-                        end.unwrap_or(w.end_ms)
-                    } else {
-                        w.end_ms
-                    },
-                    ..w.clone()
-                };
-                if &wanted == w {
-                    (None, "")
-                } else {
-                    (Some(wanted), "maintenance.update")
-                }
-            }
-            None => (
-                Some(AdHoc {
-                    name: name.clone(),
-                    reason,
-                    actor,
-                    start_ms: now,
-                    end_ms: end.unwrap_or(now),
-                    services,
-                }),
-                "maintenance.open",
-            ),
-        }
-    } else {
-        match open {
-            Some(w) => (
-                Some(AdHoc {
-                    end_ms: now,
-                    ..w.clone()
-                }),
-                "maintenance.close",
-            ),
-            None => (None, ""),
-        }
+    let ask = Ask {
+        name: name.clone(),
+        present,
+        end_ms: if present { end_of(module, now)? } else { None },
+        end_is_instant: module.str("end").is_some(),
+        reason: module.str("reason").unwrap_or_default().to_string(),
+        services: module.list_of_str("services"),
+        actor: audit::who(&audit::actor(module)),
     };
+    let plan = maintenance::apply(&store, &ask, now, module.check_mode()).map_err(|e| match e {
+        MaintenanceError::State(e) => Failure::from(e),
+        MaintenanceError::Plan(PlanError::NoEnd) => {
+            Failure::new("state is present but neither duration nor end is given: say how long the window lasts")
+        }
+        MaintenanceError::Plan(e) => Failure::new(e.to_string()),
+    })?;
+    let open = plan.open.as_ref();
+    let action = plan.next.as_ref().map_or("", |(_, change)| change.action());
+    let next = plan.next.as_ref().map(|(w, _)| w);
 
     let changed = next.is_some();
     let before = shown(open, now);
-    let after = match &next {
+    let after = match next {
         Some(w) if w.end_ms > now => shown(Some(w), now),
         Some(_) => Value::Null,
         None => before.clone(),
     };
-    if let Some(w) = next.as_ref().filter(|_| !module.check_mode()) {
-        store.update::<AdHoc, StateError, _>(&name, |_| Ok(w.clone()))?;
+    if let Some(w) = next.filter(|_| !module.check_mode()) {
         audit::append(
             module,
             action,
@@ -178,7 +133,7 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
         .map_err(|f| f.field("changed", true))?;
     }
     let would = if module.check_mode() { "would be " } else { "" };
-    let msg = match (action, &next) {
+    let msg = match (action, next) {
         ("maintenance.open", Some(w)) => format!(
             "maintenance window '{name}' {would}opened until {} ({})",
             rfc3339(w.end_ms),

@@ -7,33 +7,24 @@
 //! windows taken is the audit trail's, but a record is what makes closing idempotent.
 
 use crate::state::{StateError, Store};
-use reliability_core::maintenance::{AdHoc, Window};
-use std::fs;
-use std::io;
+use reliability_core::maintenance::{self as core, AdHoc, Ask, Plan, PlanError, Window};
+
+/// Why a window could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum MaintenanceError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
 
 /// Every ad-hoc window stored, by name. Unusable files are skipped and returned as errors
 /// beside the windows (one bad file hides no other window).
 pub fn list(store: &Store) -> (Vec<AdHoc>, Vec<StateError>) {
-    let dir = store.dir::<AdHoc>();
-    let mut names = Vec::new();
-    let mut errors = Vec::new();
-    match fs::read_dir(&dir) {
-        Ok(entries) => {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(stem) = name.strip_suffix(".json").filter(|s| !s.starts_with('.')) {
-                    names.push(stem.to_string());
-                }
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => errors.push(StateError::Io {
-            action: "list",
-            path: dir,
-            source,
-        }),
-    }
-    names.sort();
+    let (names, mut errors) = match store.names::<AdHoc>() {
+        Ok(names) => (names, Vec::new()),
+        Err(e) => (Vec::new(), vec![e]),
+    };
     let mut windows = Vec::new();
     for name in names {
         match store.load::<AdHoc>(&name) {
@@ -43,6 +34,19 @@ pub fn list(store: &Store) -> (Vec<AdHoc>, Vec<StateError>) {
         }
     }
     (windows, errors)
+}
+
+/// Plans `ask` on the window stored under its name at `now_ms`
+/// (`reliability_core::maintenance::plan`) and, unless `check_mode`, stores the change:
+/// what `maintenance_window` and the CLI's `maintenance start`/`stop` both do. The caller
+/// appends the audit record of a change.
+pub fn apply(store: &Store, ask: &Ask, now_ms: u64, check_mode: bool) -> Result<Plan, MaintenanceError> {
+    let current = store.load::<AdHoc>(&ask.name)?;
+    let plan = core::plan(current.as_ref(), ask, now_ms)?;
+    if let Some((window, _)) = plan.next.as_ref().filter(|_| !check_mode) {
+        store.update::<AdHoc, StateError, _>(&ask.name, |_| Ok(window.clone()))?;
+    }
+    Ok(plan)
 }
 
 /// The stored windows as windows for `active_at`, after `configured` ones.

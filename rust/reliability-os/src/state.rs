@@ -204,6 +204,34 @@ impl Store {
         Ok(self.dir::<T>().join(format!("{name}.json")))
     }
 
+    /// The names of the objects of kind `T` stored, sorted (files `<name>.json`; hidden
+    /// and temporary files left out). No directory yet: none.
+    pub fn names<T: Record>(&self) -> Result<Vec<String>, StateError> {
+        let dir = self.dir::<T>();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "list",
+                    path: dir,
+                    source,
+                })
+            }
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json")
+                    .filter(|stem| !stem.starts_with('.') && validate_name(stem).is_ok())
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// The object as stored, `None` when there is none. Read-only: takes a shared lock
     /// when the lock file exists, creates nothing, and leaves an unusable file in place
     /// (the error says so).
