@@ -52,6 +52,17 @@ pub struct Actor {
     pub task: Option<String>,
 }
 
+impl Actor {
+    /// The person behind an action, in one word: the controller's user (Ansible runs),
+    /// else the sudo user, else the effective user.
+    pub fn who(&self) -> String {
+        self.controller_user
+            .clone()
+            .or_else(|| self.sudo_user.clone())
+            .unwrap_or_else(|| self.user.clone())
+    }
+}
+
 /// How an action ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -864,15 +864,26 @@ mod tests {
     fn plan_opens_updates_and_closes() {
         let opened = plan(None, &ask(true, Some(2_000), false), 1_000).expect("plan");
         let (w, change) = opened.next.expect("opens");
-        assert_eq!((change, w.start_ms, w.end_ms, w.actor.as_str()), (Change::Open, 1_000, 2_000, "alice"));
+        assert_eq!(
+            (change, w.start_ms, w.end_ms, w.actor.as_str()),
+            (Change::Open, 1_000, 2_000, "alice")
+        );
         // A duration again does not push the end back; an instant does.
-        assert_eq!(plan(Some(&w), &ask(true, Some(2_500), false), 1_500).expect("plan").next, None);
+        assert_eq!(
+            plan(Some(&w), &ask(true, Some(2_500), false), 1_500)
+                .expect("plan")
+                .next,
+            None
+        );
         let moved = plan(Some(&w), &ask(true, Some(3_000), true), 1_500).expect("plan");
         assert_eq!(moved.next.map(|(w, c)| (w.end_ms, c)), Some((3_000, Change::Update)));
         let closed = plan(Some(&w), &ask(false, None, false), 1_500).expect("plan");
         assert_eq!(closed.next.map(|(w, c)| (w.end_ms, c)), Some((1_500, Change::Close)));
         // Past its end the window is closed already: nothing to close, and present opens anew.
-        assert_eq!(plan(Some(&w), &ask(false, None, false), 2_000).expect("plan").next, None);
+        assert_eq!(
+            plan(Some(&w), &ask(false, None, false), 2_000).expect("plan").next,
+            None
+        );
         let reopened = plan(Some(&w), &ask(true, Some(9_000), false), 2_000).expect("plan");
         assert_eq!(reopened.next.map(|(w, c)| (w.start_ms, c)), Some((2_000, Change::Open)));
     }
@@ -882,7 +893,10 @@ mod tests {
         assert_eq!(plan(None, &ask(true, None, false), 1_000), Err(PlanError::NoEnd));
         assert_eq!(
             plan(None, &ask(true, Some(1_000), true), 1_000),
-            Err(PlanError::EndPassed { end_ms: 1_000, now_ms: 1_000 })
+            Err(PlanError::EndPassed {
+                end_ms: 1_000,
+                now_ms: 1_000
+            })
         );
     }
 }

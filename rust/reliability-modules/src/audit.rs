@@ -35,14 +35,9 @@ pub fn actor(module: &Module) -> Actor {
     }
 }
 
-/// The person behind an action, in one word: the controller's user, else the sudo user,
-/// else the effective user.
+/// The person behind an action, in one word ([`Actor::who`]).
 pub fn who(actor: &Actor) -> String {
-    actor
-        .controller_user
-        .clone()
-        .or_else(|| actor.sudo_user.clone())
-        .unwrap_or_else(|| actor.user.clone())
+    actor.who()
 }
 
 /// Append one record of this module's action; a failure names the trail.

@@ -8,7 +8,7 @@
 use crate::config::{self, CheckKind, Config, ConfigError, DEFAULT_PATH};
 use crate::output;
 use crate::run::{self, CheckType};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use reliability_core::check::Status;
 use reliability_core::spec::Env;
 use std::ffi::OsString;
@@ -28,6 +28,10 @@ struct Cli {
     /// The configuration file.
     #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_PATH)]
     config: PathBuf,
+
+    /// The state directory (default: the configuration's service_monitoring.state_dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 
     /// Validate the configuration and exit (the same as `validate-config`).
     #[arg(long)]
@@ -50,6 +54,8 @@ enum Command {
     /// Run the checks on their schedules, heal failing services, serve /health, /ready,
     /// /alive, /metrics; systemd Type=notify. SIGHUP reloads, SIGTERM stops.
     Daemon,
+    #[command(flatten)]
+    State(crate::cmd::Cmd),
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +94,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
         None if cli.validate_config => validate(&cli.config, &env, out, err),
         Some(Command::Check(args)) => check(&cli.config, &args, &env, out, err),
         Some(Command::Daemon) => crate::daemon::run(&cli.config, &env),
+        Some(Command::State(cmd)) => crate::cmd::run(
+            cmd,
+            &cli.config,
+            cli.state_dir.as_deref(),
+            &env,
+            Cli::command(),
+            out,
+            err,
+        ),
         None => {
             let _ = writeln!(
                 err,

@@ -12,6 +12,7 @@
 //! same [`config::Config`].
 
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod daemon;
 pub mod output;

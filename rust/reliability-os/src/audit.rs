@@ -22,9 +22,9 @@
 use crate::small_file::{self, Follow, SmallFileError};
 use crate::state::{self, StateError};
 use nix::fcntl::FlockArg;
-use reliability_core::audit::{self as core, Entry, Verifier, MAX_LINE};
+use reliability_core::audit::{self as core, Verifier, MAX_LINE};
 /// The record a front end gives, and what an append and a verification return.
-pub use reliability_core::audit::{Actor, BadLine, Head, Outcome, Record, VerifyReport};
+pub use reliability_core::audit::{Actor, BadLine, Entry, Head, Outcome, Record, VerifyReport};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -81,6 +81,11 @@ pub struct Trail {
 /// Append `record` to the trail in `dir` (default rotation size); the new head.
 pub fn append(dir: &Path, record: Record) -> Result<Head, AuditError> {
     Trail::new(dir).append(record)
+}
+
+/// The records of the trail in `dir` dated in `[from_ms, to_ms)` ([`Trail::entries_between`]).
+pub fn entries_between(dir: &Path, from_ms: u64, to_ms: u64) -> Result<(Vec<Entry>, usize), AuditError> {
+    Trail::new(dir).entries_between(from_ms, to_ms)
 }
 
 /// Verify the trail in `dir`.
@@ -190,6 +195,28 @@ impl Trail {
             }
         }
         Ok(verifier.finish(self.recorded_head()?.as_ref()))
+    }
+
+    /// The records dated from `from_ms` up to (not including) `to_ms`, oldest first, and
+    /// how many lines were not records. One file in memory at a time; the chain is not
+    /// judged here ([`Trail::verify`] does).
+    pub fn entries_between(&self, from_ms: u64, to_ms: u64) -> Result<(Vec<Entry>, usize), AuditError> {
+        let (mut entries, mut bad) = (Vec::new(), 0);
+        for path in self.files()? {
+            let bytes = small_file::read(&path, MAX_FILE_BYTES, Follow::No)?;
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let Ok(entry) = serde_json::from_slice::<Entry>(line) else {
+                    bad += 1;
+                    continue;
+                };
+                match reliability_core::maintenance::parse_instant(&entry.time) {
+                    Ok(t) if (from_ms..to_ms).contains(&t) => entries.push(entry),
+                    Ok(_) => {}
+                    Err(_) => bad += 1,
+                }
+            }
+        }
+        Ok((entries, bad))
     }
 
     /// The trail's files in order: rotated ones by name, then the current one.

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use crate::scale;
 
+/// The incident log under the state directory unless `incident_log` says otherwise.
+pub const INCIDENT_LOG: &str = "incidents.jsonl";
+
 /// The options of a recovery request, declared once.
 pub fn spec() -> Spec {
     Spec::new(vec![
@@ -318,7 +321,7 @@ impl RecoveryRequest {
         let incident_log = params
             .get("incident_log")
             .and_then(Value::as_str)
-            .map_or_else(|| state_dir.join("incidents.jsonl"), PathBuf::from);
+            .map_or_else(|| state_dir.join(INCIDENT_LOG), PathBuf::from);
 
         match (problems.is_empty(), health) {
             (true, Some(health)) => Ok(RecoveryRequest {
