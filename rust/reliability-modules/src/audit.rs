@@ -5,7 +5,8 @@
 //! check mode.
 
 use ansible_module::{Failure, Module};
-use reliability_os::audit::{self, Actor, Outcome, Record};
+pub use reliability_os::audit::Outcome;
+use reliability_os::audit::{self, Actor, Record};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

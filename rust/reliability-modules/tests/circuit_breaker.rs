@@ -725,3 +725,54 @@ fn a_huge_state_file_fails_at_once_naming_it() {
     }
     assert_eq!(fs::metadata(b.file()).expect("left").len(), 2 << 30);
 }
+
+/// The audit records of the breaker's state directory: (action, target, state after).
+fn audit_records(b: &Breaker) -> Vec<(String, String, String)> {
+    let Ok(text) = fs::read_to_string(b.state_dir().join("audit/audit.jsonl")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a record");
+            assert_eq!(v["front_end"], json!("module"), "{v}");
+            assert!(v["actor"]["user"].as_str().is_some_and(|u| !u.is_empty()), "{v}");
+            (
+                v["action"].as_str().unwrap_or_default().to_string(),
+                v["target"].as_str().unwrap_or_default().to_string(),
+                v["details"]["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_state_change_by_a_task_is_audited_never_in_check_mode() {
+    let b = Breaker::new("api");
+    let rec = |a: &str, s: &str| (a.to_string(), "api".to_string(), s.to_string());
+    // Failures that leave it closed are no state change; the fifth opens it.
+    for _ in 0..4 {
+        b.run(json!({"record": "failure"})).ok();
+    }
+    assert_eq!(audit_records(&b), vec![]);
+    b.run(json!({"record": "failure"})).ok();
+    assert_eq!(audit_records(&b), vec![rec("circuit_breaker.open", "open")]);
+    // Check mode predicts changes and appends nothing.
+    b.run(json!({"state": "reset", "_ansible_check_mode": true})).ok();
+    b.run(json!({"state": "closed", "_ansible_check_mode": true})).ok();
+    assert_eq!(audit_records(&b).len(), 1);
+    // Set states: a change each, an idempotent repeat nothing.
+    b.run(json!({"state": "closed"})).ok();
+    b.run(json!({"state": "closed"})).ok();
+    b.run(json!({"state": "reset"})).ok();
+    b.run(json!({})).ok();
+    assert_eq!(
+        audit_records(&b),
+        vec![
+            rec("circuit_breaker.open", "open"),
+            rec("circuit_breaker.closed", "closed"),
+            rec("circuit_breaker.reset", "closed"),
+        ]
+    );
+    let report = reliability_os::audit::verify(&b.state_dir().join("audit")).expect("verify");
+    assert!(report.ok, "{report:?}");
+}
