@@ -73,7 +73,7 @@ pub fn rows(reports: &[BreakerReport]) -> Vec<Vec<String>> {
                 r.since.clone(),
                 r.counters.consecutive_failures.to_string(),
                 format!("{}/{}", r.counters.failures, r.counters.calls),
-                r.time_until_half_open.map_or_else(|| "-".into(), |s| format!("{s} s")),
+                super::secs(r.time_until_half_open.map(f64::ceil)),
             ]
         })
         .collect()

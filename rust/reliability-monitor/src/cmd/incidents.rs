@@ -48,8 +48,14 @@ pub fn incidents(ctx: &Ctx, only: Option<&str>, window_ms: u64) -> Rendered {
                     format!("  #{} {}", a.attempt, rfc3339(a.at)),
                     String::new(),
                     String::new(),
-                    format!("{} level {}: {}", a.strategy.as_str(), a.level, a.outcome.as_str()),
-                    a.detail.clone(),
+                    format!(
+                        "{} (level {}): {}: {}",
+                        a.strategy.as_str(),
+                        a.level,
+                        a.outcome.as_str(),
+                        a.detail
+                    ),
+                    String::new(),
                 ]);
             }
             list.push(json!({

@@ -452,7 +452,7 @@ pub fn secs(s: Option<f64>) -> String {
 
 /// A percentage for people (`-` for none).
 pub fn percent(p: Option<f64>) -> String {
-    p.map_or_else(|| "-".into(), |p| format!("{p:.3} %"))
+    p.map_or_else(|| "-".into(), |p| format!("{p:.1} %"))
 }
 
 /// A report that could not be made: UNKNOWN, in every form.
