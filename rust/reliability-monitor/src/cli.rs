@@ -161,7 +161,7 @@ fn check(path: &Path, args: &CheckArgs, env: &Env, out: &mut dyn Write, err: &mu
         Ok(c) => c,
         Err(e) => return config_error(&e, args, out, err),
     };
-    let report = run::run(&config, args.kind);
+    let report = run::run_with_progress(&config, args.kind, &mut terminal_progress());
     let text = if args.nagios {
         output::nagios(args.kind, &report)
     } else if args.json {
@@ -171,6 +171,30 @@ fn check(path: &Path, args: &CheckArgs, env: &Env, out: &mut dyn Write, err: &mu
     };
     let _ = out.write_all(text.as_bytes());
     output::worst(&report).exit_code()
+}
+
+/// Progress of a long run on stderr, only when stderr is a terminal (cron, Nagios and
+/// pipes get none): one line rewritten in place, cleared at the end.
+fn terminal_progress() -> impl FnMut(run::Progress<'_>) {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    move |p: run::Progress<'_>| {
+        if !tty {
+            return;
+        }
+        let mut err = std::io::stderr();
+        let _ = match p.name {
+            Some(name) => write!(
+                err,
+                "\r\x1b[2Kverifying backup {}/{}: {}",
+                p.done + 1,
+                p.total,
+                crate::cmd::one_line(name)
+            ),
+            None => write!(err, "\r\x1b[2K"),
+        };
+        let _ = err.flush();
+    }
 }
 
 /// A configuration that cannot be used: the problems on stderr, exit 78; under

@@ -78,9 +78,24 @@ pub fn select(config: &Config, kind: CheckType) -> Vec<&HealthEntry> {
     entries
 }
 
+/// Where a long run is: `done` of `total` backups verified, `name` the one starting
+/// (`None` once all are done).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress<'a> {
+    pub done: usize,
+    pub total: usize,
+    pub name: Option<&'a str>,
+}
+
 /// Runs what `kind` selects once and reports. Nothing selected is one unknown result:
 /// a plugin that checks nothing must not say OK.
 pub fn run(config: &Config, kind: CheckType) -> HealthReport {
+    run_with_progress(config, kind, &mut |_| {})
+}
+
+/// [`run`], telling `progress` before each backup verification and after the last (the
+/// backups are the long part: hashing, extracting, restoring).
+pub fn run_with_progress(config: &Config, kind: CheckType, progress: &mut dyn FnMut(Progress<'_>)) -> HealthReport {
     let started = Instant::now();
     let entries = select(config, kind);
     let mut checks = Vec::new();
@@ -88,8 +103,21 @@ pub fn run(config: &Config, kind: CheckType) -> HealthReport {
         checks = reliability_checks::run(&config.request(&entries)).checks;
     }
     if matches!(kind, CheckType::Backup | CheckType::All) {
-        for backup in &config.backups {
+        let total = config.backups.len();
+        for (done, backup) in config.backups.iter().enumerate() {
+            progress(Progress {
+                done,
+                total,
+                name: Some(&backup.name),
+            });
             checks.push(verify_one(&backup.name, &backup.params));
+        }
+        if total > 0 {
+            progress(Progress {
+                done: total,
+                total,
+                name: None,
+            });
         }
     }
     if checks.is_empty() {
@@ -128,5 +156,37 @@ fn verify_one(name: &str, params: &serde_json::Map<String, Value>) -> CheckResul
             .with_detail("warnings", report.warnings)
         }
         Err(e) => CheckResult::unknown(&name, "backup", format!("{name}: {e}"), started.elapsed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reliability_core::spec::Env;
+
+    #[test]
+    fn progress_is_told_before_each_backup_and_at_the_end() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().display();
+        let text = format!(
+            "backup_verification:\n  backups:\n    - {{name: etc, backup: '{dir}/etc'}}\n    - {{name: www, backup: '{dir}/www'}}\n"
+        );
+        let config = crate::config::parse(&text, &Env { home: None }).expect("valid");
+        let mut seen = Vec::new();
+        let report = run_with_progress(&config, CheckType::Backup, &mut |p| {
+            seen.push((p.done, p.total, p.name.map(str::to_string)));
+        });
+        assert_eq!(report.checks.len(), 2, "{report:?}");
+        assert_eq!(
+            seen,
+            [
+                (0, 2, Some("etc".to_string())),
+                (1, 2, Some("www".to_string())),
+                (2, 2, None)
+            ]
+        );
+        let mut calls = 0;
+        run_with_progress(&config, CheckType::Ports, &mut |_| calls += 1);
+        assert_eq!(calls, 0, "no backups, no progress");
     }
 }
