@@ -308,6 +308,9 @@ pub fn compliance(ctx: &Ctx, from_ms: u64, to_ms: u64) -> Compliance {
     }
 }
 
+/// One part of the compliance report: its title, column names and rows.
+type Section = (&'static str, Vec<&'static str>, Vec<Vec<String>>);
+
 impl Compliance {
     /// Critical when the trail does not verify, warning when a service missed its SLA.
     pub fn status(&self) -> Status {
@@ -334,7 +337,7 @@ impl Compliance {
         }
     }
 
-    fn sections(&self) -> Vec<(&'static str, Vec<&'static str>, Vec<Vec<String>>)> {
+    fn sections(&self) -> Vec<Section> {
         vec![
             (
                 "Actions by kind and actor",
