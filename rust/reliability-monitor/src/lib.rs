@@ -7,9 +7,10 @@
 //! Nagios plugin line. The command line ([`cli`]) is the only code that writes to the
 //! terminal or decides an exit code; `main` is one call to it.
 //!
-//! This version has `validate-config`, `check` and `daemon` ([`daemon`]: the one part
-//! with a loop, signals and a listener); the incident and breaker commands build on the
-//! same [`config::Config`].
+//! Commands: `validate-config`, `check`, `daemon` ([`daemon`]: the one part with a loop,
+//! signals and a listener), and the commands on the state the engines keep ([`cmd`]:
+//! `status`, `report`, `breaker`, `incidents`, `maintenance`, `audit`, `completions`,
+//! `man`).
 
 pub mod cli;
 pub mod cmd;

@@ -12,7 +12,7 @@ pub fn worst(report: &HealthReport) -> Status {
 
 /// One line of text: control characters (a newline would end a plugin's status line)
 /// become spaces.
-fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
@@ -43,31 +43,40 @@ pub fn json(kind: CheckType, report: &HealthReport) -> String {
 
 /// A table for people: one row per check, then the verdict.
 pub fn table(report: &HealthReport) -> String {
-    let rows: Vec<[String; 3]> = report
+    let rows: Vec<Vec<String>> = report
         .checks
         .iter()
-        .map(|c| {
-            [
-                c.status.name().to_ascii_uppercase(),
-                one_line(&c.name),
-                one_line(&c.message),
-            ]
+        .map(|c| vec![c.status.name().to_ascii_uppercase(), c.name.clone(), c.message.clone()])
+        .collect();
+    let mut out = columns(&["STATUS", "CHECK", "MESSAGE"], &rows);
+    out.push_str(&format!("\n{} ({} ms)\n", one_line(&report.msg), report.duration_ms));
+    out
+}
+
+/// Rows under a header, each cell on one line, columns padded to their widest cell (the
+/// last one not padded, no trailing blanks).
+pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| one_line(c).chars().count())
+                .chain(std::iter::once(header[i].chars().count()))
+                .max()
+                .unwrap_or(0)
         })
         .collect();
-    let header = ["STATUS".to_string(), "CHECK".to_string(), "MESSAGE".to_string()];
-    let width = |i: usize| {
-        rows.iter()
-            .chain(std::iter::once(&header))
-            .map(|r| r[i].chars().count())
-            .max()
-            .unwrap_or(0)
-    };
-    let (w0, w1) = (width(0), width(1));
+    let header: Vec<String> = header.iter().map(|h| (*h).to_string()).collect();
     let mut out = String::new();
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        out.push_str(&format!("{:<w0$}  {:<w1$}  {}\n", r[0], r[1], r[2]).replace(" \n", "\n"));
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let width = widths.get(i).copied().unwrap_or(0);
+            line.push_str(&format!("{:<width$}  ", one_line(cell)));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
-    out.push_str(&format!("\n{} ({} ms)\n", one_line(&report.msg), report.duration_ms));
     out
 }
 

@@ -388,40 +388,7 @@ impl Ctx {
     }
 }
 
-/// One line of text: control characters (a newline would end a status line) become
-/// spaces.
-pub fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
-
-/// Rows under a header, columns padded to their widest cell (the last one not padded).
-pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(|c| c.chars().count())
-                .chain(std::iter::once(header[i].chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let header: Vec<String> = header.iter().map(|h| (*h).to_string()).collect();
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(rows.iter()) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(&one_line(cell));
-            } else {
-                line.push_str(&format!("{:<w$}  ", one_line(cell), w = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
+pub use crate::output::{columns, one_line};
 
 /// A Nagios plugin line: `LABEL STATUS - text | perfdata`.
 pub fn nagios_line(label: &str, status: Status, text: &str, perfdata: &[String]) -> String {
