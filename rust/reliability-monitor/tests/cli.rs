@@ -254,3 +254,29 @@ fn nothing_to_check_is_unknown_and_bad_arguments_are_usage_errors() {
     assert_eq!(code, 0);
     assert!(out.contains("validate-config") && out.contains("check"), "{out}");
 }
+
+#[test]
+fn a_backup_check_shows_progress_on_a_terminal_only() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (_dir, path) = config(&format!(
+        "backup_verification:\n  backups:\n    - {{name: etc-nightly, backup: '{}/etc'}}\n",
+        tmp.path().display()
+    ));
+    // Piped: stderr stays empty (cron and Nagios read nothing but the report).
+    let (_, out, err) = monitor(&["--config", s(&path), "check", "--type", "backup"]);
+    assert_eq!(err, "", "{out}");
+    // On a terminal (script(1) gives the command a pty): the backup being verified.
+    let Ok(script) = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{BIN} --config {} check --type backup", s(&path)),
+            "/dev/null",
+        ])
+        .output()
+    else {
+        eprintln!("SKIPPED the terminal half: script(1) is not installed");
+        return;
+    };
+    let text = String::from_utf8_lossy(&script.stdout);
+    assert!(text.contains("verifying backup 1/1: etc-nightly"), "{text}");
+}
