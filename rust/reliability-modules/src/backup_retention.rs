@@ -227,7 +227,7 @@ pub fn run(module: &mut Module) -> Result<Response, Failure> {
         kept.len()
     );
     if let Some(name) = &plan.protected {
-        msg.push_str(&format!("; '{name}' is the newest verified good"));
+        msg.push_str(&format!("; '{name}' is the last backup that verified good"));
     }
     let fields = [
         ("path", json!(found.root.display().to_string())),
