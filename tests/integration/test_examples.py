@@ -542,7 +542,7 @@ CASES: dict[str, Case] = {
                 "checks.completeness.required_missing": [],
             }),
             "The database dump restores and holds the orders (scratch database dropped after)": ok(**{
-                "checks.restore_test.postgresql.queries.0.value": "1500",
+                "checks.restore_test.queries.0.value": "1500",
             }),
             "The archive restores as what was archived; record the backup as the last good one": ok(**{
                 "checks.restore_test.files": 21,
@@ -674,7 +674,7 @@ CASES: dict[str, Case] = {
         setup_verify_postgresql,
         {
             "Prove last night's database dump restores and holds the orders": ok(**{
-                "checks.restore_test.postgresql.queries.0.value": "1500",
+                "checks.restore_test.queries.0.value": "1500",
             }),
         },
     ),
