@@ -27,12 +27,13 @@ export CFLAGS_aarch64_unknown_linux_musl := --target=aarch64-linux-musl
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run test setup build collection install cargo-test lint docs sanity integration molecule bench clean
+.PHONY: help run test setup build collection install cargo-test lint docs sanity integration molecule bench clean fuzz-smoke fuzz
 
 help:
 	@echo "make run    build, install the collection, print this host's health summary"
 	@echo "make test   every test: cargo, lint, docs, sanity, integration (localhost + systemd hosts), molecule"
 	@echo "make bench  benchmarks under bench/ (slow; figures go in the README)"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS each (make test runs fuzz-smoke)"
 
 ## ---- the two commands -------------------------------------------------------------
 
@@ -40,7 +41,7 @@ run: install
 	ansible-playbook playbooks/health_summary.yml
 
 test: install
-	$(MAKE) cargo-test lint docs sanity integration molecule
+	$(MAKE) cargo-test lint docs sanity integration molecule fuzz-smoke
 	@echo "make test: all suites passed"
 
 ## ---- set-up --------------------------------------------------------------------------
@@ -71,11 +72,16 @@ $(STAMPS)/venv215: requirements/ansible-2.15.txt
 
 ## ---- build ---------------------------------------------------------------------------
 
-# Static musl binaries for every architecture, placed beside their sidecar docs as
-# <module>_<arch>; the action plugin of each module picks one from the target's uname.
+# Static musl binaries for every architecture, placed in bin/ as <module>_<arch>: a
+# directory of the collection that no plugin loader reads (ansible-doc -l tripped on them
+# under plugins/modules/; the last line removes any an older build left there). The
+# action plugin of each module picks one for the target.
+BINARIES    := $(foreach a,$(ARCHES),$(foreach m,$(MODULES),bin/$(m)_$(a)))
 build: $(STAMPS)/rustup $(STAMPS)/apt
 	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules --target $(TRIPLE_$(a)) &&) true
-	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) plugins/modules/$(m)_$(a) &&)) true
+	install -d bin
+	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) bin/$(m)_$(a) &&)) true
+	rm -f $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
 
 collection: build $(STAMPS)/venv
 	mkdir -p build
@@ -96,7 +102,7 @@ cargo-test: $(STAMPS)/rustup
 lint: $(STAMPS)/venv
 	ansible-lint --profile production
 	yamllint -s .
-	tools/check-static $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
+	tools/check-static $(BINARIES)
 
 docs: install
 	$(foreach m,$(MODULES),ansible-doc hx.reliability.$(m) > /dev/null &&) true
@@ -113,9 +119,30 @@ molecule: install
 	tests/hosts/testhosts rootfs
 	molecule test --all
 
+# libFuzzer targets under fuzz/ (nightly, cargo-fuzz). New inputs go to .cache/fuzz/<target>,
+# never into the committed seeds under fuzz/corpus/; a crash is saved under fuzz/artifacts/.
+FUZZ_TARGETS       := module_args manifest archive http_response threshold duration size unit_name sql_screen
+FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_SECONDS       ?= 900
+FUZZ_FLAGS         := -rss_limit_mb=1024 -timeout=10 -max_len=1048576
+
+$(STAMPS)/fuzz:
+	tools/setup-host fuzz
+	@mkdir -p $(STAMPS) && touch $@
+
+# Short: a few seconds per target, in `make test`.
+fuzz-smoke: $(STAMPS)/fuzz
+	cd fuzz && cargo +nightly fuzz build -O
+	$(foreach t,$(FUZZ_TARGETS),mkdir -p .cache/fuzz/$(t) && (cd fuzz && cargo +nightly fuzz run -O $(t) ../.cache/fuzz/$(t) corpus/$(t) -- $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1) &&) true
+
+# Long: FUZZ_SECONDS per target, on demand.
+fuzz: $(STAMPS)/fuzz
+	cd fuzz && cargo +nightly fuzz build -O
+	$(foreach t,$(FUZZ_TARGETS),mkdir -p .cache/fuzz/$(t) && (cd fuzz && cargo +nightly fuzz run -O $(t) ../.cache/fuzz/$(t) corpus/$(t) -- $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) &&) true
+
 bench: install
 	bench/run
 
 clean:
 	cargo clean
-	rm -rf build .cache/collections $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
+	rm -rf build .cache/collections bin

@@ -17,6 +17,25 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TESTHOSTS = REPO / "tests" / "hosts" / "testhosts"
+# Under HX_REQUIRE_PRIVILEGED=1 (.ci/run sets it) a test that cannot run here fails
+# instead of being skipped: CI never passes a test that did not run.
+REQUIRE_PRIVILEGED = os.environ.get("HX_REQUIRE_PRIVILEGED", "").strip() == "1"
+
+
+def skip_unless_possible(possible: bool, why: str) -> None:
+    """Skip the calling test when it cannot run here, or fail it under HX_REQUIRE_PRIVILEGED=1."""
+    if possible:
+        return
+    if REQUIRE_PRIVILEGED:
+        pytest.fail(f"HX_REQUIRE_PRIVILEGED=1, but this test cannot run here: {why}")
+    pytest.skip(why)
+
+
+def systemd_booted() -> bool:
+    """systemd's own test (sd_booted(3)), the one the modules use: /run/systemd/system exists."""
+    return Path("/run/systemd/system").is_dir()
+
+
 VENVS = {
     "2.19": REPO / ".venv",
     "2.15": REPO / ".venvs" / "ansible-2.15",

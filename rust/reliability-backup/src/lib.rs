@@ -119,11 +119,7 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
             CHECKS.join(", ")
         )));
     }
-    // Every option given is checked, also those of checks this request does not run: a
-    // mistake must not wait for the day its check is turned on.
-    integrity::validate(params)?;
-    completeness::validate(params)?;
-    restore::validate(params)?;
+    validate(params)?;
     let mut report = VerifyReport::default();
     let mut msgs = Vec::new();
     for name in &asked {
@@ -156,6 +152,17 @@ pub fn verify(params: &Map<String, Value>, ctx: &Context) -> Result<VerifyReport
         good::record(good, &asked, ctx, &mut report)?;
     }
     Ok(report)
+}
+
+/// Checks every option given, also those of checks this request does not run (a mistake
+/// must not wait for the day its check is turned on), without opening a file or running
+/// anything: the run-free half of [`verify`], which the fuzz targets call too. What only a
+/// run can judge (a manifest's content, whether a directory exists) is left to the run.
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    integrity::validate(params)?;
+    completeness::validate(params)?;
+    restore::validate(params)?;
+    postgres::validate(params)
 }
 
 /// An option as a string, if given.

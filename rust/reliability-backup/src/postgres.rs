@@ -230,6 +230,15 @@ fn request(params: &Map<String, Value>) -> Result<Request, RequestError> {
     })
 }
 
+/// The options, checked, without looking at the dump or the server (when a dump is given:
+/// without one there is no PostgreSQL restore to check).
+pub fn validate(params: &Map<String, Value>) -> Result<(), RequestError> {
+    if !requested(params) {
+        return Ok(());
+    }
+    request(params).map(drop)
+}
+
 /// Which format to restore `dump` as, or why it cannot be restored (the check's failure).
 fn recognise(dump: &Path, asked: Option<DumpFormat>) -> Result<Result<DumpFormat, String>, RequestError> {
     let shown = dump.display();

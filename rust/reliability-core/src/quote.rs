@@ -13,10 +13,16 @@ pub const SHOWN: usize = 100;
 /// on its line (a backslash is left as it is: regexes and patterns read as written);
 /// longer than [`SHOWN`] bytes, its prefix followed by `... (N bytes)`.
 pub fn quote(value: &str) -> String {
-    let (shown, cut) = prefix(value);
+    let (shown, mut cut) = prefix(value);
     let mut out = String::with_capacity(shown.len() + 24);
     out.push('\'');
     for c in shown.chars() {
+        // Escapes take up to ten bytes a character: the message is bounded by what it
+        // shows, not by how many characters of the value that took.
+        if out.len() > SHOWN {
+            cut = true;
+            break;
+        }
         match c {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),

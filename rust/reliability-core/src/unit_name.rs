@@ -118,7 +118,7 @@ pub enum Problem {
 
 /// A rejected unit name: `invalid unit name 'nginx; reboot': ';' is not allowed in unit names`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid unit name '{}': {problem}", printable(name))]
+#[error("invalid unit name {}: {problem}", crate::quote::quote(name))]
 pub struct UnitNameError {
     /// The name as given.
     pub name: String,
@@ -189,19 +189,6 @@ pub fn validate(name: &str) -> Result<UnitName, UnitNameError> {
     Ok(UnitName { name: full, dot, at })
 }
 
-/// `s` with control characters escaped, so an error message stays on one line.
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +200,17 @@ mod tests {
             Err(e) => e.to_string(),
         };
         assert_eq!(got, expected, "unit name {input:?}");
+    }
+
+    #[test]
+    fn a_long_bad_name_is_quoted_by_a_prefix() {
+        // Found by the unit_name fuzz target: every control byte of the whole name was
+        // escaped into the message (a 300-byte name gave 1.6 KB).
+        for name in ["\x1f".repeat(300), format!("-\0{}", "\x15".repeat(300))] {
+            let msg = validate(&name).expect_err("invalid").to_string();
+            assert!(msg.len() < 400, "{} bytes: {msg}", msg.len());
+            assert!(msg.contains(&format!("({} bytes)", name.len())), "{msg}");
+        }
     }
 
     #[test]
@@ -282,7 +280,7 @@ mod tests {
         );
         check(
             "nginx\0",
-            "invalid unit name 'nginx\\0': '\\0' is not allowed in unit names",
+            "invalid unit name 'nginx\\u{0}': '\\0' is not allowed in unit names",
         );
         check("a|b", "invalid unit name 'a|b': '|' is not allowed in unit names");
         check("a&&b", "invalid unit name 'a&&b': '&' is not allowed in unit names");
@@ -344,23 +342,23 @@ mod tests {
         check(
             &name(256, ".service"),
             &format!(
-                "invalid unit name '{}': 256 characters is longer than the 255 systemd allows",
-                name(256, ".service")
+                "invalid unit name '{}'... (256 bytes): 256 characters is longer than the 255 systemd allows",
+                "a".repeat(100)
             ),
         );
         check(&"a".repeat(247), &name(255, ".service"));
         check(
             &"a".repeat(248),
             &format!(
-            "invalid unit name '{}': with '.service' appended it is 256 characters, longer than the 255 systemd allows",
-            "a".repeat(248)
+            "invalid unit name '{}'... (248 bytes): with '.service' appended it is 256 characters, longer than the 255 systemd allows",
+            "a".repeat(100)
         ),
         );
         check(
             &"a".repeat(256),
             &format!(
-            "invalid unit name '{}': with '.service' appended it is 264 characters, longer than the 255 systemd allows",
-            "a".repeat(256)
+            "invalid unit name '{}'... (256 bytes): with '.service' appended it is 264 characters, longer than the 255 systemd allows",
+            "a".repeat(100)
         ),
         );
     }

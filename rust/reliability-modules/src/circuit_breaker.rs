@@ -23,7 +23,7 @@ use reliability_core::spec::{Opt, Spec};
 use reliability_core::timestamp;
 use reliability_os::clock::now_ms;
 use reliability_os::state::{self, StateError, Store};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 
 pub fn spec() -> Spec {
@@ -49,19 +49,20 @@ struct Request {
 }
 
 impl Request {
-    fn from_module(module: &Module) -> Result<Request, Vec<String>> {
+    fn from_params(params: &Map<String, Value>) -> Result<Request, Vec<String>> {
+        let str = |name: &str| params.get(name).and_then(Value::as_str);
         let mut problems = Vec::new();
-        let name = module.str("name").unwrap_or_default().to_string();
+        let name = str("name").unwrap_or_default().to_string();
         if let Err(e) = state::validate_name(&name) {
             problems.push(format!("name: {e}"));
         }
-        let state_dir = PathBuf::from(module.str("state_dir").unwrap_or(state::DEFAULT_DIR));
+        let state_dir = PathBuf::from(str("state_dir").unwrap_or(state::DEFAULT_DIR));
         if !state_dir.is_absolute() {
             problems.push(format!("state_dir: '{}' is not an absolute path", state_dir.display()));
         }
 
-        let duration_ms = module.float("duration").map(ms);
-        let command = match (module.str("state").unwrap_or("query"), module.str("record")) {
+        let duration_ms = params.get("duration").and_then(Value::as_f64).map(ms);
+        let command = match (str("state").unwrap_or("query"), str("record")) {
             (_, None) if duration_ms.is_some() => {
                 problems.push("duration is the duration of a recorded call: it needs record".into());
                 Command::Query
@@ -86,7 +87,7 @@ impl Request {
             (_, None) => Command::Reset,
         };
 
-        let config = match breaker::config_from_params(&module.params, "") {
+        let config = match breaker::config_from_params(params, "") {
             Ok(config) => config,
             Err(more) => {
                 problems.extend(more);
@@ -106,6 +107,12 @@ impl Request {
     }
 }
 
+/// Reads options that [`spec`] validated and checks what it cannot (the breaker's name,
+/// the thresholds), touching nothing: the run-free half of the module, for the fuzz targets.
+pub fn check_options(params: &Map<String, Value>) -> Result<(), Vec<String>> {
+    Request::from_params(params).map(drop)
+}
+
 /// What one run did to the breaker.
 struct Run {
     /// As stored before (`None`: no file).
@@ -120,7 +127,7 @@ struct Run {
 }
 
 pub fn run(module: &mut Module) -> Result<Response, Failure> {
-    let request = Request::from_module(module).map_err(|problems| {
+    let request = Request::from_params(&module.params).map_err(|problems| {
         Failure::new(format!(
             "invalid arguments for circuit_breaker: {}",
             problems.join("; ")

@@ -289,7 +289,7 @@ fn ports_open_closed_slow_and_unresolvable() {
 fn ports_over_ipv6_and_many_hosts_per_check() {
     let v4 = open_port();
     let Ok(v6) = TcpListener::bind("[::1]:0") else {
-        eprintln!("SKIPPED: ::1 is not configured");
+        test_support::skip("::1 is not configured");
         return;
     };
     let v6_port = v6.local_addr().unwrap().port();
@@ -316,7 +316,7 @@ fn in_private_netns<R: Send + 'static>(nft_rules: String, f: impl FnOnce() -> R 
     match test_support::in_private_netns(nft_rules, f) {
         Ok(r) => Some(r),
         Err(NetnsError::NotRoot) => {
-            eprintln!("SKIPPED: needs root to make a network namespace");
+            test_support::skip("needs root to make a network namespace");
             None
         }
         // Root, yet no namespace: something is broken here, say so loudly.
@@ -753,7 +753,7 @@ fn resources_that_must_pass_and_must_fail() {
 #[test]
 fn a_small_tmpfs_filled_past_ninety_percent() {
     if !is_root() {
-        eprintln!("SKIPPED: needs root to mount a tmpfs");
+        test_support::skip("needs root to mount a tmpfs");
         return;
     }
     struct Mounted(PathBuf);

@@ -134,6 +134,13 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// Compiles the include and exclude globs as [`walk`] does, without walking: the
+/// run-free check of `backup_manifest`'s options.
+pub fn check_globs(opts: &WalkOptions) -> Result<(), String> {
+    globset("include", &opts.include)?;
+    globset("exclude", &opts.exclude).map(drop)
+}
+
 /// Lists the regular files under `root` (a directory), relative to it.
 pub fn walk(root: &Path, opts: &WalkOptions) -> Result<Walked, String> {
     let include = globset("include", &opts.include)?;

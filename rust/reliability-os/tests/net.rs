@@ -57,9 +57,9 @@ fn open_ports_on_loopback_answer_over_ipv4_and_ipv6() {
             targets.push(target("::1", port, Duration::from_secs(2)));
             targets.push(target("[::1]", port, Duration::from_secs(2)));
         }
-        Err(e) => {
-            eprintln!("SKIPPED the IPv6 part: cannot listen on [::1] ({e}); ::1 is not configured")
-        }
+        Err(e) => test_support::skip(&format!(
+            "the IPv6 part: cannot listen on [::1] ({e}); ::1 is not configured"
+        )),
     }
     let probes = probe_tcp(&targets);
     assert_eq!(probes.len(), targets.len());
@@ -142,7 +142,7 @@ fn more_targets_than_file_descriptors_are_probed_in_a_sliding_window() {
         return fd_limited_child();
     }
     if Command::new("prlimit").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: prlimit (util-linux) is not installed");
+        test_support::skip("prlimit (util-linux) is not installed");
         return;
     }
     let exe = std::env::current_exe().unwrap();
@@ -189,11 +189,11 @@ fn in_private_netns<R: Send + 'static>(nft_rules: String, f: impl FnOnce() -> R 
     match test_support::in_private_netns(nft_rules, f) {
         Ok(r) => Some(r),
         Err(NetnsError::NotRoot) => {
-            eprintln!("SKIPPED: needs root to make a network namespace");
+            test_support::skip("needs root to make a network namespace");
             None
         }
         Err(NetnsError::Failed(why)) => {
-            eprintln!("SKIPPED: no private network namespace: {why}");
+            test_support::skip(&format!("no private network namespace: {why}"));
             None
         }
     }

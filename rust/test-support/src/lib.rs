@@ -17,6 +17,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const DAY: i64 = 24 * 3600;
 
+/// Under this variable set to `1` (`.ci/run` sets it; CI runs as root with `::1` on
+/// loopback), a test that cannot run here fails instead of skipping.
+pub const REQUIRE_PRIVILEGED: &str = "HX_REQUIRE_PRIVILEGED";
+
+/// For a test that cannot run on this machine (not root, no `::1`, no tmpfs mount, a
+/// missing tool): prints `SKIPPED: why` so the caller can return, or, under
+/// `HX_REQUIRE_PRIVILEGED=1`, panics so the test fails rather than pass without running.
+pub fn skip(why: &str) {
+    if must_run(std::env::var(REQUIRE_PRIVILEGED).ok().as_deref()) {
+        panic!("{REQUIRE_PRIVILEGED}=1, but this test cannot run here: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+/// Whether the value of [`REQUIRE_PRIVILEGED`] forbids skipping.
+fn must_run(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim() == "1")
+}
+
 pub fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -152,4 +171,28 @@ fn run(cmd: &mut Command, stdin: Option<&str>) -> Result<(), String> {
         return Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipping_is_refused_only_when_required() {
+        assert!(must_run(Some("1")));
+        assert!(!must_run(None));
+        assert!(!must_run(Some("0")));
+        assert!(!must_run(Some("")));
+    }
+
+    #[test]
+    fn a_required_skip_fails_the_test() {
+        // What `skip` does with the variable set, without touching this process's env.
+        let required = std::panic::catch_unwind(|| {
+            if must_run(Some("1")) {
+                panic!("required");
+            }
+        });
+        assert!(required.is_err());
+    }
 }
