@@ -39,7 +39,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import REPO, TESTHOSTS, Ansible
+from conftest import REPO, TESTHOSTS, Ansible, skip_unless_possible
 
 MARKER = re.compile(r"^\s*# example: ([a-z0-9-]+)\s*$")
 CALLBACKS = Path(__file__).parent / "callback_plugins"
@@ -320,8 +320,7 @@ def setup_time_box(w: World):
 
 
 def setup_completeness(w: World):
-    if not is_root():
-        pytest.skip("the copies must be on distinct filesystems: mounting tmpfs needs root")
+    skip_unless_possible(is_root(), "the copies must be on distinct filesystems: mounting tmpfs needs root")
     db = w.path("/srv/backup/db")
     copies = [w.path("/mnt/usb/db"), w.path("/mnt/nas/db")]
     for c in copies:
@@ -440,8 +439,7 @@ def setup_postgres_unit(w: World):
 
 def setup_gunicorn(w: World):
     """A pool of two 'gunicorn' workers of www-data (argv[0] set, as gunicorn's are)."""
-    if not is_root():
-        pytest.skip("the worker pool runs as www-data: needs root")
+    skip_unless_possible(is_root(), "the worker pool runs as www-data: needs root")
     for _ in range(2):
         w.spawn(["runuser", "-u", "www-data", "--", "bash", "-c", 'exec -a "gunicorn --workers 2 app:app" sleep 600'])
     time.sleep(0.3)
