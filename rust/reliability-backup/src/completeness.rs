@@ -171,11 +171,11 @@ fn newest(files: &[FileSeen], rules: &Rules) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// The globs as the user wrote them, quoted and joined.
+/// The globs as the user wrote them, quoted (escaped, a long one cut) and joined.
 fn globs_text(globs: &[Required]) -> String {
     globs
         .iter()
-        .map(|g| format!("'{}'", g.text))
+        .map(|g| reliability_core::quote::quote(&g.text))
         .collect::<Vec<_>>()
         .join(", ")
 }
