@@ -11,7 +11,7 @@ part of a module's EXAMPLES (plugins/modules/*.yml); each starts with a line
    replaced by the test's own (the case's ``subs``, listed in the table, so every
    adaptation is visible), and state directories are pointed into the temporary directory
    with ``module_defaults``;
-3. the example runs with the real ``ansible-playbook`` (a task list as one play on the
+3. the example runs with the real ``ansible-playbook`` of each pinned ansible-core (a task list as one play on the
    case's host; plays as they are, their groups mapped to that host by the inventory);
 4. every task's result is checked against what the text around the example says: the
    ``expect`` of the case maps a task name to its status and the fields that show it.
@@ -39,7 +39,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import REPO, TESTHOSTS, Ansible, skip_unless_possible
+from conftest import REPO, TESTHOSTS, VENVS, Ansible, skip_unless_possible
 
 MARKER = re.compile(r"^\s*# example: ([a-z0-9-]+)\s*$")
 CALLBACKS = Path(__file__).parent / "callback_plugins"
@@ -798,7 +798,7 @@ def _play(example: Example, world: World, case: Case) -> list[dict]:
     return plays
 
 
-def run_example(example: Example, case: Case, world: World) -> list[dict]:
+def run_example(example: Example, case: Case, world: World, version: str = "2.19") -> list[dict]:
     plays = _play(example, world, case)
     book = world.tmp / "example.yml"
     book.write_text(yaml.safe_dump(plays, sort_keys=False))
@@ -808,7 +808,7 @@ def run_example(example: Example, case: Case, world: World) -> list[dict]:
                                 "ansible_python_interpreter": "{{ ansible_playbook_python }}"}},
         "children": {g: {"hosts": {"localhost": None}} for g in ("web", "backup")},
     }}))
-    ansible = Ansible("2.19", inventory)
+    ansible = Ansible(version, inventory)
     env = ansible.env(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_STDOUT_CALLBACK="hx_results",
                       ANSIBLE_LOAD_CALLBACK_PLUGINS="1", **world.env)
     env["PATH"] = f"{ansible.bin}:{env['PATH']}"
@@ -887,8 +887,10 @@ def testhost(tmp_path_factory):
         subprocess.run([str(TESTHOSTS), "down"], env=env, check=False, timeout=300)
 
 
+@pytest.mark.parametrize("version", sorted(VENVS), ids=lambda v: f"ansible-core-{v}")
 @pytest.mark.parametrize("name", sorted(n for n in CASES if n in EXAMPLES))
-def test_example(name, tmp_path, request):
+def test_example(name, version, tmp_path, request):
+    """Runs one example with each pinned ansible-core (2.19, and 2.15, the oldest supported)."""
     example, case = EXAMPLES[name], CASES[name]
     world = World(tmp_path)
     if case.host == "testhost":
@@ -896,7 +898,7 @@ def test_example(name, tmp_path, request):
     try:
         if case.setup:
             case.setup(world)
-        results = run_example(example, case, world)
+        results = run_example(example, case, world, version)
     finally:
         world.close()
     check_results(name, results, {world.rewrite(t): e for t, e in case.expect.items()})
