@@ -540,7 +540,7 @@ def root_check(status: str) -> bool:
     return status == ("ok" if root_used_percent() < 90 else "failed")
 
 
-def today(w=None) -> str:
+def today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
 
 
