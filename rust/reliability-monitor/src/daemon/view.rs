@@ -45,6 +45,8 @@ pub struct View {
     pub ready: bool,
     pub checks: Vec<CheckView>,
     pub services: Vec<ServiceView>,
+    /// Alert delivery counters and the maintenance window in force.
+    pub alerts: super::alerting::Stats,
     /// Unix ms of the last change.
     pub updated_ms: u64,
 }
@@ -160,6 +162,15 @@ impl View {
             "updated": timestamp::rfc3339(self.updated_ms),
             "checks": checks,
             "services": services,
+            "maintenance": {
+                "active": self.alerts.window.is_some(),
+                "window": self.alerts.window,
+            },
+            "alerts": {
+                "queued": self.alerts.queued,
+                "sent": self.alerts.sent,
+                "failed": self.alerts.failed,
+            },
         })
     }
 
@@ -319,6 +330,35 @@ impl View {
                 let labels = [("service", s.service.clone()), ("outcome", outcome.clone())];
                 m.sample("reliability_monitor_recovery_attempts", &labels, *n as f64);
             }
+        }
+        m.family(
+            "reliability_monitor_maintenance_active",
+            "gauge",
+            "1 while a maintenance window is in force (configured or ad hoc).",
+        );
+        let active = f64::from(u8::from(self.alerts.window.is_some()));
+        m.sample("reliability_monitor_maintenance_active", &[], active);
+        m.family(
+            "reliability_monitor_alerts_queued",
+            "gauge",
+            "Alert deliveries waiting in the on-disk queue (one per alert and channel).",
+        );
+        m.sample("reliability_monitor_alerts_queued", &[], self.alerts.queued as f64);
+        m.family(
+            "reliability_monitor_alerts_sent_total",
+            "counter",
+            "Alerts a channel confirmed, since the daemon started.",
+        );
+        for (channel, n) in &self.alerts.sent {
+            m.sample("reliability_monitor_alerts_sent_total", &[("channel", channel.clone())], *n as f64);
+        }
+        m.family(
+            "reliability_monitor_alerts_failed_total",
+            "counter",
+            "Alert deliveries that failed (retried or refused), since the daemon started.",
+        );
+        for (channel, n) in &self.alerts.failed {
+            m.sample("reliability_monitor_alerts_failed_total", &[("channel", channel.clone())], *n as f64);
         }
         m.out
     }
