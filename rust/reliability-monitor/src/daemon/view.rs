@@ -448,8 +448,43 @@ mod tests {
                 timeouts: 0,
             }],
             services: Vec::new(),
+            alerts: Default::default(),
             updated_ms: 0,
         }
+    }
+
+    #[test]
+    fn alert_and_maintenance_metrics() {
+        let mut v = view(State::Ok, Status::Ok);
+        let text = v.metrics();
+        assert!(text.contains("reliability_monitor_maintenance_active 0\n"), "{text}");
+        assert!(text.contains("reliability_monitor_alerts_queued 0\n"), "{text}");
+        assert!(text.contains("# TYPE reliability_monitor_alerts_sent_total counter\n"), "{text}");
+        v.alerts.queued = 3;
+        v.alerts.sent.insert("webhook".into(), 2);
+        v.alerts.failed.insert("email".into(), 1);
+        v.alerts.window = Some(reliability_core::maintenance::ActiveWindow {
+            name: "deploy".into(),
+            kind: "ad_hoc",
+            start_ms: 0,
+            end_ms: 1,
+            services: Vec::new(),
+            reason: Some("kernel".into()),
+            actor: Some("alice".into()),
+        });
+        let text = v.metrics();
+        for line in [
+            "reliability_monitor_maintenance_active 1\n",
+            "reliability_monitor_alerts_queued 3\n",
+            "reliability_monitor_alerts_sent_total{channel=\"webhook\"} 2\n",
+            "reliability_monitor_alerts_failed_total{channel=\"email\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        let health = v.health_json();
+        assert_eq!(health["maintenance"]["active"], true);
+        assert_eq!(health["maintenance"]["window"]["name"], "deploy");
+        assert_eq!(health["alerts"]["queued"], 3);
     }
 
     #[test]
