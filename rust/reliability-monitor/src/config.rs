@@ -35,9 +35,9 @@
 //! [`Config::unused`].
 
 use crate::problems::Problems;
-use reliability_checks::HealthRequest;
 use reliability_alerts::config::Context;
 use reliability_alerts::AlertConfig;
+use reliability_checks::HealthRequest;
 use reliability_core::breaker;
 use reliability_core::maintenance::{self, MaintenanceConfig};
 use reliability_core::recovery::Strategy;

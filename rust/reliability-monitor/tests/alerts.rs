@@ -48,7 +48,13 @@ fn alerting(port: u16) -> String {
 }
 
 fn bodies(r: &Receiver) -> Vec<Value> {
-    r.seen.lock().expect("lock").requests.iter().map(Request::json).collect()
+    r.seen
+        .lock()
+        .expect("lock")
+        .requests
+        .iter()
+        .map(Request::json)
+        .collect()
 }
 
 fn keys(r: &Receiver) -> usize {
@@ -73,7 +79,10 @@ fn a_failing_port_alerts_once_then_resolves_when_it_is_back() {
     drop(service);
     wait(Duration::from_secs(10), "the firing alert", || keys(&hook) == 1);
     let firing = bodies(&hook)[0].clone();
-    println!("the webhook received:\n{}", serde_json::to_string_pretty(&firing).expect("json"));
+    println!(
+        "the webhook received:\n{}",
+        serde_json::to_string_pretty(&firing).expect("json")
+    );
     assert_eq!(firing["state"], "firing", "{firing}");
     assert_eq!(firing["name"], "service_down", "{firing}");
     assert_eq!(firing["service"], "web", "{firing}");
@@ -94,7 +103,10 @@ fn a_failing_port_alerts_once_then_resolves_when_it_is_back() {
     });
     let (_, metrics) = d.get("/metrics", None);
     assert!(metrics.contains("reliability_monitor_alerts_queued 0"), "{metrics}");
-    assert!(metrics.contains("reliability_monitor_maintenance_active 0"), "{metrics}");
+    assert!(
+        metrics.contains("reliability_monitor_maintenance_active 0"),
+        "{metrics}"
+    );
     promtool(&metrics);
     let (_, health) = d.get("/health", None);
     for text in [d.log(), metrics, health] {
@@ -132,7 +144,10 @@ fn a_maintenance_window_holds_alerts_and_a_service_still_failing_alerts_when_it_
         d.log().contains("maintenance window 'deploy' (ad_hoc) started")
     });
     let (_, metrics) = d.get("/metrics", None);
-    assert!(metrics.contains("reliability_monitor_maintenance_active 1"), "{metrics}");
+    assert!(
+        metrics.contains("reliability_monitor_maintenance_active 1"),
+        "{metrics}"
+    );
     wait(Duration::from_secs(10), "the check failing", || {
         entry(&d.health().1, "health_checks.ports[0]")["state"] == "failing"
     });
@@ -141,14 +156,26 @@ fn a_maintenance_window_holds_alerts_and_a_service_still_failing_alerts_when_it_
         assert_eq!(keys(&hook), 0, "sent inside the window: {:?}", bodies(&hook));
         std::thread::sleep(Duration::from_millis(100));
     }
-    wait(Duration::from_secs(10), "the alert after the window", || keys(&hook) == 1);
+    wait(Duration::from_secs(10), "the alert after the window", || {
+        keys(&hook) == 1
+    });
     let late = now_ms().saturating_sub(end);
     assert!(late < 3_000, "sent {late} ms after the window ended");
     assert_eq!(bodies(&hook)[0]["state"], "firing");
-    assert!(d.log().contains("maintenance window 'deploy' (ad_hoc) ended"), "{}", d.log());
+    assert!(
+        d.log().contains("maintenance window 'deploy' (ad_hoc) ended"),
+        "{}",
+        d.log()
+    );
     let actions: Vec<String> = audit_records(&state)
         .iter()
-        .map(|r| format!("{} {}", r["action"].as_str().unwrap_or(""), r["target"].as_str().unwrap_or("")))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["action"].as_str().unwrap_or(""),
+                r["target"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert!(actions.contains(&"maintenance.start deploy".to_string()), "{actions:?}");
     assert!(actions.contains(&"maintenance.end deploy".to_string()), "{actions:?}");
@@ -163,7 +190,9 @@ fn kill_9_with_an_alert_queued_then_restart_delivers_it_once() {
     let d = Daemon::start(&alerting(hook_port), &port_check(port), &[]);
     d.wait_ready();
     // The receiver is down: the alert waits in the queue.
-    wait(Duration::from_secs(10), "a failed delivery", || d.log().contains("not delivered"));
+    wait(Duration::from_secs(10), "a failed delivery", || {
+        d.log().contains("not delivered")
+    });
     let dir = d.dir.clone();
     drop(d); // SIGKILL
     let queued = std::fs::read_dir(dir.path().join("state/alert_queue"))
@@ -188,7 +217,14 @@ fn alert_test_reports_delivery_in_its_exit_code() {
     let run = |text: &str, channel: &str| {
         write_config(&config, text);
         let out = Command::new(BIN)
-            .args(["--config", config.to_str().expect("utf-8"), "alert", "test", "--channel", channel])
+            .args([
+                "--config",
+                config.to_str().expect("utf-8"),
+                "alert",
+                "test",
+                "--channel",
+                channel,
+            ])
             .output()
             .expect("runs");
         (
@@ -213,7 +249,10 @@ fn alert_test_reports_delivery_in_its_exit_code() {
     // A channel that is not configured: a configuration error.
     let (code, _, err) = run(&alerting(hook.addr.port()), "slack");
     assert_eq!(code, 78, "{err}");
-    assert!(err.contains("no channel 'slack' is configured (configured: webhook)"), "{err}");
+    assert!(
+        err.contains("no channel 'slack' is configured (configured: webhook)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -227,10 +266,17 @@ fn a_reload_is_audited_with_the_config_digest_and_the_sections_that_changed() {
     let state = d.dir.path().join("state");
     let started = Instant::now();
     let reload = loop {
-        if let Some(r) = audit_records(&state).into_iter().find(|r| r["action"] == "config.reload") {
+        if let Some(r) = audit_records(&state)
+            .into_iter()
+            .find(|r| r["action"] == "config.reload")
+        {
             break r;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "no reload record: {}", d.log());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no reload record: {}",
+            d.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(

@@ -26,8 +26,8 @@ use crate::config::Config;
 use reliability_alerts::{Alert, Category, Event, EventKind, Policy, PolicyState};
 use reliability_core::audit::{Outcome as AuditOutcome, Record};
 use reliability_core::maintenance::{self, ActiveWindow, MaintenanceConfig, Window};
-use reliability_os::state::Store;
 use reliability_os::audit;
+use reliability_os::state::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -293,7 +293,8 @@ impl Alerting {
                 reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
             ));
         } else {
-            self.log.info(&format!("maintenance window '{}' ({}) ended", w.name, w.kind));
+            self.log
+                .info(&format!("maintenance window '{}' ({}) ended", w.name, w.kind));
         }
         self.audit(
             if opened { "maintenance.start" } else { "maintenance.end" },
@@ -350,9 +351,10 @@ impl Alerting {
             });
         match result {
             Ok(()) => self.saved = bytes,
-            Err(e) => self
-                .log
-                .warn(&format!("cannot save the alert state to '{}': {e}", self.saved_path.display())),
+            Err(e) => self.log.warn(&format!(
+                "cannot save the alert state to '{}': {e}",
+                self.saved_path.display()
+            )),
         }
     }
 }

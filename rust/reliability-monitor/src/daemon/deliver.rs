@@ -125,7 +125,10 @@ fn run(mut dispatcher: Dispatcher, rx: &Receiver<Job>, report: &Sender<Msg>, sto
                 }
                 Outcome::Refused(error) => {
                     *r.failed.entry(d.channel.clone()).or_default() += 1;
-                    log.error(&format!("alert {} refused for good: {error}; kept in the queue's dead/", d.key));
+                    log.error(&format!(
+                        "alert {} refused for good: {error}; kept in the queue's dead/",
+                        d.key
+                    ));
                     r.gave_up.push((d.channel.clone(), d.key.clone(), error.to_string()));
                 }
             }

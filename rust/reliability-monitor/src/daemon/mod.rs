@@ -324,7 +324,11 @@ fn audit_reload(path: &Path, current: &Config, new: Option<&Config>, log: &Logge
                 .copied()
                 .filter(|s| current.sections.get(*s) != new.sections.get(*s))
                 .collect();
-            let outcome = if changed.is_empty() { Outcome::Unchanged } else { Outcome::Changed };
+            let outcome = if changed.is_empty() {
+                Outcome::Unchanged
+            } else {
+                Outcome::Changed
+            };
             (outcome, None, serde_json::json!({ "changed_sections": changed }))
         }
         None => (

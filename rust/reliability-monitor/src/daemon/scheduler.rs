@@ -27,13 +27,13 @@ use super::{Event, Shared};
 use crate::config::{CheckKind, Config, HealthEntry, RecoveryEntry};
 use reliability_alerts::{Category, EventKind};
 use reliability_core::audit::Outcome as AuditOutcome;
-use reliability_core::recovery::Outcome;
 use reliability_core::cancel::Cancel;
 use reliability_core::check::{CheckResult, Status};
+use reliability_core::recovery::Outcome;
 use reliability_os::clock::now_ms;
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

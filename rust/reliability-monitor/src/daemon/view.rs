@@ -350,7 +350,11 @@ impl View {
             "Alerts a channel confirmed, since the daemon started.",
         );
         for (channel, n) in &self.alerts.sent {
-            m.sample("reliability_monitor_alerts_sent_total", &[("channel", channel.clone())], *n as f64);
+            m.sample(
+                "reliability_monitor_alerts_sent_total",
+                &[("channel", channel.clone())],
+                *n as f64,
+            );
         }
         m.family(
             "reliability_monitor_alerts_failed_total",
@@ -358,7 +362,11 @@ impl View {
             "Alert deliveries that failed (retried or refused), since the daemon started.",
         );
         for (channel, n) in &self.alerts.failed {
-            m.sample("reliability_monitor_alerts_failed_total", &[("channel", channel.clone())], *n as f64);
+            m.sample(
+                "reliability_monitor_alerts_failed_total",
+                &[("channel", channel.clone())],
+                *n as f64,
+            );
         }
         m.out
     }
@@ -459,7 +467,10 @@ mod tests {
         let text = v.metrics();
         assert!(text.contains("reliability_monitor_maintenance_active 0\n"), "{text}");
         assert!(text.contains("reliability_monitor_alerts_queued 0\n"), "{text}");
-        assert!(text.contains("# TYPE reliability_monitor_alerts_sent_total counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE reliability_monitor_alerts_sent_total counter\n"),
+            "{text}"
+        );
         v.alerts.queued = 3;
         v.alerts.sent.insert("webhook".into(), 2);
         v.alerts.failed.insert("email".into(), 1);

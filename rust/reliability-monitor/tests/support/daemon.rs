@@ -207,4 +207,3 @@ pub fn sample(body: &str, metric: &str, labels: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {metric} with {labels} in\n{body}"))
 }
-
