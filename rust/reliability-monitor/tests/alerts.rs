@@ -295,3 +295,57 @@ fn a_reload_is_audited_with_the_config_digest_and_the_sections_that_changed() {
     let report = reliability_os::audit::verify(&state.join("audit")).expect("verify");
     assert!(report.ok && report.records >= 1, "{report:?}");
 }
+
+#[test]
+fn a_window_holds_a_recovery_back_and_the_recovery_is_audited_after_it() {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let state = dir.path().join("state");
+    let end = now_ms() + 5_000;
+    Store::new(&state)
+        .update::<AdHoc, StateError, _>("patching", |_| {
+            Ok(AdHoc {
+                name: "patching".into(),
+                reason: "kernel update".into(),
+                actor: "alice".into(),
+                start_ms: now_ms() - 1_000,
+                end_ms: end,
+                // The unit's name: the config names the service without `.service`.
+                services: vec!["hx-daemon-test.service".into()],
+            })
+        })
+        .expect("open the window");
+    let checks = "  services:\n    - name: hx-daemon-test\n      recovery:\n        timeout: 1\n";
+    let extra = "maintenance_windows:\n  suppress_recovery: true\n";
+    write_config(&dir.path().join("config.yml"), &config_text(dir.path(), extra, checks));
+    let d = Daemon::run(dir.clone(), &[]);
+    wait(Duration::from_secs(10), "the recovery held", || {
+        d.log().contains(
+            "hx-daemon-test.service: failing; its recovery waits for the end of maintenance window 'patching'",
+        )
+    });
+    assert!(!d.log().contains("running its recovery"), "{}", d.log());
+    let (_, metrics) = d.get("/metrics", None);
+    assert!(
+        metrics.contains("reliability_monitor_maintenance_active 1"),
+        "{metrics}"
+    );
+    wait(Duration::from_secs(10), "the recovery after the window", || {
+        d.log().contains("running its recovery (attempt 1)")
+    });
+    assert!(now_ms() >= end, "the recovery ran inside the window: {}", d.log());
+    let started = Instant::now();
+    loop {
+        let actions: Vec<String> = audit_records(&state)
+            .iter()
+            .map(|r| r["action"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if actions.iter().any(|a| a == "recovery.outcome") {
+            assert!(actions.contains(&"recovery.start".to_string()), "{actions:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{actions:?}\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = reliability_os::audit::verify(&state.join("audit")).expect("verify");
+    assert!(report.ok, "{report:?}");
+}

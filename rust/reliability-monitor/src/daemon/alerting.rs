@@ -154,11 +154,13 @@ impl Alerting {
         }
     }
 
-    /// Whether a window covers `service` now.
+    /// Whether a window covers `service` now: by its name, with or without `.service`
+    /// (a window may name the unit, the config the service, or the other way round).
     pub fn covered(&self, service: &str, now_ms: u64) -> Option<ActiveWindow> {
         let bare = service.strip_suffix(".service").unwrap_or(service);
-        maintenance::active_for(&self.windows, service, now_ms)
-            .or_else(|| maintenance::active_for(&self.windows, bare, now_ms))
+        [bare.to_string(), format!("{bare}.service")]
+            .iter()
+            .find_map(|name| maintenance::active_for(&self.windows, name, now_ms))
     }
 
     /// Whether a recovery of `service` waits now (a window covers it and suppresses it).
