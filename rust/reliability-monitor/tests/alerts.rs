@@ -349,3 +349,34 @@ fn a_window_holds_a_recovery_back_and_the_recovery_is_audited_after_it() {
     let report = reliability_os::audit::verify(&state.join("audit")).expect("verify");
     assert!(report.ok, "{report:?}");
 }
+
+#[test]
+fn an_alert_the_receiver_refuses_for_good_is_given_up_and_audited() {
+    let hook = Receiver::start(|_: &Request| ("400 Bad Request", "no".into()));
+    let port = free_port();
+    let d = Daemon::start(&alerting(hook.addr.port()), &port_check(port), &[]);
+    let state = d.dir.path().join("state");
+    let started = Instant::now();
+    let give_up = loop {
+        if let Some(r) = audit_records(&state)
+            .into_iter()
+            .find(|r| r["action"] == "alert.give_up")
+        {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no give-up record: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(give_up["target"], "webhook", "{give_up}");
+    assert_eq!(give_up["outcome"], "failed", "{give_up}");
+    assert!(give_up["details"]["key"].is_string(), "{give_up}");
+    assert!(!give_up.to_string().contains(SECRET) && !give_up.to_string().contains("/hook"));
+    wait(Duration::from_secs(5), "the failure counted", || {
+        let (_, m) = d.get("/metrics", None);
+        m.contains("reliability_monitor_alerts_failed_total{channel=\"webhook\"} 1")
+    });
+}

@@ -36,7 +36,8 @@ pub struct Round {
     /// Per channel: deliveries confirmed, and failed (retried or given up).
     pub sent: BTreeMap<String, u64>,
     pub failed: BTreeMap<String, u64>,
-    /// `(channel, idempotency key, why)` of alerts the channel refused for good.
+    /// `(channel, idempotency key, why)` of alerts given up: refused for good by their
+    /// channel, or dropped from a full queue.
     pub gave_up: Vec<(String, String, String)>,
     /// Entries waiting in the queue after the round.
     pub queued: usize,
@@ -63,6 +64,7 @@ pub fn spawn(
 
 fn run(mut dispatcher: Dispatcher, rx: &Receiver<Job>, report: &Sender<Msg>, stop: &AtomicBool, log: &Logger) {
     let mut queued = usize::MAX;
+    let mut dropped: Vec<(String, String, String)> = Vec::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -82,6 +84,7 @@ fn run(mut dispatcher: Dispatcher, rx: &Receiver<Job>, report: &Sender<Msg>, sto
                                     log.warn(&format!(
                                         "alert queue full: dropped the oldest alert {key} of channel '{channel}'"
                                     ));
+                                    dropped.push((channel, key, "dropped: the alert queue was full".into()));
                                 }
                             }
                             Err(e) => log.error(&format!(
@@ -101,6 +104,7 @@ fn run(mut dispatcher: Dispatcher, rx: &Receiver<Job>, report: &Sender<Msg>, sto
         let round = dispatcher.deliver_due(now_ms(), stop);
         let mut r = Round {
             queued: round.pending,
+            gave_up: std::mem::take(&mut dropped),
             ..Round::default()
         };
         for d in &round.deliveries {
@@ -136,7 +140,7 @@ fn run(mut dispatcher: Dispatcher, rx: &Receiver<Job>, report: &Sender<Msg>, sto
         for e in &round.errors {
             log.error(&format!("alert queue: {e}"));
         }
-        if !round.deliveries.is_empty() || round.pending != queued {
+        if !round.deliveries.is_empty() || !r.gave_up.is_empty() || round.pending != queued {
             queued = round.pending;
             if report.send(Msg::Delivered(r)).is_err() {
                 return;
