@@ -11,6 +11,7 @@
 //! with a loop, signals and a listener); the incident and breaker commands build on the
 //! same [`config::Config`].
 
+mod alert_cmd;
 pub mod cli;
 pub mod config;
 pub mod daemon;
