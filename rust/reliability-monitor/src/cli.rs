@@ -47,6 +47,9 @@ enum Command {
     /// Run the checks of one type once, report them and exit with the Nagios code of the
     /// worst result.
     Check(CheckArgs),
+    /// Run the checks on their schedules, heal failing services, serve /health, /ready,
+    /// /alive, /metrics; systemd Type=notify. SIGHUP reloads, SIGTERM stops.
+    Daemon,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +87,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
         Some(Command::ValidateConfig { path }) => validate(path.as_deref().unwrap_or(&cli.config), &env, out, err),
         None if cli.validate_config => validate(&cli.config, &env, out, err),
         Some(Command::Check(args)) => check(&cli.config, &args, &env, out, err),
+        Some(Command::Daemon) => crate::daemon::run(&cli.config, &env),
         None => {
             let _ = writeln!(
                 err,

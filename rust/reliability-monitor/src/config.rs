@@ -17,7 +17,9 @@
 //!
 //! Every check entry also takes `interval`, `consecutive_failures` and
 //! `consecutive_successes` (defaults in `service_monitoring`): what the daemon schedules
-//! by and how many results in a row change a check's state.
+//! by and how many results in a row change a check's state. `service_monitoring` also
+//! has the daemon's `max_concurrent_checks`, `state_dir` and `listen` (`port: 0` picks a
+//! free port, which the daemon logs).
 //!
 //! The seed's names are accepted beside the engines': the strategies `restart_service`,
 //! `reload_configuration`, `failover_to_backup`, `manual_intervention_required`, and the
@@ -70,10 +72,13 @@ pub const SECTIONS: [&str; 15] = [
     "monitoring_integration",
 ];
 
-/// The sections the commands of this version act on (`check`); the others are validated
+/// The sections the commands of this version act on (`check`, `daemon`); the others are validated
 /// and reported as accepted, not used.
-const USED: [&str; 4] = [
+const USED: [&str; 7] = [
+    "service_monitoring",
     "health_checks",
+    "circuit_breaker",
+    "error_handling",
     "thresholds",
     "performance_monitoring",
     "backup_verification",
@@ -139,6 +144,9 @@ pub struct Schedule {
 pub struct HealthEntry {
     /// Where it is in the file: `health_checks.ports[2]`.
     pub path: String,
+    /// The service (`health_checks.services[].name`) the check belongs to, if any: its
+    /// unit, port and process checks.
+    pub service: Option<String>,
     pub kind: CheckKind,
     pub schedule: Schedule,
     pub request: HealthRequest,
@@ -175,6 +183,8 @@ pub struct Listen {
 pub struct ServiceMonitoring {
     pub enabled: bool,
     pub defaults: Schedule,
+    /// How many checks the daemon runs at once, at most.
+    pub max_concurrent_checks: usize,
     pub state_dir: PathBuf,
     pub listen: Listen,
 }
@@ -419,11 +429,13 @@ fn section(name: &str) -> Spec {
             Opt::float("check_interval").default(30.0).range(1.0, 86_400.0),
             Opt::int("consecutive_failures").default(3).range(1.0, 1000.0),
             Opt::int("consecutive_successes").default(1).range(1.0, 1000.0),
+            Opt::int("max_concurrent_checks").default(8).range(1.0, 256.0),
             Opt::path("state_dir").default(state::DEFAULT_DIR),
             Opt::dict("listen").options(
                 Spec::new(vec![
                     Opt::str("address").default("127.0.0.1"),
-                    Opt::int("port").default(9189).range(1.0, 65535.0),
+                    // 0: any free port (the daemon logs the one it got).
+                    Opt::int("port").default(9189).range(0.0, 65535.0),
                     Opt::str("bearer_token").no_log(),
                     Opt::path("bearer_token_file"),
                 ])
@@ -758,6 +770,11 @@ impl Builder<'_> {
         }
         ServiceMonitoring {
             enabled: s.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+            max_concurrent_checks: s
+                .get("max_concurrent_checks")
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(8),
             defaults: Schedule {
                 interval: Duration::from_secs_f64(s.get("check_interval").and_then(Value::as_f64).unwrap_or(30.0)),
                 consecutive_failures: u32_of(s, "consecutive_failures").unwrap_or(3),
@@ -918,15 +935,8 @@ impl Builder<'_> {
     }
 
     /// The schedule of an entry: its own keys, else the section's defaults.
-    fn schedule(&mut self, entry: &Map<String, Value>, path: &str, monitoring: &ServiceMonitoring) -> Schedule {
+    fn schedule(&mut self, entry: &Map<String, Value>, monitoring: &ServiceMonitoring) -> Schedule {
         let d = monitoring.defaults;
-        let given: Vec<&str> = SCHEDULE_KEYS
-            .into_iter()
-            .filter(|k| entry.get(*k).is_some_and(|v| !v.is_null()))
-            .collect();
-        for key in given {
-            self.unused.push(format!("{path}.{key}"));
-        }
         Schedule {
             interval: entry
                 .get("interval")
@@ -991,7 +1001,7 @@ impl Builder<'_> {
             let Some(v) = self.problems.validate(&services_spec, raw, &path, self.env) else {
                 continue;
             };
-            let schedule = self.schedule(&v, &path, monitoring);
+            let schedule = self.schedule(&v, monitoring);
             let name = str_of(&v, "name").unwrap_or_default().to_string();
             let unit = without(
                 &v,
@@ -999,6 +1009,7 @@ impl Builder<'_> {
             );
             if let Some(request) = self.health("services", unit, &path) {
                 checks.push(HealthEntry {
+                    service: Some(name.clone()),
                     path: path.clone(),
                     kind: CheckKind::Services,
                     schedule,
@@ -1013,6 +1024,7 @@ impl Builder<'_> {
                 let entry = port_check.as_object().cloned().unwrap_or_default();
                 if let Some(request) = self.health("ports", entry, &format!("{path}.port")) {
                     derived.push(HealthEntry {
+                        service: Some(name.clone()),
                         path: format!("{path}.port"),
                         kind: CheckKind::Ports,
                         schedule,
@@ -1026,6 +1038,7 @@ impl Builder<'_> {
                 let entry = process_check.as_object().cloned().unwrap_or_default();
                 if let Some(request) = self.health("processes", entry, &format!("{path}.process")) {
                     derived.push(HealthEntry {
+                        service: Some(name.clone()),
                         path: format!("{path}.process"),
                         kind: CheckKind::Processes,
                         schedule,
@@ -1035,7 +1048,6 @@ impl Builder<'_> {
             }
             if let Some(recovery) = raw.get("recovery").and_then(Value::as_object) {
                 let path = format!("{path}.recovery");
-                self.unused.push(path.clone());
                 if let Some(request) = self.recovery(recovery, &name, health, &path, monitoring) {
                     recoveries.push(RecoveryEntry { path, request });
                 }
@@ -1053,9 +1065,10 @@ impl Builder<'_> {
                 let Some(v) = self.problems.validate(&spec, raw, &path, self.env) else {
                     continue;
                 };
-                let schedule = self.schedule(&v, &path, monitoring);
+                let schedule = self.schedule(&v, monitoring);
                 if let Some(request) = self.health(key, without(raw, &SCHEDULE_KEYS), &path) {
                     checks.push(HealthEntry {
+                        service: None,
                         path,
                         kind,
                         schedule,
@@ -1073,7 +1086,7 @@ impl Builder<'_> {
             .unwrap_or_default();
         let spec = with(check_entry("resources"), schedule_options());
         if let Some(v) = self.problems.validate(&spec, &raw, path, self.env) {
-            let schedule = self.schedule(&v, path, monitoring);
+            let schedule = self.schedule(&v, monitoring);
             let mut entry = without(&raw, &SCHEDULE_KEYS);
             for (key, _) in THRESHOLDS {
                 if let (false, Some(level)) = (entry.contains_key(key), thresholds.get(key)) {
@@ -1082,6 +1095,7 @@ impl Builder<'_> {
             }
             if let Some(request) = self.health("resources", entry, path) {
                 checks.push(HealthEntry {
+                    service: None,
                     path: path.into(),
                     kind: CheckKind::Resources,
                     schedule,
@@ -1177,6 +1191,7 @@ impl Builder<'_> {
         }
         let path = "performance_monitoring";
         let request = self.health("resources", entry, path).map(|request| HealthEntry {
+            service: None,
             path: path.into(),
             kind: CheckKind::Resources,
             schedule: monitoring.defaults,
@@ -1201,7 +1216,7 @@ impl Builder<'_> {
             let Some(v) = self.problems.validate(&spec, &raw, &path, self.env) else {
                 continue;
             };
-            let schedule = self.schedule(&v, &path, monitoring);
+            let schedule = self.schedule(&v, monitoring);
             let name = str_of(&v, "name").map_or_else(|| format!("backups[{i}]"), str::to_string);
             let mut input = without(&raw, &[&["name"][..], &SCHEDULE_KEYS[..]].concat());
             let checks: Vec<Value> = input

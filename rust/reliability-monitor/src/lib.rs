@@ -7,11 +7,13 @@
 //! Nagios plugin line. The command line ([`cli`]) is the only code that writes to the
 //! terminal or decides an exit code; `main` is one call to it.
 //!
-//! This version has `validate-config` and `check`; the daemon loop, its endpoints, the
-//! incident and breaker commands build on the same [`config::Config`].
+//! This version has `validate-config`, `check` and `daemon` ([`daemon`]: the one part
+//! with a loop, signals and a listener); the incident and breaker commands build on the
+//! same [`config::Config`].
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod output;
 mod problems;
 pub mod run;

@@ -1,0 +1,585 @@
+//! The scheduler: the one thread that decides what runs when.
+//!
+//! - Each check entry runs at its own interval (its `interval`, else
+//!   `service_monitoring.check_interval`), on a thread of its own; at most
+//!   `max_concurrent_checks` run at once, the rest wait their turn.
+//! - Each run has a deadline (its interval): a run still going then is recorded as a
+//!   timed-out failure and no longer holds a slot; it is not started again until that
+//!   thread ends, so one hung check is at most one thread and never delays another check
+//!   or the endpoints. (Threads are therefore bounded by the slots plus the entries.)
+//! - Results go through [`Debounce`]; a service with a `recovery` entry whose checks are
+//!   confirmed failing is healed through the engine ([`super::heal`] decides when).
+//! - After each batch of events the [`View`] is rendered into a new [`Snapshot`] and
+//!   swapped in; the endpoints never wait for a check.
+//!
+//! The scheduler only sleeps in `recv_timeout` on its channel (at most [`TICK`]), so a
+//! stop or reload is seen at once, and it stamps a heartbeat each turn, which `/alive`
+//! and the watchdog read.
+
+use super::debounce::{Debounce, State};
+use super::engines::{self, Figures, Healed};
+use super::heal::{Backoff, Decision, Healer};
+use super::log::Logger;
+use super::view::{CheckView, ServiceView, View};
+use super::{Event, Shared};
+use crate::config::{Config, HealthEntry, RecoveryEntry};
+use reliability_core::check::{CheckResult, Status};
+use reliability_os::clock::now_ms;
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The longest the scheduler waits without stamping its heartbeat.
+pub const TICK: Duration = Duration::from_millis(500);
+/// How often the service figures are read back from the state files (breakers, incidents
+/// changed by module runs too), and the last results saved.
+const FIGURES_EVERY: Duration = Duration::from_secs(15);
+/// The longest wait between two recovery attempts of one service.
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// What the scheduler thread is told.
+pub enum Msg {
+    /// A check run of the job `id` ended.
+    Done {
+        id: u64,
+        results: Vec<CheckResult>,
+    },
+    /// A recovery run of `service` ended.
+    Healed {
+        service: String,
+        result: Result<Healed, String>,
+    },
+    Reload(Box<Config>),
+    Stop(Sender<()>),
+}
+
+struct Job {
+    /// Stable across reloads for the same entry path.
+    id: u64,
+    entry: HealthEntry,
+    debounce: Debounce,
+    next_due: Instant,
+    /// Started at, and whether it already passed its deadline.
+    running: Option<(Instant, bool)>,
+    last: Option<(u64, Vec<CheckResult>, bool)>,
+    runs: u64,
+    timeouts: u64,
+}
+
+struct Service {
+    entry: RecoveryEntry,
+    /// `health_checks.services[i]`: the check entries at or under it are the service's.
+    prefix: String,
+    healer: Healer,
+    backoff: Backoff,
+    figures: Figures,
+}
+
+pub struct Scheduler {
+    config: Config,
+    next_id: u64,
+    jobs: Vec<Job>,
+    /// Runs still going of jobs a reload removed: id -> already past its deadline.
+    orphans: HashMap<u64, bool>,
+    services: Vec<Service>,
+    running: usize,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+    events: Sender<Event>,
+    log: Arc<Logger>,
+    epoch: Instant,
+    rng: u64,
+    figures_at: Instant,
+    ready: bool,
+    /// Something changed since the last snapshot.
+    dirty: bool,
+}
+
+/// `entry` belongs to the service at `prefix`.
+fn under(entry: &str, prefix: &str) -> bool {
+    entry
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// A result that counts as a failure: critical or unknown (the engines' `fail_on: critical`).
+fn failed(results: &[CheckResult]) -> bool {
+    results.is_empty()
+        || results
+            .iter()
+            .any(|r| matches!(r.status, Status::Critical | Status::Unknown))
+}
+
+impl Scheduler {
+    pub fn new(
+        config: Config,
+        tx: Sender<Msg>,
+        rx: Receiver<Msg>,
+        shared: Arc<Shared>,
+        events: Sender<Event>,
+        log: Arc<Logger>,
+    ) -> Scheduler {
+        let seed = now_ms() ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+        let mut s = Scheduler {
+            config: config.clone(),
+            next_id: 0,
+            orphans: HashMap::new(),
+            jobs: Vec::new(),
+            services: Vec::new(),
+            running: 0,
+            tx,
+            rx,
+            shared,
+            events,
+            log,
+            epoch: Instant::now(),
+            rng: seed | 1,
+            figures_at: Instant::now(),
+            ready: false,
+            dirty: true,
+        };
+        s.install(config);
+        s
+    }
+
+    /// Takes a (new) configuration: entries at the same path keep their state, counters
+    /// and running run; new ones run at once. A service keeps its recovery bookkeeping,
+    /// so a reload never lets a second recovery of it start beside a running one.
+    fn install(&mut self, config: Config) {
+        let now = Instant::now();
+        let mut old: HashMap<String, Job> = self.jobs.drain(..).map(|j| (j.entry.path.clone(), j)).collect();
+        let mut entries: Vec<HealthEntry> = config.checks.clone();
+        entries.extend(config.performance.clone());
+        self.jobs = entries
+            .into_iter()
+            .map(|entry| match old.remove(&entry.path) {
+                Some(j) => Job {
+                    next_due: now.min(j.next_due),
+                    entry,
+                    ..j
+                },
+                None => Job {
+                    id: {
+                        self.next_id += 1;
+                        self.next_id
+                    },
+                    entry,
+                    debounce: Debounce::default(),
+                    next_due: now,
+                    running: None,
+                    last: None,
+                    runs: 0,
+                    timeouts: 0,
+                },
+            })
+            .collect();
+        for (_, j) in old {
+            if let Some((_, timed_out)) = j.running {
+                self.orphans.insert(j.id, timed_out);
+            }
+        }
+        let mut old_services: HashMap<String, Service> = self
+            .services
+            .drain(..)
+            .map(|s| (s.entry.request.service.clone(), s))
+            .collect();
+        let defaults = config.service_monitoring.defaults;
+        self.services = config
+            .recoveries
+            .iter()
+            .map(|r| {
+                let prefix = r.path.strip_suffix(".recovery").unwrap_or(&r.path).to_string();
+                let interval = self
+                    .jobs
+                    .iter()
+                    .filter(|j| under(&j.entry.path, &prefix))
+                    .map(|j| j.entry.schedule.interval)
+                    .min()
+                    .unwrap_or(defaults.interval);
+                let backoff = Backoff {
+                    base: interval,
+                    cap: BACKOFF_CAP.max(interval),
+                };
+                let kept = old_services.remove(&r.request.service);
+                Service {
+                    figures: engines::figures(&r.request, now_ms()),
+                    healer: kept.map(|k| k.healer).unwrap_or_default(),
+                    entry: r.clone(),
+                    prefix,
+                    backoff,
+                }
+            })
+            .collect();
+        self.ready = self.ready && self.jobs.iter().all(|j| j.last.is_some());
+        self.config = config;
+        self.dirty = true;
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A uniform number in [0, 1) (xorshift64*: jitter needs spread, not secrecy).
+    fn unit(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let x = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The loop; returns when told to stop.
+    pub fn run(mut self) {
+        self.publish();
+        loop {
+            let now = Instant::now();
+            self.shared.beat();
+            self.start_due(now);
+            self.expire(now);
+            self.heal(now);
+            if now.duration_since(self.figures_at) >= FIGURES_EVERY {
+                self.refresh_figures();
+                self.publish();
+                // A recent copy for `status` even after kill -9.
+                self.save();
+            }
+            self.publish();
+            let wait = self.next_wake(Instant::now());
+            let mut msg = match self.rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            // Take every message waiting before rendering once.
+            while let Some(m) = msg {
+                if let Some(done) = self.handle(m) {
+                    let _ = done.send(());
+                    return;
+                }
+                msg = self.rx.try_recv().ok();
+            }
+        }
+    }
+
+    /// Handles one message; `Some` when it was the stop.
+    fn handle(&mut self, msg: Msg) -> Option<Sender<()>> {
+        match msg {
+            Msg::Done { id, results } => self.done(id, results),
+            Msg::Healed { service, result } => self.healed(&service, result),
+            Msg::Reload(config) => {
+                self.install(*config);
+                self.log.info(&format!(
+                    "configuration reloaded: {} checks, {} recoveries",
+                    self.jobs.len(),
+                    self.services.len()
+                ));
+            }
+            Msg::Stop(done) => {
+                self.save();
+                return Some(done);
+            }
+        }
+        None
+    }
+
+    fn next_wake(&self, now: Instant) -> Duration {
+        let mut at = now + TICK;
+        for j in &self.jobs {
+            match j.running {
+                Some((started, false)) => at = at.min(started + j.entry.schedule.interval),
+                Some(_) => {}
+                None => at = at.min(j.next_due),
+            }
+        }
+        let now_ms = self.ms(now);
+        for s in &self.services {
+            if let Decision::Wait { ms } = s.healer.decide(self.failing(&s.prefix), now_ms) {
+                at = at.min(now + Duration::from_millis(ms));
+            }
+        }
+        at.saturating_duration_since(now)
+    }
+
+    fn start_due(&mut self, now: Instant) {
+        let slots = self.config.service_monitoring.max_concurrent_checks.max(1);
+        // The most overdue first.
+        let mut due: Vec<usize> = (0..self.jobs.len()).filter(|i| self.jobs[*i].next_due <= now).collect();
+        due.sort_by_key(|i| self.jobs[*i].next_due);
+        for index in due {
+            let job = &mut self.jobs[index];
+            let interval = job.entry.schedule.interval;
+            if job.running.is_some() {
+                // Still going (perhaps past its deadline): this turn is skipped.
+                job.next_due = now + interval;
+                self.log.warn(&format!(
+                    "{}: the previous run is still going; this turn is skipped",
+                    job.entry.path
+                ));
+                continue;
+            }
+            if self.running >= slots {
+                break;
+            }
+            job.running = Some((now, false));
+            // Fixed rate while on time; after a late start, one interval from now.
+            job.next_due = (job.next_due + interval).max(now);
+            if job.next_due <= now {
+                job.next_due = now + interval;
+            }
+            self.running += 1;
+            let request = job.entry.request.clone();
+            let tx = self.tx.clone();
+            let id = job.id;
+            let spawned = std::thread::Builder::new().name("check".into()).spawn(move || {
+                let results = engines::run_checks(&request);
+                let _ = tx.send(Msg::Done { id, results });
+            });
+            if let Err(e) = spawned {
+                self.running -= 1;
+                let job = &mut self.jobs[index];
+                job.running = None;
+                let path = job.entry.path.clone();
+                let result =
+                    CheckResult::unknown(&path, "daemon", format!("cannot start a thread: {e}"), Duration::ZERO);
+                self.record(index, vec![result], false);
+            }
+        }
+    }
+
+    /// Runs past their deadline become timed-out failures and free their slot.
+    fn expire(&mut self, now: Instant) {
+        for index in 0..self.jobs.len() {
+            let job = &mut self.jobs[index];
+            let Some((started, false)) = job.running else { continue };
+            let deadline = job.entry.schedule.interval;
+            if now.duration_since(started) < deadline {
+                continue;
+            }
+            job.running = Some((started, true));
+            job.timeouts += 1;
+            self.running = self.running.saturating_sub(1);
+            let path = job.entry.path.clone();
+            let msg = format!(
+                "{path}: no result within its deadline of {:.3} s (the interval); counted as a failure",
+                deadline.as_secs_f64()
+            );
+            self.log.warn(&msg);
+            let result = CheckResult::unknown(&path, "timeout", msg, now.duration_since(started));
+            self.record(index, vec![result], true);
+        }
+    }
+
+    fn done(&mut self, id: u64, results: Vec<CheckResult>) {
+        let Some(index) = self.jobs.iter().position(|j| j.id == id) else {
+            // Its entry was removed by a reload: only the slot matters.
+            if self.orphans.remove(&id) == Some(false) {
+                self.running = self.running.saturating_sub(1);
+            }
+            return;
+        };
+        let job = &mut self.jobs[index];
+        let Some((_, timed_out)) = job.running.take() else {
+            return;
+        };
+        if timed_out {
+            // Its slot was freed and its timeout recorded at the deadline.
+            self.log
+                .info(&format!("{}: the run that timed out has ended", job.entry.path));
+            return;
+        }
+        self.running = self.running.saturating_sub(1);
+        self.record(index, results, false);
+    }
+
+    fn record(&mut self, index: usize, results: Vec<CheckResult>, timed_out: bool) {
+        let ok = !timed_out && !failed(&results);
+        self.dirty = true;
+        let job = &mut self.jobs[index];
+        job.runs += 1;
+        let schedule = job.entry.schedule;
+        let before = job.debounce.state;
+        if let Some(state) = job.debounce.observe(ok, &schedule) {
+            let what = results
+                .iter()
+                .filter(|r| r.status != Status::Ok)
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            match state {
+                State::Failing => self.log.error(&format!(
+                    "{}: failing after {} failed results in a row: {what}",
+                    job.entry.path, job.debounce.failures
+                )),
+                State::Ok if before == State::Failing => self.log.info(&format!(
+                    "{}: ok again after {} ok results in a row",
+                    job.entry.path, job.debounce.successes
+                )),
+                _ => self.log.debug(&format!("{}: ok", job.entry.path)),
+            }
+        }
+        job.last = Some((now_ms(), results, timed_out));
+        if !self.ready && self.jobs.iter().all(|j| j.last.is_some()) {
+            self.ready = true;
+            self.log.info(&format!("first cycle done: {} checks", self.jobs.len()));
+        }
+    }
+
+    fn failing(&self, prefix: &str) -> bool {
+        self.jobs
+            .iter()
+            .any(|j| under(&j.entry.path, prefix) && j.debounce.state == State::Failing)
+    }
+
+    fn heal(&mut self, now: Instant) {
+        let now_ms = self.ms(now);
+        for index in 0..self.services.len() {
+            let failing = self.failing(&self.services[index].prefix);
+            let service = &mut self.services[index];
+            match service.healer.decide(failing, now_ms) {
+                Decision::Idle => {
+                    if service.healer.attempts > 0 {
+                        service.healer.reset();
+                    }
+                }
+                Decision::Busy | Decision::Wait { .. } => {}
+                Decision::Start => {
+                    self.dirty = true;
+                    service.healer.started();
+                    let request = service.entry.request.clone();
+                    let name = request.service.clone();
+                    self.log.warn(&format!(
+                        "{name}: failing; running its recovery (attempt {})",
+                        service.healer.attempts + 1
+                    ));
+                    let tx = self.tx.clone();
+                    let spawned = std::thread::Builder::new().name("recovery".into()).spawn(move || {
+                        let result = engines::recover(&request);
+                        let _ = tx.send(Msg::Healed {
+                            service: request.service.clone(),
+                            result,
+                        });
+                    });
+                    if let Err(e) = spawned {
+                        let unit = self.unit();
+                        let service = &mut self.services[index];
+                        service.healer.finished(false, now_ms, &service.backoff, unit);
+                        self.log.error(&format!("{name}: cannot start the recovery: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn healed(&mut self, name: &str, result: Result<Healed, String>) {
+        let Some(index) = self.services.iter().position(|s| s.entry.request.service == name) else {
+            return;
+        };
+        let now = self.ms(Instant::now());
+        let unit = self.unit();
+        let Some(service) = self.services.get_mut(index) else {
+            return;
+        };
+        let name = service.entry.request.service.clone();
+        let healthy = match &result {
+            Ok(h) => h.healthy,
+            Err(_) => false,
+        };
+        service.healer.finished(healthy, now, &service.backoff, unit);
+        let wait = service.healer.not_before.saturating_sub(now);
+        match result {
+            Ok(h) if healthy => self.log.info(&format!("{name}: recovery {}: {}", h.outcome, h.msg)),
+            Ok(h) => self.log.error(&format!(
+                "{name}: recovery {}: {}; next attempt in {:.1} s at the earliest",
+                h.outcome,
+                h.msg,
+                wait as f64 / 1000.0
+            )),
+            Err(e) => self.log.error(&format!(
+                "{name}: recovery could not run: {e}; next attempt in {:.1} s at the earliest",
+                wait as f64 / 1000.0
+            )),
+        }
+        service.figures = engines::figures(&service.entry.request, now_ms());
+    }
+
+    fn refresh_figures(&mut self) {
+        self.figures_at = Instant::now();
+        self.dirty = true;
+        let now = now_ms();
+        for s in &mut self.services {
+            s.figures = engines::figures(&s.entry.request, now);
+            for p in &s.figures.problems {
+                self.log.warn(&format!("{}: {p}", s.entry.request.service));
+            }
+        }
+    }
+
+    fn view(&self) -> View {
+        View {
+            ready: self.ready,
+            checks: self
+                .jobs
+                .iter()
+                .map(|j| CheckView {
+                    entry: j.entry.path.clone(),
+                    service: j.entry.service.clone(),
+                    state: j.debounce.state,
+                    failures: j.debounce.failures,
+                    successes: j.debounce.successes,
+                    timed_out: j.last.as_ref().is_some_and(|l| l.2),
+                    last_run_ms: j.last.as_ref().map(|l| l.0),
+                    results: j.last.as_ref().map(|l| l.1.clone()).unwrap_or_default(),
+                    runs: j.runs,
+                    timeouts: j.timeouts,
+                })
+                .collect(),
+            services: self
+                .services
+                .iter()
+                .map(|s| ServiceView {
+                    service: s.entry.request.service.clone(),
+                    recovering: s.healer.running,
+                    attempts: s.healer.attempts,
+                    figures: s.figures.clone(),
+                })
+                .collect(),
+            updated_ms: now_ms(),
+        }
+    }
+
+    fn publish(&mut self) {
+        if !std::mem::take(&mut self.dirty) {
+            return;
+        }
+        let view = self.view();
+        let snapshot = view.snapshot();
+        let first = snapshot.ready && !self.shared.snapshot().ready;
+        let changed = self.shared.snapshot().status_line != snapshot.status_line;
+        self.shared.swap(snapshot);
+        if first || changed {
+            let _ = self.events.send(Event::Published);
+        }
+    }
+
+    /// `state_dir/monitor/last.json`: the last results, for `status` after the daemon.
+    fn save(&self) {
+        let path = self
+            .config
+            .service_monitoring
+            .state_dir
+            .join("monitor")
+            .join("last.json");
+        let body = self.shared.snapshot().health_body.clone();
+        let result = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_err(|e| e.to_string())
+            .and_then(|()| reliability_os::state::write_atomic(&path, &body).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            self.log
+                .warn(&format!("cannot save the last results to '{}': {e}", path.display()));
+        }
+    }
+}
