@@ -13,6 +13,8 @@ COLLECTIONS ?= .cache/collections
 STAMPS      := .cache/stamps
 PY          := $(VENV)/bin/python
 # The modules, one binary each (see rust/reliability-modules/src/bin/).
+# The monitor daemon and CLI (rust/reliability-monitor), shipped in the role.
+MONITOR_DIR := roles/reliability_monitor/files
 MODULES     := reliability_facts health_check backup_manifest backup_verify backup_retention circuit_breaker service_recovery
 ARCHES      := x86_64 aarch64
 TRIPLE_x86_64  := x86_64-unknown-linux-musl
@@ -74,9 +76,12 @@ $(STAMPS)/venv215: requirements/ansible-2.15.txt
 
 # Static musl binaries for every architecture, placed beside their sidecar docs as
 # <module>_<arch>; the action plugin of each module picks one from the target's uname.
+# The monitor goes into the role's files/ as reliability-monitor_<arch>, which the role
+# copies by the host's architecture.
 build: $(STAMPS)/rustup $(STAMPS)/apt
-	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules --target $(TRIPLE_$(a)) &&) true
+	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules -p reliability-monitor --target $(TRIPLE_$(a)) &&) true
 	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) plugins/modules/$(m)_$(a) &&)) true
+	$(foreach a,$(ARCHES),install -D -m 0755 target/$(TRIPLE_$(a))/release/reliability-monitor $(MONITOR_DIR)/reliability-monitor_$(a) &&) true
 
 collection: build $(STAMPS)/venv
 	mkdir -p build
@@ -97,7 +102,7 @@ cargo-test: $(STAMPS)/rustup
 lint: $(STAMPS)/venv
 	ansible-lint --profile production
 	yamllint -s .
-	tools/check-static $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
+	tools/check-static $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)) $(MONITOR_DIR)/reliability-monitor_$(a))
 
 docs: install
 	$(foreach m,$(MODULES),ansible-doc hx.reliability.$(m) > /dev/null &&) true
@@ -140,4 +145,4 @@ bench: install
 
 clean:
 	cargo clean
-	rm -rf build .cache/collections $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
+	rm -rf build .cache/collections $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)) $(MONITOR_DIR)/reliability-monitor_$(a))
