@@ -7,8 +7,6 @@ The role on real systemd hosts is molecule/reliability_monitor's job.
 
 from __future__ import annotations
 
-import re
-
 import yaml
 
 from conftest import REPO
@@ -63,7 +61,7 @@ def test_wrong_type_is_refused_before_any_task(ansible):
     proc = ansible.playbook("tests/integration/playbooks/reliability_monitor_wrong_type.yml", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
-    assert re.search(r"argument spec", out, re.I), out
+    assert "Validation of arguments failed" in out, out
     for name in ("reliability_monitor_watchdog_sec", "reliability_monitor_state", "health_checks"):
         assert name in out, f"{name} not named:\n{out}"
     # No task of the role ran: the first one reads the architecture.
