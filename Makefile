@@ -115,9 +115,11 @@ integration: install $(STAMPS)/venv215 $(STAMPS)/binfmt
 	tests/hosts/testhosts rootfs --no-python
 	pytest -q tests/integration
 
+# ANSIBLE_HOME of this checkout: molecule's prerun installs the collection there (by default
+# ~/.ansible/collections, which another checkout's run on the same machine would overwrite).
 molecule: install
 	tests/hosts/testhosts rootfs
-	molecule test --all
+	ANSIBLE_HOME=$(CURDIR)/.cache/ansible-home molecule test --all
 
 # libFuzzer targets under fuzz/ (nightly, cargo-fuzz). New inputs go to .cache/fuzz/<target>,
 # never into the committed seeds under fuzz/corpus/; a crash is saved under fuzz/artifacts/.
