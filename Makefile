@@ -74,14 +74,19 @@ $(STAMPS)/venv215: requirements/ansible-2.15.txt
 
 ## ---- build ---------------------------------------------------------------------------
 
-# Static musl binaries for every architecture, placed beside their sidecar docs as
-# <module>_<arch>; the action plugin of each module picks one from the target's uname.
-# The monitor goes into the role's files/ as reliability-monitor_<arch>, which the role
-# copies by the host's architecture.
+# Static musl binaries for every architecture, placed in bin/ as <module>_<arch>: a
+# directory of the collection that no plugin loader reads (ansible-doc -l tripped on them
+# under plugins/modules/; the last line removes any an older build left there). The
+# action plugin of each module picks one for the target. The monitor goes into the role's
+# files/ as reliability-monitor_<arch>, which the role copies by the host's architecture.
+MONITORS    := $(foreach a,$(ARCHES),$(MONITOR_DIR)/reliability-monitor_$(a))
+BINARIES    := $(foreach a,$(ARCHES),$(foreach m,$(MODULES),bin/$(m)_$(a))) $(MONITORS)
 build: $(STAMPS)/rustup $(STAMPS)/apt
 	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules -p reliability-monitor --target $(TRIPLE_$(a)) &&) true
-	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) plugins/modules/$(m)_$(a) &&)) true
+	install -d bin
+	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) bin/$(m)_$(a) &&)) true
 	$(foreach a,$(ARCHES),install -D -m 0755 target/$(TRIPLE_$(a))/release/reliability-monitor $(MONITOR_DIR)/reliability-monitor_$(a) &&) true
+	rm -f $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
 
 collection: build $(STAMPS)/venv
 	mkdir -p build
@@ -102,7 +107,7 @@ cargo-test: $(STAMPS)/rustup
 lint: $(STAMPS)/venv
 	ansible-lint --profile production
 	yamllint -s .
-	tools/check-static $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)) $(MONITOR_DIR)/reliability-monitor_$(a))
+	tools/check-static $(BINARIES)
 
 docs: install
 	$(foreach m,$(MODULES),ansible-doc hx.reliability.$(m) > /dev/null &&) true
@@ -147,4 +152,4 @@ bench: install
 
 clean:
 	cargo clean
-	rm -rf build .cache/collections $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)) $(MONITOR_DIR)/reliability-monitor_$(a))
+	rm -rf build .cache/collections bin $(MONITORS)

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-30}
 venv=$PWD/.venv
-bin=plugins/modules/reliability_facts_x86_64
+bin=bin/reliability_facts_x86_64
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -12,7 +12,7 @@ if [[ ${HX_BENCH_NETNS:-} != 1 ]]; then
   exec unshare --net env HX_BENCH_NETNS=1 "$0" "$@"
 fi
 runs=${1:-10}
-bin=plugins/modules/health_check_x86_64
+bin=bin/health_check_x86_64
 python=${PYTHON:-python3}
 out=$(mktemp -d)
 listener=

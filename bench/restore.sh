@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
 mib=${HX_BENCH_RESTORE_MIB:-512}
-bin=$PWD/plugins/modules/backup_verify_$(uname -m)
+bin=$PWD/bin/backup_verify_$(uname -m)
 python=${PYTHON:-python3}
 out=$(mktemp -d "${TMPDIR:-/tmp}/hx-bench-restore.XXXXXX")
 trap 'rm -rf "$out"' EXIT

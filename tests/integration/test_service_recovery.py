@@ -273,7 +273,7 @@ def test_twenty_parallel_runs_lose_no_update(ans: Ansible):
     install_unit(ans, HOST, "rc-parallel", BROKEN_UNIT, start=False)
     for module in ("service_recovery", "circuit_breaker"):
         ans.adhoc(HOST, "ansible.builtin.copy",
-                  f"src={REPO}/plugins/modules/{module}_x86_64 dest=/usr/local/bin/{module} mode=0755")
+                  f"src={REPO}/bin/{module}_x86_64 dest=/usr/local/bin/{module} mode=0755")
     sd = state_dir("parallel")
     rec = {
         "service": "rc-parallel",

@@ -319,3 +319,19 @@ fn wake_address(bound: SocketAddr) -> SocketAddr {
     }
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alive_only_while_the_scheduler_beats() {
+        let mut shared = Shared::new();
+        // A scheduler that last turned 10 s ago.
+        shared.epoch = Instant::now().checked_sub(Duration::from_secs(10)).expect("uptime");
+        shared.heartbeat.store(0, Ordering::SeqCst);
+        assert!(!shared.alive());
+        shared.beat();
+        assert!(shared.alive());
+    }
+}

@@ -9,8 +9,9 @@
 //!   or the endpoints. (Threads are therefore bounded by the slots plus the entries.)
 //! - Results go through [`Debounce`]; a service with a `recovery` entry whose checks are
 //!   confirmed failing is healed through the engine ([`super::heal`] decides when).
-//! - After each batch of events the [`View`] is rendered into a new [`Snapshot`] and
-//!   swapped in; the endpoints never wait for a check.
+//! - After a change the [`View`] is rendered into a new [`Snapshot`] and swapped in (at
+//!   most every [`PUBLISH_EVERY`]: a hundred results a second are one rendering, not a
+//!   hundred); the endpoints never wait for a check.
 //!
 //! The scheduler only sleeps in `recv_timeout` on its channel (at most [`TICK`]), so a
 //! stop or reload is seen at once, and it stamps a heartbeat each turn, which `/alive`
@@ -35,6 +36,8 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// How often the service figures are read back from the state files (breakers, incidents
 /// changed by module runs too), and the last results saved.
 const FIGURES_EVERY: Duration = Duration::from_secs(15);
+/// The most often a new snapshot is rendered (results of many checks come together).
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 /// The longest wait between two recovery attempts of one service.
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 
@@ -95,6 +98,7 @@ pub struct Scheduler {
     ready: bool,
     /// Something changed since the last snapshot.
     dirty: bool,
+    published_at: Instant,
 }
 
 /// `entry` belongs to the service at `prefix`.
@@ -139,6 +143,7 @@ impl Scheduler {
             figures_at: Instant::now(),
             ready: false,
             dirty: true,
+            published_at: Instant::now(),
         };
         s.install(config);
         s
@@ -232,7 +237,7 @@ impl Scheduler {
 
     /// The loop; returns when told to stop.
     pub fn run(mut self) {
-        self.publish();
+        self.publish(false);
         loop {
             let now = Instant::now();
             self.shared.beat();
@@ -241,11 +246,11 @@ impl Scheduler {
             self.heal(now);
             if now.duration_since(self.figures_at) >= FIGURES_EVERY {
                 self.refresh_figures();
-                self.publish();
+                self.publish(true);
                 // A recent copy for `status` even after kill -9.
                 self.save();
             }
-            self.publish();
+            self.publish(false);
             let wait = self.next_wake(Instant::now());
             let mut msg = match self.rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
@@ -277,6 +282,7 @@ impl Scheduler {
                 ));
             }
             Msg::Stop(done) => {
+                self.publish(true);
                 self.save();
                 return Some(done);
             }
@@ -286,6 +292,9 @@ impl Scheduler {
 
     fn next_wake(&self, now: Instant) -> Duration {
         let mut at = now + TICK;
+        if self.dirty {
+            at = at.min(self.published_at + PUBLISH_EVERY);
+        }
         for j in &self.jobs {
             match j.running {
                 Some((started, false)) => at = at.min(started + j.entry.schedule.interval),
@@ -313,7 +322,8 @@ impl Scheduler {
             if job.running.is_some() {
                 // Still going (perhaps past its deadline): this turn is skipped.
                 job.next_due = now + interval;
-                self.log.warn(&format!(
+                // Said once at the deadline (warning); each skipped turn only in debug.
+                self.log.debug(&format!(
                     "{}: the previous run is still going; this turn is skipped",
                     job.entry.path
                 ));
@@ -549,10 +559,16 @@ impl Scheduler {
         }
     }
 
-    fn publish(&mut self) {
-        if !std::mem::take(&mut self.dirty) {
+    fn publish(&mut self, force: bool) {
+        let now = Instant::now();
+        // Many results a second are rendered together: at most one snapshot per
+        // PUBLISH_EVERY, except the first ready one, which is wanted at once.
+        let ready_news = self.ready && !self.shared.snapshot().ready;
+        if !self.dirty || (!force && !ready_news && now < self.published_at + PUBLISH_EVERY) {
             return;
         }
+        self.dirty = false;
+        self.published_at = now;
         let view = self.view();
         let snapshot = view.snapshot();
         let first = snapshot.ready && !self.shared.snapshot().ready;
@@ -581,5 +597,34 @@ impl Scheduler {
             self.log
                 .warn(&format!("cannot save the last results to '{}': {e}", path.display()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_owns_its_own_entries_only() {
+        let p = "health_checks.services[1]";
+        for (entry, owned) in [
+            ("health_checks.services[1]", true),
+            ("health_checks.services[1].port", true),
+            ("health_checks.services[1].process", true),
+            ("health_checks.services[10]", false),
+            ("health_checks.services[10].port", false),
+            ("health_checks.ports[1]", false),
+        ] {
+            assert_eq!(under(entry, p), owned, "{entry}");
+        }
+    }
+
+    #[test]
+    fn critical_and_unknown_are_failures() {
+        let r = |s| CheckResult::state("x", "port", s, "m", Duration::ZERO);
+        assert!(!failed(&[r(Status::Ok), r(Status::Warning)]));
+        assert!(failed(&[r(Status::Ok), r(Status::Critical)]));
+        assert!(failed(&[r(Status::Unknown)]));
+        assert!(failed(&[]), "a run without results says nothing good");
     }
 }

@@ -134,6 +134,7 @@ impl View {
                     "timed_out": c.timed_out,
                     "last_run": c.last_run_ms.map(timestamp::rfc3339),
                     "runs": c.runs,
+                    "timeouts": c.timeouts,
                     "results": c.results,
                 })
             })
