@@ -66,3 +66,13 @@ def test_wrong_type_is_refused_before_any_task(ansible):
         assert name in out, f"{name} not named:\n{out}"
     # No task of the role ran: the first one reads the architecture.
     assert "Read the host's architecture" not in out, out
+
+
+def test_check_mode_on_a_fresh_host_hides_secrets(ansible):
+    """Check mode with --diff where the role never ran: it passes, and the config's secret
+    (a Slack webhook URL) appears nowhere in the output."""
+    proc = ansible.playbook("tests/integration/playbooks/reliability_monitor_secret.yml", "--check", "--diff", "-v")
+    out = proc.stdout + proc.stderr
+    assert "Render the configuration" in out, out
+    assert "HX-SECRET-TOKEN" not in out, out
+    assert "failed=0" in out, out
