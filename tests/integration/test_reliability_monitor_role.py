@@ -76,3 +76,12 @@ def test_check_mode_on_a_fresh_host_hides_secrets(ansible):
     assert "Render the configuration" in out, out
     assert "HX-SECRET-TOKEN" not in out, out
     assert "failed=0" in out, out
+
+
+def test_unknown_architecture_fails_naming_it(ansible):
+    proc = ansible.playbook("tests/integration/playbooks/reliability_monitor_arch.yml", "--check", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "no reliability-monitor binary for the architecture 'riscv64'" in out, out
+    # It failed before the first task that installs anything.
+    assert "Create the configuration, state and log directories" not in out, out
