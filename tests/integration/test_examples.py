@@ -545,6 +545,13 @@ def today() -> str:
 
 
 CASES: dict[str, Case] = {
+    "maintenance-deploy": Case(
+        None,
+        {
+            "Open a window for the deployment": ok(changed=True),
+            "Close it": ok(changed=True),
+        },
+    ),
     "breaker-deploy": Case(
         closed_url,
         {
@@ -748,6 +755,8 @@ CASES: dict[str, Case] = {
 # Examples that are not run here, and why. Each reason is said in the docs too (README or
 # the module's EXAMPLES comment).
 NOT_RUN: dict[str, str] = {
+    "role-deploy": "deploys the monitor daemon under systemd: run as written by molecule/reliability_monitor "
+                   "on two systemd test hosts (make molecule)",
     "web-tier": "needs nginx, PHP-FPM, two PostgreSQL hosts and a public HTTPS site; its process "
                 "match is run against stand-in processes by test_web_tier_process_match",
     "health-web": "needs db1/db2.example.org, an application on 8080 and a public HTTPS site",
