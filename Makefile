@@ -13,6 +13,8 @@ COLLECTIONS ?= .cache/collections
 STAMPS      := .cache/stamps
 PY          := $(VENV)/bin/python
 # The modules, one binary each (see rust/reliability-modules/src/bin/).
+# The monitor daemon and CLI (rust/reliability-monitor), shipped in the role.
+MONITOR_DIR := roles/reliability_monitor/files
 MODULES     := reliability_facts health_check backup_manifest backup_verify backup_retention circuit_breaker service_recovery maintenance_window
 ARCHES      := x86_64 aarch64
 TRIPLE_x86_64  := x86_64-unknown-linux-musl
@@ -75,12 +77,15 @@ $(STAMPS)/venv215: requirements/ansible-2.15.txt
 # Static musl binaries for every architecture, placed in bin/ as <module>_<arch>: a
 # directory of the collection that no plugin loader reads (ansible-doc -l tripped on them
 # under plugins/modules/; the last line removes any an older build left there). The
-# action plugin of each module picks one for the target.
-BINARIES    := $(foreach a,$(ARCHES),$(foreach m,$(MODULES),bin/$(m)_$(a)))
+# action plugin of each module picks one for the target. The monitor goes into the role's
+# files/ as reliability-monitor_<arch>, which the role copies by the host's architecture.
+MONITORS    := $(foreach a,$(ARCHES),$(MONITOR_DIR)/reliability-monitor_$(a))
+BINARIES    := $(foreach a,$(ARCHES),$(foreach m,$(MODULES),bin/$(m)_$(a))) $(MONITORS)
 build: $(STAMPS)/rustup $(STAMPS)/apt
-	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules --target $(TRIPLE_$(a)) &&) true
+	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules -p reliability-monitor --target $(TRIPLE_$(a)) &&) true
 	install -d bin
 	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) bin/$(m)_$(a) &&)) true
+	$(foreach a,$(ARCHES),install -D -m 0755 target/$(TRIPLE_$(a))/release/reliability-monitor $(MONITOR_DIR)/reliability-monitor_$(a) &&) true
 	rm -f $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
 
 collection: build $(STAMPS)/venv
@@ -115,9 +120,11 @@ integration: install $(STAMPS)/venv215 $(STAMPS)/binfmt
 	tests/hosts/testhosts rootfs --no-python
 	pytest -q tests/integration
 
+# ANSIBLE_HOME of this checkout: molecule's prerun installs the collection there (by default
+# ~/.ansible/collections, which another checkout's run on the same machine would overwrite).
 molecule: install
 	tests/hosts/testhosts rootfs
-	molecule test --all
+	ANSIBLE_HOME=$(CURDIR)/.cache/ansible-home molecule test --all
 
 # libFuzzer targets under fuzz/ (nightly, cargo-fuzz). New inputs go to .cache/fuzz/<target>,
 # never into the committed seeds under fuzz/corpus/; a crash is saved under fuzz/artifacts/.
@@ -145,4 +152,4 @@ bench: install
 
 clean:
 	cargo clean
-	rm -rf build .cache/collections bin
+	rm -rf build .cache/collections bin $(MONITORS)

@@ -87,7 +87,7 @@ def test_the_newest_verified_good_backup_is_kept(ansible: Ansible, tmp_path: Pat
     res = ansible.adhoc("localhost", RETENTION, args, "--diff")["localhost"]
     assert res.get("failed") is not True, res
     kept = {k["name"]: k["reason"] for k in res["kept"]}
-    assert kept == {names[0]: "within newest 1", names[-1]: "newest verified good"}
+    assert kept == {names[0]: "within newest 1", names[-1]: "last verified good"}
     assert res["good"]["protects"] == names[-1]
     assert listing(root) == sorted([names[0], names[-1]])
 

@@ -7,9 +7,13 @@
 //!   it matches as a glob (`*` stays within one directory; `**` crosses them), or any file
 //!   under it when it names a directory: a required directory must hold at least one file,
 //!   since an empty directory is not a backup. Each missing entry is reported.
+//! - `backup_files`: globs (as `required`'s) saying which files under `path` are backups
+//!   (`"*/*.tar.zst"`), so that a manifest, a log or a lock file written after the backup is
+//!   not taken for it. By default every regular file is. `min_files`, `min_size`, `max_age`
+//!   and `copies` look only at these; `required` at every file.
 //! - `min_files`, `min_size` (a size, `reliability_core::size`: `512M`, `1G`): the least
-//!   number of regular files and total bytes under `path`.
-//! - `max_age`: the recovery point objective: the newest regular file under `path` (by
+//!   number of backup files and total bytes under `path`.
+//! - `max_age`: the recovery point objective: the newest backup file under `path` (by
 //!   modification time) must be younger (`26h`, `1d`, seconds; `reliability_core::duration`).
 //! - `copies`: other locations (directories) that should hold a copy of the newest backup,
 //!   at the same relative path; `min_copies`: how many distinct locations, `path` included,
@@ -45,6 +49,7 @@ pub fn options() -> Vec<Opt> {
         Opt::str("max_age"),
         Opt::list("copies", Kind::Path),
         Opt::int("min_copies").range(1.0, 1000.0),
+        Opt::list("backup_files", Kind::Str),
     ]))]
 }
 
@@ -87,6 +92,20 @@ pub struct Rules {
     /// Milliseconds, and the text the user wrote (for messages).
     pub max_age: Option<(u64, String)>,
     pub min_copies: Option<usize>,
+    /// Which files are backups (`backup_files`); empty: every file.
+    pub backup_files: Vec<Required>,
+}
+
+impl Rules {
+    /// Whether the file at `path` (relative to `path`) is a backup.
+    fn is_backup(&self, path: &str) -> bool {
+        self.backup_files.is_empty() || self.backup_files.iter().any(|g| g.matches(path))
+    }
+
+    /// The backup files, as indices into `files`.
+    fn backups<'a>(&'a self, files: &'a [FileSeen]) -> impl Iterator<Item = (usize, &'a FileSeen)> + 'a {
+        files.iter().enumerate().filter(|(_, f)| self.is_backup(&f.path))
+    }
 }
 
 /// A regular file under `path`.
@@ -143,21 +162,29 @@ pub struct Verdict {
     pub failures: Vec<String>,
 }
 
-/// The newest file: latest modification time, then the greater path (so the choice is
-/// the same on every run).
-fn newest(files: &[FileSeen]) -> Option<usize> {
-    files
-        .iter()
-        .enumerate()
+/// The newest backup file: latest modification time, then the greater path (so the
+/// choice is the same on every run).
+fn newest(files: &[FileSeen], rules: &Rules) -> Option<usize> {
+    rules
+        .backups(files)
         .max_by(|(_, a), (_, b)| a.mtime_ms.cmp(&b.mtime_ms).then_with(|| a.path.cmp(&b.path)))
         .map(|(i, _)| i)
+}
+
+/// The globs as the user wrote them, quoted (escaped, a long one cut) and joined.
+fn globs_text(globs: &[Required]) -> String {
+    globs
+        .iter()
+        .map(|g| reliability_core::quote::quote(&g.text))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Judges what was found against the rules, at `now_ms`.
 pub fn judge(observed: &Observed, rules: &Rules, now_ms: u64) -> Verdict {
     let mut v = Verdict {
-        files: observed.files.len(),
-        bytes: observed.files.iter().map(|f| f.size).sum(),
+        files: rules.backups(&observed.files).count(),
+        bytes: rules.backups(&observed.files).map(|(_, f)| f.size).sum(),
         ..Verdict::default()
     };
     for r in &rules.required {
@@ -178,7 +205,7 @@ pub fn judge(observed: &Observed, rules: &Rules, now_ms: u64) -> Verdict {
             format_size(min as f64)
         ));
     }
-    let newest_index = newest(&observed.files);
+    let newest_index = newest(&observed.files, rules);
     if let Some(i) = newest_index {
         let mtime = u64::try_from(observed.files[i].mtime_ms).unwrap_or(0);
         v.newest = Some((i, now_ms.saturating_sub(mtime)));
@@ -190,9 +217,13 @@ pub fn judge(observed: &Observed, rules: &Rules, now_ms: u64) -> Verdict {
                 observed.files[i].path,
                 format_duration(age)
             )),
-            (None, _) => v
+            (None, _) if rules.backup_files.is_empty() => v
                 .failures
                 .push(format!("no backup file at all, so none is newer than max_age {text}")),
+            (None, _) => v.failures.push(format!(
+                "no file matches backup_files ({}), so none is newer than max_age {text}",
+                globs_text(&rules.backup_files)
+            )),
             _ => {}
         }
     }
@@ -274,6 +305,11 @@ fn rules(opts: &Map<String, Value>) -> Result<(Vec<PathBuf>, Rules), RequestErro
             .required
             .push(Required::new(r).map_err(|e| bad(format!("required[{i}]: {e}")))?);
     }
+    for (i, r) in strs("backup_files").iter().enumerate() {
+        rules
+            .backup_files
+            .push(Required::new(r).map_err(|e| bad(format!("backup_files[{i}]: {e}")))?);
+    }
     rules.min_files = opts.get("min_files").and_then(Value::as_u64);
     if let Some(s) = text("min_size") {
         rules.min_size = Some(parse_size(&s).map_err(|e| bad(format!("min_size: {e}")))?);
@@ -305,6 +341,7 @@ fn rules(opts: &Map<String, Value>) -> Result<(Vec<PathBuf>, Rules), RequestErro
 fn observe(
     path: &Path,
     copies: &[PathBuf],
+    rules: &Rules,
     threads: usize,
     warnings: &mut Vec<String>,
 ) -> Result<(Observed, u64), String> {
@@ -340,7 +377,7 @@ fn observe(
             Err(e) => warnings.push(format!("completeness: cannot stat '{f}': {e}")),
         }
     }
-    let Some(i) = newest(&observed.files).filter(|_| !copies.is_empty()) else {
+    let Some(i) = newest(&observed.files, rules).filter(|_| !copies.is_empty()) else {
         return Ok((observed, 0));
     };
     let newest = observed.files[i].clone();
@@ -400,7 +437,7 @@ pub fn run(params: &Map<String, Value>, _ctx: &Context) -> Result<CheckReport, R
     let now = reliability_os::clock::now_ms();
     let mut warnings = Vec::new();
     let shown = path.display().to_string();
-    let (observed, hashed) = match observe(&path, &copies, crate::integrity::threads(params), &mut warnings) {
+    let (observed, hashed) = match observe(&path, &copies, &rules, crate::integrity::threads(params), &mut warnings) {
         Ok(o) => o,
         Err(e) => {
             let mut fields = Map::new();

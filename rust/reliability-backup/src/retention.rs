@@ -352,7 +352,7 @@ pub fn run(request: &RetentionRequest, now_ms: u64, check_mode: bool) -> Result<
         kept.len()
     );
     if let Some(name) = &plan.protected {
-        msg.push_str(&format!("; '{name}' is the newest verified good"));
+        msg.push_str(&format!("; '{name}' is the last backup that verified good"));
     }
     if let Some(first) = errors.first() {
         msg = format!(

@@ -31,6 +31,7 @@
 //! worth a look), memory, CPU and task levels. A host without systemd gives unknown.
 
 use reliability_core::check::{CheckResult, Perfdata, Status, Unit};
+use reliability_core::quote::quote;
 use reliability_core::size::format_size;
 use reliability_core::spec::{Kind, Opt, Spec};
 use reliability_core::threshold::{format_number, Levels};
@@ -523,8 +524,29 @@ impl Verdict {
     }
 }
 
-/// How the main process last ended: `exit status 7`, `signal 9`, `start-limit-hit`.
+/// How the last start ended: the control command that failed it (`ExecStartPre
+/// '/bin/sh -c exit 4' exit status 4`), else the main process (`exit status 7`,
+/// `signal 9`, `start-limit-hit`). A failed `ExecStartPre=` leaves `ExecMainStatus=0`
+/// (the main process never ran), and after a failed `ExecStartPost=` the main process
+/// was stopped by systemd: neither says why the unit failed.
 fn last_exit(props: &UnitProps) -> String {
+    let failed_command = props.start_commands.iter().find(|c| {
+        !c.ignore_errors
+            && match c.code.as_deref() {
+                Some("exited") => c.status.is_some_and(|s| s != 0),
+                Some(_) => true,
+                None => false,
+            }
+    });
+    if let Some(c) = failed_command {
+        let how = match (c.code.as_deref(), c.status, c.signal.as_deref()) {
+            (Some("exited"), Some(code), _) => format!("exit status {code}"),
+            (_, Some(sig), Some(name)) => format!("signal {sig} ({name})"),
+            (_, Some(sig), None) => format!("signal {sig}"),
+            (code, None, _) => code.unwrap_or("failed").to_string(),
+        };
+        return format!("{} {} {how}", c.kind, quote(&c.argv));
+    }
     match (props.result.as_deref(), props.exec_main_status) {
         (Some("exit-code"), Some(code)) => format!("exit status {code}"),
         (Some("signal" | "core-dump"), Some(sig)) => format!("signal {sig}"),
@@ -667,6 +689,35 @@ mod tests {
             &restarted,
             &none,
             "critical: web.service: 6 automatic restarts (critical: above 5), active (running)",
+        );
+    }
+
+    /// A unit whose start failed in a control command (`ExecStartPre`, `ExecStartPost`):
+    /// the main process never ran (`ExecMainStatus=0`) or was stopped by systemd
+    /// afterwards (`signal 15`), so the failing command and its status are what to report.
+    /// `systemctl show` output captured on systemd 252 (reliability-os's fixtures).
+    #[test]
+    fn failed_start_commands_are_reported_with_their_status() {
+        let captured = |text: &str| {
+            let mut units = reliability_os::systemd::parse_show(text);
+            assert_eq!(units.len(), 1);
+            units.remove(0)
+        };
+        let prefail = captured(include_str!("../../reliability-os/tests/fixtures/systemd/prefail.txt"));
+        let postfail = captured(include_str!("../../reliability-os/tests/fixtures/systemd/postfail.txt"));
+        let none = Usage::default();
+        judged(
+            &check("running"),
+            &prefail,
+            &none,
+            "critical: web.service: failed (failed): ExecStartPre '/bin/sh -c exit 4' exit status 4",
+        );
+        // The ignored `ExecStartPre=-/bin/false` (status 1) is not the cause.
+        judged(
+            &check("running"),
+            &postfail,
+            &none,
+            "critical: web.service: failed (failed): ExecStartPost '/bin/sh -c kill -9 $$$$' signal 9 (KILL)",
         );
     }
 

@@ -7,7 +7,7 @@
 //!
 //! The rules, in the order a backup is looked at:
 //! 1. The newest backup marked good (the newest of several, if the caller marks more) is
-//!    always kept: "newest verified good". Age and count never delete the backup a restore
+//!    always kept: "last verified good". Age and count never delete the backup a restore
 //!    would fall back on.
 //! 2. With [`Policy::require_good`] and no backup marked good, nothing is deleted: "no backup
 //!    is known good". Deleting on age alone while no copy is known to restore could leave
@@ -176,7 +176,7 @@ pub fn plan(backups: &[Backup], policy: &Policy, now_ms: u64) -> Plan {
     let protected = sorted.iter().find(|b| b.good).map(|b| b.name.clone());
     let decide = |index: usize, b: &Backup| -> (Action, String) {
         if protected.as_deref() == Some(b.name.as_str()) {
-            return (Action::Keep, "newest verified good".to_string());
+            return (Action::Keep, "last verified good".to_string());
         }
         if policy.require_good && protected.is_none() {
             return (Action::Keep, "no backup is known good (require_good)".to_string());
@@ -399,7 +399,7 @@ mod tests {
                 "b00: keep (within newest 1)",
                 "b01: keep (younger than 3 days)",
                 "b02: keep (younger than 3 days)",
-                "b08: keep (newest verified good)",
+                "b08: keep (last verified good)",
                 "b09: delete (older than 3 days and beyond newest 1)",
             ],
         );
@@ -410,7 +410,7 @@ mod tests {
             policy(Some(0), Some(0), 0, false),
             &[
                 "b00: delete (older than 0 days and beyond newest 0)",
-                "b05: keep (newest verified good)",
+                "b05: keep (last verified good)",
             ],
         );
     }
@@ -453,7 +453,7 @@ mod tests {
             &[20],
             policy(Some(7), None, 1, true),
             &[
-                "b20: keep (newest verified good)",
+                "b20: keep (last verified good)",
                 "b21: delete (older than 7 days)",
                 "b22: delete (older than 7 days)",
             ],

@@ -5,7 +5,7 @@
 //!
 //! A window is a record of kind `maintenance` in the state store (`AdHoc`:
 //! name, reason, actor, start, end, services), for the monitor to read through
-//! `reliability_os::maintenance` (its daemon is not wired to it yet); whether it is in force
+//! `reliability_os::maintenance` (the daemon reads them once a second); whether it is in force
 //! is `reliability_core::maintenance::active_at`.
 //!
 //! Decisions:

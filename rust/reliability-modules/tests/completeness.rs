@@ -407,6 +407,61 @@ fn completeness_passes_and_names_each_failure() {
     assert!(r["msg"].as_str().unwrap().contains("completeness.path"), "{r}");
 }
 
+/// A manifest (or a log) written after the archive is the newest file under `path`; by
+/// default it is taken for the newest backup, and `copies` must hold it. `backup_files`
+/// says which files are the backup: the archive's age and copies are judged, the
+/// manifest is still found by `required`.
+#[test]
+fn backup_files_say_which_files_are_the_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, usb) = (dir.path().join("backup"), dir.path().join("usb"));
+    put(&b, "2026-11-22/home.tar.zst", 5000, HOUR * 30);
+    put(&b, "2026-11-23/home.tar.zst", 4000, HOUR * 2);
+    put(&b, "2026-11-23/home.sha256", 90, HOUR);
+    put(&b, "2026-11-23/backup.log", 20, Duration::from_secs(60));
+    std::fs::create_dir_all(usb.join("2026-11-23")).unwrap();
+    std::fs::copy(b.join("2026-11-23/home.tar.zst"), usb.join("2026-11-23/home.tar.zst")).unwrap();
+    // One filesystem here (a tmpfs each needs root): min_copies 1, the copy's status read.
+    let opts = json!({"path": b, "required": ["*/home.sha256"], "max_age": "3h", "min_files": 2,
+                      "copies": [usb], "min_copies": 1});
+
+    // Without it: the log is "the newest backup", the copy must hold the log, and the
+    // manifest and the log count as backup files.
+    let r = completeness(opts.clone());
+    let c = &r["checks"]["completeness"];
+    assert_eq!(c["newest"]["path"], "2026-11-23/backup.log", "{r}");
+    assert_eq!(c["copies"][0]["status"], "missing", "{r}");
+    assert_eq!(c["files"], 4, "{r}");
+
+    let mut with = opts.clone();
+    with["backup_files"] = json!(["*/*.tar.zst"]);
+    let r = completeness(with.clone());
+    assert!(!failed(&r), "{r}");
+    let c = &r["checks"]["completeness"];
+    assert_eq!(c["newest"]["path"], "2026-11-23/home.tar.zst", "{r}");
+    assert_eq!((c["files"].clone(), c["bytes"].clone()), (json!(2), json!(9000)), "{r}");
+    assert_eq!(c["copies"][0]["status"], "identical", "{r}");
+
+    // No file is a backup: named with the globs.
+    with["backup_files"] = json!(["*/*.tar.gz"]);
+    let r = completeness(with.clone());
+    assert_eq!(
+        strs(&r["checks"]["completeness"]["failures"]),
+        [
+            "0 files, fewer than min_files 2",
+            "no file matches backup_files ('*/*.tar.gz'), so none is newer than max_age 3h",
+            "newest backup '(none)' is held in 0 distinct locations, fewer than min_copies 1",
+        ],
+        "{r}"
+    );
+    with["backup_files"] = json!(["/abs/*.tar"]);
+    let r = completeness(with);
+    assert_eq!(
+        r["msg"], "completeness.backup_files[0]: '/abs/*.tar' must be a path or glob relative to 'path'",
+        "{r}"
+    );
+}
+
 /// A tmpfs mounted for a test, unmounted when dropped.
 struct Tmpfs(tempfile::TempDir);
 

@@ -1,6 +1,6 @@
 //! `backup_retention` as Ansible runs it, on real directories of dated backups (files and
 //! whole trees, modification times set by the test): age and count policies and their
-//! combination, the newest verified-good backup kept however old (recorded by the real
+//! combination, the last verified-good backup kept however old (recorded by the real
 //! `backup_verify` over a manifest the real `backup_manifest` wrote), check mode that deletes
 //! nothing, the diff, links never followed, and bad input named.
 
@@ -347,7 +347,7 @@ fn the_newest_good_backup_is_old_and_kept_end_to_end() {
             ("2026-11-23".to_string(), "within newest 2".to_string()),
             ("2026-11-22".to_string(), "within newest 2".to_string()),
             ("2026-11-21".to_string(), "younger than 3 days".to_string()),
-            ("2026-11-16".to_string(), "newest verified good".to_string()),
+            ("2026-11-16".to_string(), "last verified good".to_string()),
         ])
     );
     assert_eq!(
@@ -359,7 +359,7 @@ fn the_newest_good_backup_is_old_and_kept_end_to_end() {
     assert!(r["msg"]
         .as_str()
         .unwrap()
-        .ends_with("'2026-11-16' is the newest verified good"));
+        .ends_with("'2026-11-16' is the last backup that verified good"));
     assert_eq!(ls(&root), ["2026-11-16", "2026-11-21", "2026-11-22", "2026-11-23"]);
     // What is kept still verifies (retention deleted nothing inside it).
     let r = run(
@@ -384,7 +384,7 @@ fn the_newest_good_backup_is_old_and_kept_end_to_end() {
         &json!({"path": root, "pattern": "2026-*", "keep_last": 1, "good": "inner", "state_dir": state_dir,
                 "_ansible_check_mode": true}),
     );
-    assert_eq!(reasons(&r["kept"])["2026-11-16"], "newest verified good", "{r}");
+    assert_eq!(reasons(&r["kept"])["2026-11-16"], "last verified good", "{r}");
 }
 
 #[test]

@@ -54,6 +54,11 @@ enum Command {
     /// Run the checks on their schedules, heal failing services, serve /health, /ready,
     /// /alive, /metrics; systemd Type=notify. SIGHUP reloads, SIGTERM stops.
     Daemon,
+    /// Alerts: `alert test --channel NAME` sends a test alert and reports its delivery.
+    Alert {
+        #[command(subcommand)]
+        command: crate::alert_cmd::AlertCommand,
+    },
     #[command(flatten)]
     State(crate::cmd::Cmd),
 }
@@ -94,6 +99,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
         None if cli.validate_config => validate(&cli.config, &env, out, err),
         Some(Command::Check(args)) => check(&cli.config, &args, &env, out, err),
         Some(Command::Daemon) => crate::daemon::run(&cli.config, &env),
+        Some(Command::Alert { command }) => crate::alert_cmd::run(&cli.config, &command, &env, out, err),
         Some(Command::State(cmd)) => crate::cmd::run(
             cmd,
             &cli.config,

@@ -14,6 +14,8 @@
 //! | `health_checks.services[].recovery`      | `service_recovery` (`service` defaults to the entry's name) |
 //! | `circuit_breaker`                        | the breaker options every recovery entry inherits    |
 //! | `backup_verification.backups[]`          | `backup_verify` (`checks` default to `verification_types`) |
+//! | `alerting`, `notifications`              | `reliability_alerts::config` (`AlertConfig::from_root`: channels, secrets, policy) |
+//! | `maintenance_windows`                    | `reliability_core::maintenance` (`spec`, `compile` with the host's zones) |
 //!
 //! Every check entry also takes `interval`, `consecutive_failures` and
 //! `consecutive_successes` (defaults in `service_monitoring`): what the daemon schedules
@@ -33,13 +35,17 @@
 //! [`Config::unused`].
 
 use crate::problems::Problems;
+use reliability_alerts::config::Context;
+use reliability_alerts::AlertConfig;
 use reliability_checks::HealthRequest;
 use reliability_core::breaker;
+use reliability_core::maintenance::{self, MaintenanceConfig};
 use reliability_core::recovery::Strategy;
 use reliability_core::size::parse_size;
 use reliability_core::spec::{Env, Kind, Opt, Spec};
 use reliability_os::small_file::{self, Follow};
 use reliability_os::state;
+use reliability_os::zones::SystemZones;
 use reliability_recovery::RecoveryRequest;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -74,7 +80,7 @@ pub const SECTIONS: [&str; 15] = [
 
 /// The sections the commands of this version act on (`check`, `daemon`); the others are validated
 /// and reported as accepted, not used.
-const USED: [&str; 7] = [
+const USED: [&str; 10] = [
     "service_monitoring",
     "health_checks",
     "circuit_breaker",
@@ -82,6 +88,9 @@ const USED: [&str; 7] = [
     "thresholds",
     "performance_monitoring",
     "backup_verification",
+    "alerting",
+    "notifications",
+    "maintenance_windows",
 ];
 
 /// Keys of a check entry that belong to the monitor, not to the engine.
@@ -220,8 +229,12 @@ pub struct Config {
     pub metrics: Vec<String>,
     pub recoveries: Vec<RecoveryEntry>,
     pub backups: Vec<BackupEntry>,
+    /// `alerting` and `notifications`, compiled by the alert engine (secrets read).
+    pub alerts: AlertConfig,
+    /// `maintenance_windows`, compiled by the maintenance engine.
+    pub maintenance: MaintenanceConfig,
     /// Every section as validated, defaults filled in: what the sections without a typed
-    /// form yet (alerting, notifications, ...) are read from.
+    /// form yet (security, reliability_metrics, ...) are read from.
     pub sections: Map<String, Value>,
 }
 
@@ -476,57 +489,10 @@ fn section(name: &str) -> Spec {
             Opt::str("max_log_size").default("100MB"),
             Opt::int("log_retention_days").default(30).range(0.0, 36_500.0),
         ]),
-        "alerting" => Spec::new(vec![
-            Opt::bool("enabled").default(true),
-            Opt::list("channels", Kind::Str)
-                .choices(&["email", "slack", "webhook"])
-                .default(json!([])),
-            Opt::dict("thresholds").options(Spec::new(
-                ["service_down", "performance_degraded", "recovery_failed"]
-                    .into_iter()
-                    .map(|k| Opt::str(k).choices(&["WARNING", "CRITICAL"]))
-                    .collect(),
-            )),
-        ]),
-        "notifications" => Spec::new(vec![
-            Opt::dict("email").options(Spec::new(vec![
-                Opt::str("smtp_server").default("localhost"),
-                Opt::int("smtp_port").default(25).range(1.0, 65535.0),
-                Opt::str("from_address"),
-                Opt::list("to_addresses", Kind::Str).default(json!([])),
-            ])),
-            Opt::dict("slack").options(Spec::new(vec![
-                // A Slack incoming-webhook URL is its credential.
-                url("webhook_url").no_log(),
-                Opt::str("channel"),
-                Opt::str("username").default("Reliability Monitor"),
-            ])),
-            Opt::dict("webhook").options(Spec::new(vec![
-                url("url"),
-                Opt::str("method").choices(&["POST", "PUT"]).default("POST"),
-                Opt::dict("headers").no_log(),
-            ])),
-        ]),
-        "maintenance_windows" => Spec::new(vec![
-            Opt::bool("enabled").default(false),
-            Opt::dict("default_window").default(Value::Null).options(Spec::new(vec![
-                Opt::str("start_time").required(),
-                Opt::str("end_time").required(),
-                Opt::str("timezone").default("UTC"),
-                Opt::list("days", Kind::Str)
-                    .choices(&[
-                        "Monday",
-                        "Tuesday",
-                        "Wednesday",
-                        "Thursday",
-                        "Friday",
-                        "Saturday",
-                        "Sunday",
-                    ])
-                    .default(json!([])),
-            ])),
-            Opt::bool("suppress_alerts_during_maintenance").default(true),
-        ]),
+        // The alert engine's and the maintenance engine's own schemas, never copied.
+        "alerting" => reliability_alerts::config::alerting_spec(),
+        "notifications" => reliability_alerts::config::notifications_spec(),
+        "maintenance_windows" => maintenance::spec(),
         "security" => Spec::new(vec![
             Opt::bool("encrypt_logs").default(false),
             Opt::bool("secure_communications").default(true),
@@ -653,15 +619,14 @@ impl Builder<'_> {
             self.thresholds(t);
         }
         let error_handling = section("error_handling").and_then(|s| self.error_handling(&s));
-        if let Some(s) = section("alerting") {
-            self.alerting(&s);
-        }
-        if let Some(s) = section("notifications") {
-            self.notifications(&s);
-        }
-        if let Some(s) = section("maintenance_windows") {
-            self.maintenance(&s);
-        }
+        // Alerts: only once both sections passed their schemas (their problems are
+        // already listed); the alert engine then judges what a schema cannot (addresses,
+        // URLs, secret files and variables), each problem at its path.
+        let alerts = match (sections.get("alerting"), sections.get("notifications")) {
+            (Some(_), Some(_)) => self.alerts(),
+            _ => None,
+        };
+        let maintenance = section("maintenance_windows").and_then(|s| self.maintenance(&s));
         for (name, keys) in [
             (
                 "container_support",
@@ -729,10 +694,15 @@ impl Builder<'_> {
             Vec::new()
         };
 
+        let (Some(alerts), Some(maintenance)) = (alerts, maintenance) else {
+            return Err(self.problems);
+        };
         if !self.problems.is_empty() {
             return Err(self.problems);
         }
         Ok(Config {
+            alerts,
+            maintenance,
             given,
             unused: self.unused,
             service_monitoring: monitoring,
@@ -818,111 +788,32 @@ impl Builder<'_> {
         Some(e)
     }
 
-    fn alerting(&mut self, s: &Map<String, Value>) {
-        if s.get("enabled").and_then(Value::as_bool) == Some(false) {
-            return;
-        }
-        let notifications = self.root.get("notifications").and_then(Value::as_object);
-        for (i, channel) in s
-            .get("channels")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let Some(channel) = channel.as_str() else { continue };
-            if notifications.is_none_or(|n| n.get(channel).is_none_or(Value::is_null)) {
-                self.problems.push(
-                    &format!("alerting.channels[{i}]"),
-                    format!("'{channel}' has no notifications.{channel} section to send with"),
-                );
+    fn alerts(&mut self) -> Option<AlertConfig> {
+        let process = Context::process();
+        let ctx = Context {
+            env: self.env.clone(),
+            var: process.var,
+            hostname: process.hostname,
+        };
+        match AlertConfig::from_root(self.root, &ctx) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                for p in &e.0 {
+                    self.problems.push(&p.path, &p.message);
+                }
+                None
             }
         }
     }
 
-    fn notifications(&mut self, s: &Map<String, Value>) {
-        let given = |key: &str| {
-            self.root
-                .get("notifications")
-                .and_then(|n| n.get(key))
-                .is_some_and(|v| !v.is_null())
-        };
-        let (email, slack, webhook) = (given("email"), given("slack"), given("webhook"));
-        let sub = |key: &str| s.get(key).and_then(Value::as_object).cloned().unwrap_or_default();
-        if email {
-            let e = sub("email");
-            let mut addresses: Vec<(String, String)> = Vec::new();
-            match str_of(&e, "from_address") {
-                Some(a) => addresses.push(("notifications.email.from_address".into(), a.into())),
-                None => self
-                    .problems
-                    .push("notifications.email.from_address", "missing required option"),
-            }
-            let to: Vec<&Value> = e
-                .get("to_addresses")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .collect();
-            if to.is_empty() {
-                self.problems
-                    .push("notifications.email.to_addresses", "at least one address is needed");
-            }
-            for (i, a) in to.iter().enumerate() {
-                if let Some(a) = a.as_str() {
-                    addresses.push((format!("notifications.email.to_addresses[{i}]"), a.into()));
-                }
-            }
-            for (path, a) in addresses {
-                let ok = a.split_once('@').is_some_and(|(user, host)| {
-                    !user.is_empty() && !host.is_empty() && !a.contains(char::is_whitespace)
-                });
-                if !ok {
-                    self.problems.push(&path, format!("'{a}' is not an email address"));
-                }
-            }
-        }
-        for (on, path, key) in [
-            (slack, "notifications.slack.webhook_url", ("slack", "webhook_url")),
-            (webhook, "notifications.webhook.url", ("webhook", "url")),
-        ] {
-            if !on {
-                continue;
-            }
-            match str_of(&sub(key.0), key.1) {
-                Some(u) => self.url(path, u),
-                None => self.problems.push(path, "missing required option"),
-            }
-        }
-    }
-
-    fn maintenance(&mut self, s: &Map<String, Value>) {
-        let Some(w) = s.get("default_window").and_then(Value::as_object) else {
-            return;
-        };
-        for key in ["start_time", "end_time"] {
-            if let Some(t) = str_of(w, key) {
-                let ok = t.split_once(':').is_some_and(|(h, m)| {
-                    h.len() == 2
-                        && m.len() == 2
-                        && h.parse::<u8>().is_ok_and(|h| h < 24)
-                        && m.parse::<u8>().is_ok_and(|m| m < 60)
-                });
-                if !ok {
-                    self.problems.push(
-                        &format!("maintenance_windows.default_window.{key}"),
-                        format!("'{t}' is not a time of day HH:MM (00:00-23:59)"),
-                    );
-                }
-            }
-        }
-        if let Some(tz) = str_of(w, "timezone") {
-            let part = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c));
-            if !tz.split('/').all(part) {
-                self.problems.push(
-                    "maintenance_windows.default_window.timezone",
-                    format!("'{tz}' is not a time zone name (UTC, or an IANA name such as Europe/Berlin)"),
-                );
+    /// `maintenance_windows`, validated by its schema, compiled by the maintenance engine
+    /// (times, days, zones from the host's tz database, instants).
+    fn maintenance(&mut self, valid: &Map<String, Value>) -> Option<MaintenanceConfig> {
+        match maintenance::compile(valid, &SystemZones) {
+            Ok(m) => Some(m),
+            Err(lines) => {
+                self.problems.engine(&lines, "", "maintenance_windows");
+                None
             }
         }
     }

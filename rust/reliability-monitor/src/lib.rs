@@ -12,6 +12,7 @@
 //! `status`, `report`, `breaker`, `incidents`, `maintenance`, `audit`, `completions`,
 //! `man`).
 
+mod alert_cmd;
 pub mod cli;
 pub mod cmd;
 pub mod config;

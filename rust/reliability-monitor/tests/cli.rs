@@ -55,7 +55,7 @@ fn seed_config_validates_and_lists_what_is_not_used() {
 
 #[test]
 fn invalid_fixtures_list_every_problem_and_exit_78() {
-    for name in ["keys", "values", "recovery", "notyaml"] {
+    for name in ["keys", "values", "recovery", "notyaml", "alerts"] {
         let path = fixture(&format!("invalid/{name}.yml"));
         let want = fs::read_to_string(fixture(&format!("invalid/{name}.expected"))).expect("golden");
         let (code, out, err) = monitor(&["validate-config", s(&path)]);

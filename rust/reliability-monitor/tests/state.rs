@@ -588,3 +588,33 @@ fn completions_and_the_man_page_render_from_the_clap_definition() {
     assert!(out.contains(".TH reliability-monitor"), "{out}");
     assert!(out.contains("maintenance"), "{out}");
 }
+
+#[test]
+fn status_shows_the_configurations_windows_in_force_too() {
+    let h = Host::new();
+    let config = h.dir.path().join("config.yml");
+    let (start, end) = (
+        reliability_core::timestamp::rfc3339(h.now - HOUR),
+        reliability_core::timestamp::rfc3339(h.now + HOUR),
+    );
+    fs::write(
+        &config,
+        format!(
+            "service_monitoring:\n  state_dir: {}\nmaintenance_windows:\n  enabled: true\n  windows:\n    - {{name: migration, start: '{start}', end: '{end}'}}\n",
+            h.state().display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "status", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(
+        (&v["maintenance"][0]["name"], &v["maintenance"][0]["kind"]),
+        (&json!("migration"), &json!("one_off")),
+        "{v}"
+    );
+}

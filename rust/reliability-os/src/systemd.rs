@@ -52,6 +52,8 @@ pub const SHOW_PROPERTIES: &[&str] = &[
     "Description",
     "FragmentPath",
     "ControlGroup",
+    "ExecStartPre",
+    "ExecStartPost",
 ];
 
 /// The actions [`systemctl`] accepts. Anything else is refused before systemctl runs.
@@ -119,6 +121,29 @@ pub struct UnitProps {
     /// `None` when it has none (not running). [`crate::procs::cgroup_pids`] lists its
     /// processes, which is how usage is measured where systemd has no accounting.
     pub control_group: Option<String>,
+    /// The `ExecStartPre=` and `ExecStartPost=` commands of the last start, in order, with
+    /// how each ended: when one of them failed the start, the main process never ran (or
+    /// was stopped by systemd), and [`UnitProps::exec_main_status`] does not say why.
+    pub start_commands: Vec<ExecCommand>,
+}
+
+/// One control command of a unit (`ExecStartPre=`, `ExecStartPost=`) as `systemctl show`
+/// prints it: `{ path=/bin/sh ; argv[]=/bin/sh -c exit 4 ; ignore_errors=no ; start_time=[...]
+/// ; stop_time=[...] ; pid=62 ; code=exited ; status=4 }`, one line per command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExecCommand {
+    /// The property it was listed under: `ExecStartPre` or `ExecStartPost`.
+    pub kind: String,
+    /// The command line as systemd shows it (arguments joined by spaces).
+    pub argv: String,
+    /// Prefixed with `-` in the unit: its failure does not fail the start.
+    pub ignore_errors: bool,
+    /// `exited`, `killed`, `dumped`; `None` when it has not run in the last start.
+    pub code: Option<String>,
+    /// The exit status (`exited`) or signal number (`killed`, `dumped`).
+    pub status: Option<i32>,
+    /// The signal's name when it was killed (`KILL` for `status=9/KILL`).
+    pub signal: Option<String>,
 }
 
 impl UnitProps {
@@ -358,8 +383,39 @@ fn set_property(unit: &mut UnitProps, key: &str, value: &str) {
         "Description" => unit.description = text_value(value),
         "FragmentPath" => unit.fragment_path = text_value(value),
         "ControlGroup" => unit.control_group = text_value(value),
+        "ExecStartPre" | "ExecStartPost" => unit.start_commands.extend(parse_exec_command(key, value)),
         _ => {}
     }
+}
+
+/// One `{ path=... ; argv[]=... ; ignore_errors=... ; ... ; code=... ; status=... }` value.
+/// The argv may hold ` ; ` itself, so it runs to the last ` ; ignore_errors=`; the fields
+/// after it are systemd's own. `None` for anything else (an empty value: no command).
+pub fn parse_exec_command(kind: &str, value: &str) -> Option<ExecCommand> {
+    let inner = value.trim().strip_prefix('{')?.strip_suffix('}')?.trim();
+    let argv_at = inner.find(" ; argv[]=")? + " ; argv[]=".len();
+    let (argv, rest) = match inner[argv_at..].rfind(" ; ignore_errors=") {
+        Some(end) => (&inner[argv_at..argv_at + end], &inner[argv_at + end + 3..]),
+        None => (&inner[argv_at..], ""),
+    };
+    let mut command = ExecCommand {
+        kind: kind.to_owned(),
+        argv: argv.to_owned(),
+        ..ExecCommand::default()
+    };
+    for field in rest.split(" ; ") {
+        match field.split_once('=') {
+            Some(("ignore_errors", v)) => command.ignore_errors = v == "yes",
+            Some(("code", v)) => command.code = text_value(v).filter(|c| c != "(null)"),
+            Some(("status", v)) => {
+                let (number, signal) = v.split_once('/').unwrap_or((v, ""));
+                command.status = number.parse().ok();
+                command.signal = text_value(signal).filter(|s| s.parse::<i32>().is_err());
+            }
+            _ => {}
+        }
+    }
+    Some(command)
 }
 
 fn text_value(value: &str) -> Option<String> {
@@ -511,6 +567,58 @@ mod tests {
         );
     }
 
+    /// A start failed by `ExecStartPre=` (the main process never ran: `ExecMainStatus=0`)
+    /// and one failed by `ExecStartPost=` killed by a signal after an ignored failure.
+    #[test]
+    fn captured_start_commands() {
+        let parse = |text: &str| parse_show(text).remove(0).start_commands;
+        let command =
+            |kind: &str, argv: &str, ignore: bool, code: &str, status: i32, signal: Option<&str>| ExecCommand {
+                kind: kind.into(),
+                argv: argv.into(),
+                ignore_errors: ignore,
+                code: Some(code.into()),
+                status: Some(status),
+                signal: signal.map(Into::into),
+            };
+        assert_eq!(
+            parse(include_str!("../tests/fixtures/systemd/prefail.txt")),
+            vec![
+                command("ExecStartPre", "/bin/true", false, "exited", 0, None),
+                command("ExecStartPre", "/bin/sh -c exit 4", false, "exited", 4, None),
+            ]
+        );
+        assert_eq!(
+            parse(include_str!("../tests/fixtures/systemd/postfail.txt")),
+            vec![
+                command("ExecStartPre", "/bin/false", true, "exited", 1, None),
+                command(
+                    "ExecStartPost",
+                    "/bin/sh -c kill -9 $$$$",
+                    false,
+                    "killed",
+                    9,
+                    Some("KILL")
+                ),
+            ]
+        );
+        // Not run in the last start; an argv holding the separator; not a command at all.
+        let not_run = parse_exec_command(
+            "ExecStartPre",
+            "{ path=/bin/a ; argv[]=/bin/a x ; ignore_errors=y ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }",
+        );
+        assert_eq!(
+            not_run,
+            Some(ExecCommand {
+                kind: "ExecStartPre".into(),
+                argv: "/bin/a x ; ignore_errors=y".into(),
+                status: Some(0),
+                ..ExecCommand::default()
+            })
+        );
+        assert_eq!(parse_exec_command("ExecStartPre", ""), None);
+    }
+
     #[test]
     fn captured_active_unit_in_full() {
         assert_eq!(
@@ -542,6 +650,7 @@ mod tests {
                 fragment_path: Some("/etc/systemd/system/relos-active.service".into()),
                 // Not in the captured property list.
                 control_group: None,
+                start_commands: Vec::new(),
             }
         );
     }

@@ -1,6 +1,7 @@
 //! `status`: what the host looks like now, without running a check: the daemon's last
 //! results (`<state_dir>/monitor/last.json`, written every 15 s and at stop, with its age),
-//! the breakers, the open incidents and the maintenance windows in force, all read from
+//! the breakers, the open incidents and the maintenance windows in force (the
+//! configuration's and the ad-hoc ones), all read from
 //! the state files the engines keep. With no daemon running the results shown are the last
 //! it saved (their age says so); breakers, incidents and windows are current either way.
 //!
@@ -8,9 +9,10 @@
 //! open breaker is critical; a half-open breaker or results older than [`STALE_S`] (the
 //! daemon is not running) a warning.
 
-use super::{breaker, columns, maintenance, nagios_line, Ctx, Rendered};
+use super::{breaker, columns, nagios_line, Ctx, Rendered};
 use reliability_core::check::Status;
 use reliability_core::incident;
+use reliability_core::maintenance::{active_at, ActiveWindow, Window};
 use reliability_core::timestamp::rfc3339;
 use reliability_os::small_file::{self, Follow};
 use serde_json::{json, Value};
@@ -176,19 +178,45 @@ pub fn status(ctx: &Ctx) -> Rendered {
     }
     perfdata.push(format!("open_incidents={}", open.len()));
 
-    // Maintenance windows in force.
-    let (windows, errors) = reliability_os::maintenance::list(&ctx.store());
+    // Maintenance windows in force: the configuration's (when the section is enabled)
+    // and the ad-hoc ones, as the daemon reads them.
+    let configured: &[Window] = match &ctx.config {
+        Some(c) if c.maintenance.enabled => &c.maintenance.windows,
+        _ => &[],
+    };
+    let (windows, errors) = reliability_os::maintenance::windows(&ctx.store(), configured);
     problems.extend(errors.iter().map(ToString::to_string));
-    let active: Vec<_> = windows
-        .into_iter()
-        .filter(|w| maintenance::active(w, ctx.now_ms))
+    let active: Vec<ActiveWindow> = windows
+        .iter()
+        .filter_map(|w| active_at(std::slice::from_ref(w), ctx.now_ms))
         .collect();
     table.push_str("\nMaintenance:");
     if active.is_empty() {
         table.push_str(" none in force\n");
     } else {
         table.push('\n');
-        table.push_str(&columns(&maintenance::HEADER, &maintenance::rows(&active, ctx.now_ms)));
+        let rows: Vec<Vec<String>> = active
+            .iter()
+            .map(|w| {
+                vec![
+                    w.name.clone(),
+                    w.kind.to_string(),
+                    rfc3339(w.start_ms),
+                    rfc3339(w.end_ms),
+                    w.actor.clone().unwrap_or_else(|| "-".into()),
+                    if w.services.is_empty() {
+                        "all".into()
+                    } else {
+                        w.services.join(",")
+                    },
+                    w.reason.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        table.push_str(&columns(
+            &["WINDOW", "KIND", "START", "END", "ACTOR", "SERVICES", "REASON"],
+            &rows,
+        ));
         summary.push(format!(
             "in maintenance: {}",
             active.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -212,7 +240,7 @@ pub fn status(ctx: &Ctx) -> Rendered {
             "breakers": breakers,
             "open_incidents": open,
             "maintenance": active.iter().map(|w| json!({
-                "name": w.name, "reason": w.reason, "actor": w.actor,
+                "name": w.name, "kind": w.kind, "reason": w.reason, "actor": w.actor,
                 "start": rfc3339(w.start_ms), "end": rfc3339(w.end_ms), "services": w.services,
             })).collect::<Vec<_>>(),
             "warnings": problems,

@@ -32,6 +32,11 @@ pub struct Healed {
     /// Whether the service is served after the run (healthy, recovered or failed over).
     pub healthy: bool,
     pub msg: String,
+    /// The ladder level (1-based) and strategy of the step taken, if one was.
+    pub level: Option<usize>,
+    pub strategy: Option<String>,
+    /// Whether the run changed anything.
+    pub changed: bool,
 }
 
 /// One recovery run of the service, through the engine (look, decide, act, record). The
@@ -46,6 +51,9 @@ pub fn recover(request: &RecoveryRequest, cancel: &Cancel) -> Result<Healed, Str
         ),
         outcome: report.outcome,
         msg: report.msg,
+        level: report.level,
+        strategy: report.strategy.map(|s| s.to_string()),
+        changed: report.changed,
     })
 }
 

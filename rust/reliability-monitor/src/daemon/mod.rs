@@ -16,7 +16,9 @@
 //! nothing sleeps except on a channel with a timeout, so a stop is seen within
 //! [`scheduler::TICK`]; the watchdog is fed only while the scheduler's heartbeat is fresh.
 
+mod alerting;
 mod debounce;
+mod deliver;
 mod engines;
 mod heal;
 mod http;
@@ -276,6 +278,7 @@ pub fn run(path: &Path, env: &Env) -> i32 {
                         {
                             log.warn("reload: service_monitoring.listen changed; it applies at the next start");
                         }
+                        audit_reload(path, &current, Some(&new), &log);
                         let _ = sched_tx.send(scheduler::Msg::Reload(Box::new(new.clone())));
                         current = new;
                     }
@@ -288,6 +291,7 @@ pub fn run(path: &Path, env: &Env) -> i32 {
                         for p in &e.problems {
                             log.error(&format!("reload: {}: {p}", e.file.display()));
                         }
+                        audit_reload(path, &current, None, &log);
                     }
                 }
                 notify(&format!("READY=1\n{}", notify::status(&shared.snapshot().status_line)));
@@ -304,6 +308,52 @@ pub fn run(path: &Path, env: &Env) -> i32 {
             notify(&notify::status(&snapshot.status_line));
             status_sent.clone_from(&snapshot.status_line);
         }
+    }
+}
+
+/// The audit record of a reload: the new file's digest and the top-level sections that
+/// changed (their names only: a section may hold secrets); `new` is `None` when the file
+/// was refused and the running configuration stays.
+fn audit_reload(path: &Path, current: &Config, new: Option<&Config>, log: &Logger) {
+    use reliability_core::audit::{config_digest, Outcome, Record};
+    let digest = std::fs::read(path).ok().map(|bytes| config_digest(&bytes));
+    let (outcome, reason, details) = match new {
+        Some(new) => {
+            let changed: Vec<&str> = config::SECTIONS
+                .iter()
+                .copied()
+                .filter(|s| current.sections.get(*s) != new.sections.get(*s))
+                .collect();
+            let outcome = if changed.is_empty() {
+                Outcome::Unchanged
+            } else {
+                Outcome::Changed
+            };
+            (outcome, None, serde_json::json!({ "changed_sections": changed }))
+        }
+        None => (
+            Outcome::Failed,
+            Some("the new file is invalid; the running configuration stays".to_string()),
+            serde_json::Value::Null,
+        ),
+    };
+    let record = Record {
+        front_end: "daemon".into(),
+        action: "config.reload".into(),
+        target: path.display().to_string(),
+        reason,
+        outcome,
+        actor: reliability_os::audit::actor(),
+        config_digest: digest,
+        details,
+    };
+    let dir = new
+        .unwrap_or(current)
+        .service_monitoring
+        .state_dir
+        .join(reliability_os::audit::SUBDIR);
+    if let Err(e) = reliability_os::audit::append(&dir, record) {
+        log.error(&format!("cannot append the reload to the audit trail: {e}"));
     }
 }
 

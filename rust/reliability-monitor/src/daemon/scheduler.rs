@@ -17,17 +17,22 @@
 //! stop or reload is seen at once, and it stamps a heartbeat each turn, which `/alive`
 //! and the watchdog read.
 
+use super::alerting::{Alerting, Detail};
 use super::debounce::{Debounce, State};
 use super::engines::{self, Figures, Healed};
 use super::heal::{Backoff, Decision, Healer};
 use super::log::Logger;
 use super::view::{CheckView, ServiceView, View};
 use super::{Event, Shared};
-use crate::config::{Config, HealthEntry, RecoveryEntry};
+use crate::config::{CheckKind, Config, HealthEntry, RecoveryEntry};
+use reliability_alerts::{Category, EventKind};
+use reliability_core::audit::Outcome as AuditOutcome;
 use reliability_core::cancel::Cancel;
 use reliability_core::check::{CheckResult, Status};
+use reliability_core::recovery::Outcome;
 use reliability_os::clock::now_ms;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +49,8 @@ const BACKOFF_CAP: Duration = Duration::from_secs(300);
 
 /// What the scheduler thread is told.
 pub enum Msg {
+    /// The alert delivery thread's round.
+    Delivered(super::deliver::Round),
     /// A check run of the job `id` ended.
     Done {
         id: u64,
@@ -73,6 +80,10 @@ struct Job {
 
 struct Service {
     entry: RecoveryEntry,
+    /// The name its alerts carry (its checks' service name).
+    alert_name: String,
+    /// A maintenance window holds its recovery back (said once per window).
+    held: bool,
     /// `health_checks.services[i]`: the check entries at or under it are the service's.
     prefix: String,
     healer: Healer,
@@ -102,6 +113,25 @@ pub struct Scheduler {
     published_at: Instant,
     /// Set at the stop: recoveries still running stop waiting at once.
     cancel: Cancel,
+    /// Set at the stop: the alert delivery thread starts no more deliveries.
+    stop: Arc<AtomicBool>,
+    alerting: Alerting,
+}
+
+/// The service name alerts about a check entry carry: its service's, else the port
+/// check's name (or port), else the entry's path.
+fn alert_service(entry: &HealthEntry) -> String {
+    entry
+        .service
+        .clone()
+        .or_else(|| {
+            entry
+                .request
+                .ports
+                .first()
+                .map(|p| p.label.clone().unwrap_or_else(|| format!("port {}", p.port)))
+        })
+        .unwrap_or_else(|| entry.path.clone())
 }
 
 /// `entry` belongs to the service at `prefix`.
@@ -129,6 +159,8 @@ impl Scheduler {
         log: Arc<Logger>,
     ) -> Scheduler {
         let seed = now_ms() ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+        let stop = Arc::new(AtomicBool::new(false));
+        let alerting = Alerting::start(&config, tx.clone(), stop.clone(), log.clone());
         let mut s = Scheduler {
             config: config.clone(),
             next_id: 0,
@@ -148,6 +180,8 @@ impl Scheduler {
             dirty: true,
             published_at: Instant::now(),
             cancel: Cancel::new(),
+            stop,
+            alerting,
         };
         s.install(config);
         s
@@ -212,7 +246,14 @@ impl Scheduler {
                     cap: BACKOFF_CAP.max(interval),
                 };
                 let kept = old_services.remove(&r.request.service);
+                let alert_name = self
+                    .jobs
+                    .iter()
+                    .find(|j| under(&j.entry.path, &prefix))
+                    .map_or_else(|| r.request.service.clone(), |j| alert_service(&j.entry));
                 Service {
+                    alert_name,
+                    held: kept.as_ref().is_some_and(|k| k.held),
                     figures: engines::figures(&r.request, now_ms()),
                     healer: kept.map(|k| k.healer).unwrap_or_default(),
                     entry: r.clone(),
@@ -248,6 +289,9 @@ impl Scheduler {
             self.start_due(now);
             self.expire(now);
             self.heal(now);
+            if self.alerting.tick(now, now_ms()) {
+                self.dirty = true;
+            }
             if now.duration_since(self.figures_at) >= FIGURES_EVERY {
                 self.refresh_figures();
                 self.publish(true);
@@ -275,9 +319,14 @@ impl Scheduler {
     /// Handles one message; `Some` when it was the stop.
     fn handle(&mut self, msg: Msg) -> Option<Sender<()>> {
         match msg {
+            Msg::Delivered(round) => {
+                self.alerting.delivered(round);
+                self.dirty = true;
+            }
             Msg::Done { id, results } => self.done(id, results),
             Msg::Healed { service, result } => self.healed(&service, result),
             Msg::Reload(config) => {
+                self.alerting.reconfigure(&config);
                 self.install(*config);
                 self.log.info(&format!(
                     "configuration reloaded: {} checks, {} recoveries",
@@ -287,6 +336,7 @@ impl Scheduler {
             }
             Msg::Stop(done) => {
                 self.cancel.cancel();
+                self.stop.store(true, Ordering::SeqCst);
                 self.publish(true);
                 self.save();
                 return Some(done);
@@ -434,10 +484,42 @@ impl Scheduler {
                 _ => self.log.debug(&format!("{}: ok", job.entry.path)),
             }
         }
+        let changed = job.debounce.state != before;
+        let detail = Detail {
+            check: Some(job.entry.path.clone()),
+            value: results
+                .iter()
+                .find(|r| r.status != Status::Ok)
+                .map(|r| r.message.clone()),
+            category: match job.entry.kind {
+                CheckKind::Resources => Category::PerformanceDegradation,
+                _ => Category::ServiceFailure,
+            },
+            summary: String::new(),
+        };
+        let service = alert_service(&job.entry);
         job.last = Some((now_ms(), results, timed_out));
+        if changed {
+            self.outage(&service, detail);
+        }
         if !self.ready && self.jobs.iter().all(|j| j.last.is_some()) {
             self.ready = true;
             self.log.info(&format!("first cycle done: {} checks", self.jobs.len()));
+        }
+    }
+
+    /// After a check of `service` changed state: an outage opens when one of its checks
+    /// is confirmed failing (the policy hears of each), and closes once all are ok.
+    fn outage(&mut self, service: &str, detail: Detail) {
+        let mine = || self.jobs.iter().filter(|j| alert_service(&j.entry) == service);
+        let failing = mine().any(|j| j.debounce.state == State::Failing);
+        let all_ok = mine().all(|j| j.debounce.state == State::Ok);
+        let now = now_ms();
+        if failing {
+            self.alerting.open(service, now);
+            self.alerting.event(EventKind::CheckFailed, service, detail, now);
+        } else if all_ok {
+            self.alerting.close(service, now);
         }
     }
 
@@ -460,14 +542,33 @@ impl Scheduler {
                 }
                 Decision::Busy | Decision::Wait { .. } => {}
                 Decision::Start => {
+                    let name = service.entry.request.service.clone();
+                    if let Some(w) = self.alerting.recovery_held(&name, reliability_os::clock::now_ms()) {
+                        if !service.held {
+                            service.held = true;
+                            self.log.warn(&format!(
+                                "{name}: failing; its recovery waits for the end of maintenance window '{}'",
+                                w.name
+                            ));
+                        }
+                        continue;
+                    }
+                    service.held = false;
                     self.dirty = true;
                     service.healer.started();
                     let request = service.entry.request.clone();
-                    let name = request.service.clone();
+                    let attempt = service.healer.attempts + 1;
                     self.log.warn(&format!(
                         "{name}: failing; running its recovery (attempt {})",
                         service.healer.attempts + 1
                     ));
+                    self.alerting.audit(
+                        "recovery.start",
+                        &name,
+                        AuditOutcome::Unchanged,
+                        Some("its checks are confirmed failing".into()),
+                        serde_json::json!({ "attempt": attempt }),
+                    );
                     let tx = self.tx.clone();
                     let cancel = self.cancel.clone();
                     let spawned = std::thread::Builder::new().name("recovery".into()).spawn(move || {
@@ -504,6 +605,62 @@ impl Scheduler {
         };
         service.healer.finished(healthy, now, &service.backoff, unit);
         let wait = service.healer.not_before.saturating_sub(now);
+        let alert_name = service.alert_name.clone();
+        let attempt = service.healer.attempts;
+        let at = now_ms();
+        // What self-healing tried, what the policy hears, and the audit record.
+        let (tried, kind, audit_outcome, details) = match &result {
+            Ok(h) => {
+                let step = match (&h.strategy, h.level) {
+                    (Some(s), Some(l)) => format!("{s} (level {l}): {}", h.outcome),
+                    _ => h.outcome.to_string(),
+                };
+                let kind = match (h.outcome, h.level) {
+                    (Outcome::ManualIntervention | Outcome::RefusedByBreaker | Outcome::RateLimited, _) => {
+                        Some(EventKind::HealingFailed)
+                    }
+                    (_, Some(level)) => Some(EventKind::Recovery {
+                        level: u32::try_from(level).unwrap_or(u32::MAX),
+                        succeeded: healthy,
+                    }),
+                    _ => None,
+                };
+                let outcome = match (healthy, h.changed) {
+                    (false, _) => AuditOutcome::Failed,
+                    (true, true) => AuditOutcome::Changed,
+                    (true, false) => AuditOutcome::Unchanged,
+                };
+                let details = serde_json::json!({
+                    "outcome": h.outcome.as_str(),
+                    "level": h.level,
+                    "strategy": h.strategy,
+                    "attempts_failed_in_a_row": attempt,
+                });
+                (step, kind, outcome, details)
+            }
+            Err(e) => (
+                format!("could not run: {e}"),
+                Some(EventKind::HealingFailed),
+                AuditOutcome::Failed,
+                serde_json::json!({ "error": e, "attempts_failed_in_a_row": attempt }),
+            ),
+        };
+        self.alerting
+            .audit("recovery.outcome", &name, audit_outcome, None, details);
+        self.alerting.open(&alert_name, at);
+        self.alerting.tried(&alert_name, tried);
+        if let Some(kind) = kind {
+            self.alerting.event(kind, &alert_name, Detail::default(), at);
+        }
+        if healthy {
+            // Failing checks keep the outage open; ok ones close it as they confirm.
+            if !self.failing(&self.services[index].prefix) {
+                self.alerting.close(&alert_name, at);
+            }
+        }
+        let Some(service) = self.services.get_mut(index) else {
+            return;
+        };
         match result {
             Ok(h) if healthy => self.log.info(&format!("{name}: recovery {}: {}", h.outcome, h.msg)),
             Ok(h) => self.log.error(&format!(
@@ -561,6 +718,7 @@ impl Scheduler {
                     figures: s.figures.clone(),
                 })
                 .collect(),
+            alerts: self.alerting.stats.clone(),
             updated_ms: now_ms(),
         }
     }

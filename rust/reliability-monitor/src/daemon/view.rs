@@ -45,6 +45,8 @@ pub struct View {
     pub ready: bool,
     pub checks: Vec<CheckView>,
     pub services: Vec<ServiceView>,
+    /// Alert delivery counters and the maintenance window in force.
+    pub alerts: super::alerting::Stats,
     /// Unix ms of the last change.
     pub updated_ms: u64,
 }
@@ -160,6 +162,15 @@ impl View {
             "updated": timestamp::rfc3339(self.updated_ms),
             "checks": checks,
             "services": services,
+            "maintenance": {
+                "active": self.alerts.window.is_some(),
+                "window": self.alerts.window,
+            },
+            "alerts": {
+                "queued": self.alerts.queued,
+                "sent": self.alerts.sent,
+                "failed": self.alerts.failed,
+            },
         })
     }
 
@@ -320,6 +331,43 @@ impl View {
                 m.sample("reliability_monitor_recovery_attempts", &labels, *n as f64);
             }
         }
+        m.family(
+            "reliability_monitor_maintenance_active",
+            "gauge",
+            "1 while a maintenance window is in force (configured or ad hoc).",
+        );
+        let active = f64::from(u8::from(self.alerts.window.is_some()));
+        m.sample("reliability_monitor_maintenance_active", &[], active);
+        m.family(
+            "reliability_monitor_alerts_queued",
+            "gauge",
+            "Alert deliveries waiting in the on-disk queue (one per alert and channel).",
+        );
+        m.sample("reliability_monitor_alerts_queued", &[], self.alerts.queued as f64);
+        m.family(
+            "reliability_monitor_alerts_sent_total",
+            "counter",
+            "Alerts a channel confirmed, since the daemon started.",
+        );
+        for (channel, n) in &self.alerts.sent {
+            m.sample(
+                "reliability_monitor_alerts_sent_total",
+                &[("channel", channel.clone())],
+                *n as f64,
+            );
+        }
+        m.family(
+            "reliability_monitor_alerts_failed_total",
+            "counter",
+            "Alert deliveries that failed (retried or refused), since the daemon started.",
+        );
+        for (channel, n) in &self.alerts.failed {
+            m.sample(
+                "reliability_monitor_alerts_failed_total",
+                &[("channel", channel.clone())],
+                *n as f64,
+            );
+        }
         m.out
     }
 }
@@ -408,8 +456,46 @@ mod tests {
                 timeouts: 0,
             }],
             services: Vec::new(),
+            alerts: Default::default(),
             updated_ms: 0,
         }
+    }
+
+    #[test]
+    fn alert_and_maintenance_metrics() {
+        let mut v = view(State::Ok, Status::Ok);
+        let text = v.metrics();
+        assert!(text.contains("reliability_monitor_maintenance_active 0\n"), "{text}");
+        assert!(text.contains("reliability_monitor_alerts_queued 0\n"), "{text}");
+        assert!(
+            text.contains("# TYPE reliability_monitor_alerts_sent_total counter\n"),
+            "{text}"
+        );
+        v.alerts.queued = 3;
+        v.alerts.sent.insert("webhook".into(), 2);
+        v.alerts.failed.insert("email".into(), 1);
+        v.alerts.window = Some(reliability_core::maintenance::ActiveWindow {
+            name: "deploy".into(),
+            kind: "ad_hoc",
+            start_ms: 0,
+            end_ms: 1,
+            services: Vec::new(),
+            reason: Some("kernel".into()),
+            actor: Some("alice".into()),
+        });
+        let text = v.metrics();
+        for line in [
+            "reliability_monitor_maintenance_active 1\n",
+            "reliability_monitor_alerts_queued 3\n",
+            "reliability_monitor_alerts_sent_total{channel=\"webhook\"} 2\n",
+            "reliability_monitor_alerts_failed_total{channel=\"email\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        let health = v.health_json();
+        assert_eq!(health["maintenance"]["active"], true);
+        assert_eq!(health["maintenance"]["window"]["name"], "deploy");
+        assert_eq!(health["alerts"]["queued"], 3);
     }
 
     #[test]
