@@ -405,12 +405,12 @@ mod tests {
         let p = problems(json!({"service": "a", "escalation": [
             {"failures": "1-2", "strategy": "restart"}, {"failures": "4-", "strategy": "manual"}]}));
         assert!(
-            p.contains("escalation: step 2 (4-): failure count 3 has no step (a gap)"),
+            p.contains("escalation: rung 2 (failures 4-): failure count 3 has no rung (a gap)"),
             "{p}"
         );
         let p = problems(json!({"service": "a", "escalation": [
             {"failures": "1-3", "strategy": "restart"}, {"failures": "2-", "strategy": "manual"}]}));
-        assert!(p.contains("failure count 2 is already in step 1 (an overlap)"), "{p}");
+        assert!(p.contains("failure count 2 is already in rung 1 (an overlap)"), "{p}");
         let p = problems(json!({"service": "a", "escalation": [{"failures": "1-", "strategy": "reboot"}]}));
         assert!(p.contains("escalation[0].strategy") && p.contains("reboot"), "{p}");
         let p = problems(json!({"service": "a", "failover": {"units": ["b; rm -rf /"]}}));
@@ -426,13 +426,22 @@ mod tests {
         // names still needs its means.
         let p = problems(json!({"service": "a", "escalation": [
             {"failures": "1-2", "strategy": "restart"}, {"failures": "4-", "strategy": "manual"}]}));
-        assert_eq!(p, "escalation: step 2 (4-): failure count 3 has no step (a gap)");
+        assert_eq!(
+            p,
+            "escalation: rung 2 (failures 4-): failure count 3 has no rung (a gap)"
+        );
         let p = problems(json!({"service": "a", "escalation": [
             {"failures": "1-3", "strategy": "restart"}, {"failures": "2-", "strategy": "manual"}]}));
-        assert_eq!(p, "escalation: step 2 (2-): failure count 2 is already in step 1 (an overlap)");
+        assert_eq!(
+            p,
+            "escalation: rung 2 (failures 2-): failure count 2 is already in rung 1 (an overlap)"
+        );
         let p = problems(json!({"service": "a", "escalation": [
             {"failures": "1", "strategy": "failover"}, {"failures": "3-", "strategy": "manual"}]}));
-        assert!(p.contains("(a gap)") && p.contains("escalation uses failover, which needs"), "{p}");
+        assert!(
+            p.contains("(a gap)") && p.contains("escalation uses failover, which needs"),
+            "{p}"
+        );
         let p = problems(json!({"service": "a", "rate_limit": {"max_recoveries": 3}}));
         assert!(p.contains("rate_limit") && p.contains("window"), "{p}");
         let p = problems(json!({"service": "a", "scale_resources": {"ceiling": {"MemoryMax": "lots"}}}));
