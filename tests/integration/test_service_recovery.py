@@ -269,7 +269,7 @@ def test_check_mode_touches_nothing_and_diff_shows_counts(ans: Ansible):
     r = recover(ans, HOST, args, "--check", "--diff")
     assert r.get("failed") is not True, r
     assert r["outcome"] == "would_act" and r["changed"] is True, r
-    assert "would take step 1 (restart) for failure 1" in r["msg"], r["msg"]
+    assert "would act (failure 1, rung 1 of 4: restart)" in r["msg"], r["msg"]
     assert r["diff"]["before"] == {"failure_count": 0, "breaker": "closed"}, r["diff"]
     assert r["diff"]["after"]["failure_count"] == 1
     assert sh(ans, HOST, "systemctl is-active rc-check || true").strip() != "active"
@@ -363,15 +363,17 @@ def test_an_unusable_breaker_file_is_moved_aside_as_circuit_breaker_does(ans: An
         ({"service": "nginx; reboot"}, "service: invalid unit name 'nginx; reboot'"),
         ({"service": "a", "escalation": [{"failures": "1-", "strategy": "reboot"}]}, "escalation[0].strategy"),
         ({"service": "a", "escalation": [{"failures": "1-2", "strategy": "restart"}, {"failures": "4-", "strategy": "manual"}]},
-         "step 2 (4-): failure count 3 has no step (a gap)"),
+         "rung 2 (failures 4-): failure count 3 has no rung (a gap)"),
         ({"service": "a", "escalation": [{"failures": "1-3", "strategy": "restart"}, {"failures": "3-", "strategy": "manual"}]},
-         "step 2 (3-): failure count 3 is already in step 1 (an overlap)"),
+         "rung 2 (failures 3-): failure count 3 is already in rung 1 (an overlap)"),
         ({"service": "a", "failover": {"units": ["b; rm -rf /"]}}, "failover.units[0]"),
     ],
 )
 def test_bad_input_is_named(ansible: Ansible, args: dict, message: str):
     r = ansible.adhoc("localhost", MODULE, json.dumps(args))["localhost"]
     assert r["failed"] is True and message in r["msg"], r["msg"]
+    # A ladder refused for its ranges reports that alone, not the seed's failover rung (issue 14).
+    assert "escalation uses failover" not in r["msg"], r["msg"]
 
 
 def test_without_systemd_it_says_so(ansible: Ansible):

@@ -68,6 +68,10 @@ pub struct Entry {
     /// Failed attempts so far.
     pub attempts: u32,
     pub enqueued_ms: u64,
+    /// The order of pushes into this queue: alerts pushed in the same millisecond keep the
+    /// order they were pushed in (entries written before it existed read as 0).
+    #[serde(default)]
+    pub seq: u64,
     /// Not before this (unix ms).
     pub next_attempt_ms: u64,
     pub last_error: Option<String>,
@@ -101,6 +105,8 @@ pub struct Queue {
     config: QueueConfig,
     entries: BTreeMap<(String, String), Entry>,
     dropped_total: u64,
+    /// The `seq` of the next push: one more than any entry's on disk.
+    next_seq: u64,
     _lock: Flock<File>,
 }
 
@@ -152,6 +158,7 @@ impl Queue {
             config,
             entries: BTreeMap::new(),
             dropped_total: 0,
+            next_seq: 0,
             _lock: lock,
         };
         queue.load()?;
@@ -189,6 +196,7 @@ impl Queue {
                     });
                 match parsed {
                     Ok(entry) => {
+                        self.next_seq = self.next_seq.max(entry.seq + 1);
                         self.entries.insert((name.clone(), key.to_string()), entry);
                     }
                     Err(problem) => {
@@ -250,10 +258,12 @@ impl Queue {
                 alert: alert.clone(),
                 attempts: 0,
                 enqueued_ms: now,
+                seq: self.next_seq,
                 next_attempt_ms: now,
                 last_error: None,
             };
             self.write(&entry)?;
+            self.next_seq += 1;
             self.entries.insert(id, entry);
             report.queued += 1;
             report.dropped.extend(self.bound(channel)?);
@@ -278,11 +288,11 @@ impl Queue {
 
     /// Drops the oldest entries of `channel` beyond `max_alerts`.
     fn bound(&mut self, channel: &str) -> Result<Vec<(String, String)>, QueueError> {
-        let mut mine: Vec<(u64, String)> = self
+        let mut mine: Vec<(u64, u64, String)> = self
             .entries
             .iter()
             .filter(|((c, _), _)| c == channel)
-            .map(|((_, k), e)| (e.enqueued_ms, k.clone()))
+            .map(|((_, k), e)| (e.enqueued_ms, e.seq, k.clone()))
             .collect();
         let excess = mine.len().saturating_sub(self.config.max_alerts);
         if excess == 0 {
@@ -290,7 +300,7 @@ impl Queue {
         }
         mine.sort();
         let mut dropped = Vec::new();
-        for (_, key) in mine.into_iter().take(excess) {
+        for (_, _, key) in mine.into_iter().take(excess) {
             self.remove(channel, &key)?;
             dropped.push((channel.to_string(), key));
         }
@@ -317,7 +327,7 @@ impl Queue {
             .filter(|((c, _), e)| c == channel && e.next_attempt_ms <= now)
             .map(|(_, e)| e.clone())
             .collect();
-        due.sort_by(|a, b| (a.enqueued_ms, &a.alert.key).cmp(&(b.enqueued_ms, &b.alert.key)));
+        due.sort_by(|a, b| (a.enqueued_ms, a.seq, &a.alert.key).cmp(&(b.enqueued_ms, b.seq, &b.alert.key)));
         due
     }
 

@@ -142,7 +142,7 @@ impl Ladder {
         let mut problems = Vec::new();
         let mut steps = Vec::new();
         if items.is_empty() {
-            problems.push("the ladder has no steps".to_string());
+            problems.push("the ladder has no rungs".to_string());
         }
         for (i, (range, strategy)) in items.iter().enumerate() {
             let n = i + 1;
@@ -150,7 +150,7 @@ impl Ladder {
                 Some(s) => Some(s),
                 None => {
                     problems.push(format!(
-                        "step {n}: unknown strategy '{strategy}'; use one of {}",
+                        "rung {n}: unknown strategy '{strategy}'; use one of {}",
                         Strategy::NAMES.join(", ")
                     ));
                     None
@@ -158,7 +158,7 @@ impl Ladder {
             };
             match (parse_range(range), strategy) {
                 (Ok((from, to)), Some(strategy)) => steps.push((n, Step { from, to, strategy })),
-                (Err(e), _) => problems.push(format!("step {n}: failures: {e}")),
+                (Err(e), _) => problems.push(format!("rung {n}: failures: {e}")),
                 (Ok(_), None) => {}
             }
         }
@@ -172,12 +172,12 @@ impl Ladder {
                         format!("{next}-{}", step.from - 1)
                     };
                     problems.push(format!(
-                        "step {n} ({}): failure count {gap} has no step (a gap)",
+                        "rung {n} (failures {}): failure count {gap} has no rung (a gap)",
                         step.range()
                     ));
                 } else if step.from < next {
                     problems.push(format!(
-                        "step {n} ({}): failure count {} is already in step {} (an overlap)",
+                        "rung {n} (failures {}): failure count {} is already in rung {} (an overlap)",
                         step.range(),
                         step.from,
                         n - 1
@@ -186,7 +186,7 @@ impl Ladder {
                 match step.to {
                     None if i + 1 < steps.len() => {
                         problems.push(format!(
-                            "step {n} ({}): only the last step may be open-ended",
+                            "rung {n} (failures {}): only the last rung may be open-ended",
                             step.range()
                         ));
                         break;
@@ -202,6 +202,18 @@ impl Ladder {
             })
         } else {
             Err(problems)
+        }
+    }
+
+    /// Where a failure count stands, in the words every message uses: the count the options
+    /// and the README's table speak in, and the rung of the ladder (what the report's
+    /// `level` holds): `failure 3, rung 2 of 4: reload`. Beyond a closed last rung:
+    /// `failure 9, past the last of 4 rungs: manual`.
+    pub fn position(&self, count: u32) -> String {
+        let rungs = self.steps.len();
+        match self.step_for(count) {
+            (level, strategy) if level <= rungs => format!("failure {count}, rung {level} of {rungs}: {strategy}"),
+            (_, strategy) => format!("failure {count}, past the last of {rungs} rungs: {strategy}"),
         }
     }
 
@@ -458,41 +470,51 @@ mod tests {
     }
 
     #[test]
+    fn positions_name_the_failure_and_the_rung() {
+        let seed = Ladder::seed();
+        assert_eq!(seed.position(1), "failure 1, rung 1 of 4: restart");
+        assert_eq!(seed.position(3), "failure 3, rung 2 of 4: reload");
+        assert_eq!(seed.position(12), "failure 12, rung 4 of 4: manual");
+        let closed = ladder(&[("1", "restart"), ("2-3", "reload")]).unwrap();
+        assert_eq!(closed.position(4), "failure 4, past the last of 2 rungs: manual");
+    }
+
+    #[test]
     fn bad_ladders_are_named() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[], "the ladder has no steps"),
+            (&[], "the ladder has no rungs"),
             (
                 &[("1-2", "restart"), ("4-", "manual")],
-                "step 2 (4-): failure count 3 has no step (a gap)",
+                "rung 2 (failures 4-): failure count 3 has no rung (a gap)",
             ),
             (
                 &[("2-3", "restart")],
-                "step 1 (2-3): failure count 1 has no step (a gap)",
+                "rung 1 (failures 2-3): failure count 1 has no rung (a gap)",
             ),
             (
                 &[("1-3", "restart"), ("6", "manual")],
-                "step 2 (6): failure count 4-5 has no step (a gap)",
+                "rung 2 (failures 6): failure count 4-5 has no rung (a gap)",
             ),
             (
                 &[("1-3", "restart"), ("3-4", "reload")],
-                "step 2 (3-4): failure count 3 is already in step 1 (an overlap)",
+                "rung 2 (failures 3-4): failure count 3 is already in rung 1 (an overlap)",
             ),
             (
                 &[("1-", "restart"), ("3", "manual")],
-                "step 1 (1-): only the last step may be open-ended",
+                "rung 1 (failures 1-): only the last rung may be open-ended",
             ),
             (
                 &[("1", "reboot")],
-                "step 1: unknown strategy 'reboot'; use one of restart, reload",
+                "rung 1: unknown strategy 'reboot'; use one of restart, reload",
             ),
             (
                 &[("0-2", "restart")],
-                "step 1: failures: '0-2' is not a failure count range",
+                "rung 1: failures: '0-2' is not a failure count range",
             ),
-            (&[("3-1", "restart")], "step 1: failures: '3-1' ends before it starts"),
+            (&[("3-1", "restart")], "rung 1: failures: '3-1' ends before it starts"),
             (
                 &[("x", "restart")],
-                "step 1: failures: 'x' is not a failure count range",
+                "rung 1: failures: 'x' is not a failure count range",
             ),
         ];
         for (items, expected) in cases {

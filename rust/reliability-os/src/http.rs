@@ -35,6 +35,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -474,15 +475,14 @@ fn escape_rfc4514(value: &str, out: &mut String) {
 
 fn tls_config(ca_file: Option<&Path>, validate_certs: bool, seen: &SeenCert) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut pinned = Vec::new();
-    let webpki = if validate_certs {
-        let roots = Arc::new(trusted_roots(ca_file, &mut pinned)?);
+    let (webpki, pinned) = if validate_certs {
+        let (roots, pinned) = trusted_roots(ca_file)?;
         let verifier = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
             .build()
             .map_err(|e| format!("cannot verify certificates: {e}"))?;
-        Some(verifier)
+        (Some(verifier), pinned)
     } else {
-        None
+        (None, Vec::new())
     };
     let verifier = RecordingVerifier {
         webpki,
@@ -499,45 +499,97 @@ fn tls_config(ca_file: Option<&Path>, validate_certs: bool, seen: &SeenCert) -> 
     Ok(Arc::new(config))
 }
 
-/// The system's CA bundle (the first of `$SSL_CERT_FILE`, [`SYSTEM_CA_BUNDLES`] that can
-/// be read) and the certificates of `ca_file`. A `ca_file` that cannot be read, or holds no
-/// certificate, is an error; so is ending up with no root at all. The certificates of
-/// `ca_file` are also added to `pinned`.
-fn trusted_roots(ca_file: Option<&Path>, pinned: &mut Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(system_ca_certificates());
-    if let Some(path) = ca_file {
-        let shown = path.display();
-        let certs = read_pem_certs(path).map_err(|e| format!("ca_file: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!("ca_file '{shown}' holds no PEM certificate"));
+/// The roots a request trusts: the system's CA bundle (the first of `$SSL_CERT_FILE`,
+/// [`SYSTEM_CA_BUNDLES`] that can be read) and the certificates of `ca_file`, which are
+/// also returned to be pinned. A `ca_file` that cannot be read, or holds no certificate, is
+/// an error; so is ending up with no root at all.
+///
+/// Parsed once per process, not per request: the daemon probes every few seconds and would
+/// otherwise re-read and re-parse the host's whole bundle each time. The system's roots are
+/// read on first use (a changed bundle is seen by the next process); a `ca_file`'s store is
+/// kept per path with the bytes it was made from, and made again when the file's bytes
+/// change (the file is read each time, small and the user's own, so an edited `ca_file`
+/// takes effect at once).
+fn trusted_roots(ca_file: Option<&Path>) -> Result<(Arc<RootCertStore>, Vec<CertificateDer<'static>>), String> {
+    let Some(path) = ca_file else {
+        let roots = system_roots();
+        if roots.is_empty() {
+            return Err(format!(
+                "no trusted CA certificate: none found in {} and no ca_file given",
+                SYSTEM_CA_BUNDLES.join(", ")
+            ));
         }
-        pinned.extend(certs.iter().cloned());
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file '{shown}': unusable certificate: {e}"))?;
-        }
+        return Ok((Arc::clone(roots), Vec::new()));
+    };
+    let shown = path.display();
+    let bytes = crate::small_file::read(path, MAX_CA_BYTES, crate::small_file::Follow::Yes)
+        .map_err(|e| format!("ca_file: {e}"))?;
+    static BY_PATH: OnceLock<Mutex<HashMap<PathBuf, Arc<CaFileRoots>>>> = OnceLock::new();
+    let cache = BY_PATH.get_or_init(Mutex::default);
+    let cached = cache.lock().unwrap_or_else(PoisonError::into_inner).get(path).cloned();
+    if let Some(entry) = cached.filter(|e| e.bytes == bytes) {
+        return Ok((Arc::clone(&entry.roots), entry.pinned.clone()));
     }
-    if roots.is_empty() {
-        return Err(format!(
-            "no trusted CA certificate: none found in {} and no ca_file given",
-            SYSTEM_CA_BUNDLES.join(", ")
-        ));
+    #[cfg(test)]
+    tests::parsed(path);
+    let certs = pem_certs(&bytes, path).map_err(|e| format!("ca_file: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("ca_file '{shown}' holds no PEM certificate"));
     }
-    Ok(roots)
+    let mut roots = RootCertStore::clone(system_roots());
+    for cert in &certs {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("ca_file '{shown}': unusable certificate: {e}"))?;
+    }
+    let entry = Arc::new(CaFileRoots {
+        bytes,
+        roots: Arc::new(roots),
+        pinned: certs,
+    });
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(path.to_path_buf(), Arc::clone(&entry));
+    Ok((Arc::clone(&entry.roots), entry.pinned.clone()))
+}
+
+/// A `ca_file`'s trust as last made: from these bytes, the system's roots plus its
+/// certificates, which are also pinned.
+struct CaFileRoots {
+    bytes: Vec<u8>,
+    roots: Arc<RootCertStore>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+/// The system's roots, parsed on first use.
+fn system_roots() -> &'static Arc<RootCertStore> {
+    static SYSTEM: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    SYSTEM.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(system_ca_certificates());
+        Arc::new(roots)
+    })
 }
 
 /// The certificates of the system's CA bundle: the first of `$SSL_CERT_FILE`,
-/// [`SYSTEM_CA_BUNDLES`] that can be read (none: empty). Every TLS client of the project
-/// trusts these (the alert channels' SMTP too), so that trust is decided in one place.
+/// [`SYSTEM_CA_BUNDLES`] that can be read (none: empty), read once per process. Every TLS
+/// client of the project trusts these (the alert channels' SMTP too), so that trust is
+/// decided in one place.
 pub fn system_ca_certificates() -> Vec<CertificateDer<'static>> {
-    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-    let candidates = from_env.into_iter().chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
-    candidates
-        .into_iter()
-        .find_map(|bundle| read_pem_certs(&bundle).ok())
-        .unwrap_or_default()
+    static SYSTEM: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            #[cfg(test)]
+            tests::parsed(Path::new(""));
+            let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+            let candidates = from_env.into_iter().chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
+            candidates
+                .into_iter()
+                .find_map(|bundle| read_pem_certs(&bundle).ok())
+                .unwrap_or_default()
+        })
+        .clone()
 }
 
 /// The largest CA bundle read (Debian's whole bundle is about 220 KB).
@@ -547,7 +599,12 @@ const MAX_CA_BYTES: u64 = 8 << 20;
 /// over [`MAX_CA_BYTES`] is refused at once (`small_file`), not read.
 pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = crate::small_file::read(path, MAX_CA_BYTES, crate::small_file::Follow::Yes).map_err(|e| e.to_string())?;
-    CertificateDer::pem_slice_iter(&pem)
+    pem_certs(&pem, path)
+}
+
+/// The certificates in `pem`, read from `path`.
+fn pem_certs(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot read '{}': {e}", path.display()))
 }
@@ -739,6 +796,65 @@ impl Transport for TlsTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// How often each trust source was parsed: a `ca_file` by its path, the system's bundle
+    /// as the empty path.
+    static PARSED: Mutex<Option<HashMap<PathBuf, usize>>> = Mutex::new(None);
+
+    pub(super) fn parsed(source: &Path) {
+        let mut counts = PARSED.lock().unwrap_or_else(PoisonError::into_inner);
+        *counts
+            .get_or_insert_with(HashMap::new)
+            .entry(source.to_path_buf())
+            .or_default() += 1;
+    }
+
+    fn times_parsed(source: &Path) -> usize {
+        let counts = PARSED.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.as_ref().and_then(|c| c.get(source)).copied().unwrap_or(0)
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn probes_parse_their_trust_once_and_again_only_when_the_ca_file_changes() {
+        fn serve(config: Arc<rustls::ServerConfig>, stream: std::net::TcpStream) {
+            use std::io::Write;
+            let Ok(conn) = rustls::ServerConnection::new(config) else {
+                return;
+            };
+            let mut tls = StreamOwned::new(conn, stream);
+            if !test_support::read_head(&mut tls).is_empty() {
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        let probe = |server: &test_support::TlsServer| {
+            probe_http(&HttpRequest {
+                ca_file: Some(ca_file.clone()),
+                ..HttpRequest::new(format!("https://127.0.0.1:{}/", server.addr.port()))
+            })
+        };
+        let first = test_support::https_server_with(test_support::DAY, true, serve);
+        std::fs::write(&ca_file, &first.cert_pem).unwrap();
+        for _ in 0..3 {
+            let p = probe(&first);
+            assert_eq!((p.status, p.error.as_deref()), (Some(200), None), "{p:?}");
+        }
+        assert_eq!(times_parsed(&ca_file), 1);
+        // And the system's bundle once per process, whoever asked first.
+        system_ca_certificates();
+        assert_eq!(times_parsed(Path::new("")), 1);
+        // A ca_file rewritten in place is read anew: the old store would refuse this server.
+        let second = test_support::https_server_with(test_support::DAY, true, serve);
+        std::fs::write(&ca_file, &second.cert_pem).unwrap();
+        let p = probe(&second);
+        assert_eq!((p.status, p.error.as_deref()), (Some(200), None), "{p:?}");
+        assert_eq!(times_parsed(&ca_file), 2);
+    }
 
     #[test]
     fn urls_that_cannot_be_probed_are_named_in_the_error() {

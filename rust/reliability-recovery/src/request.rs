@@ -180,6 +180,9 @@ impl RecoveryRequest {
             &mut problems,
         );
 
+        // The strategies the user's ladder names, valid or not: what it needs configured is
+        // judged on what was written, never on the seed a refused ladder is replaced with.
+        let mut named = Vec::new();
         let ladder = match params.get("escalation").and_then(Value::as_array) {
             None => Ladder::seed(),
             Some(steps) => {
@@ -190,6 +193,7 @@ impl RecoveryRequest {
                         (field("failures"), field("strategy"))
                     })
                     .collect();
+                named.extend(items.iter().filter_map(|(_, s)| Strategy::parse(s)));
                 Ladder::new(&items).unwrap_or_else(|e| {
                     problems.extend(e.into_iter().map(|p| format!("escalation: {p}")));
                     Ladder::seed()
@@ -278,8 +282,8 @@ impl RecoveryRequest {
             })
         });
         // A ladder the user wrote must not name a strategy it gives no means to.
-        if params.get("escalation").is_some_and(|v| !v.is_null()) {
-            let uses = |s: Strategy| ladder.steps.iter().any(|step| step.strategy == s);
+        {
+            let uses = |s: Strategy| named.contains(&s);
             if uses(Strategy::Failover) && failover.is_none() {
                 problems.push("escalation uses failover, which needs failover.units or failover.command".into());
             }
@@ -404,12 +408,12 @@ mod tests {
         let p = problems(json!({"service": "a", "escalation": [
             {"failures": "1-2", "strategy": "restart"}, {"failures": "4-", "strategy": "manual"}]}));
         assert!(
-            p.contains("escalation: step 2 (4-): failure count 3 has no step (a gap)"),
+            p.contains("escalation: rung 2 (failures 4-): failure count 3 has no rung (a gap)"),
             "{p}"
         );
         let p = problems(json!({"service": "a", "escalation": [
             {"failures": "1-3", "strategy": "restart"}, {"failures": "2-", "strategy": "manual"}]}));
-        assert!(p.contains("failure count 2 is already in step 1 (an overlap)"), "{p}");
+        assert!(p.contains("failure count 2 is already in rung 1 (an overlap)"), "{p}");
         let p = problems(json!({"service": "a", "escalation": [{"failures": "1-", "strategy": "reboot"}]}));
         assert!(p.contains("escalation[0].strategy") && p.contains("reboot"), "{p}");
         let p = problems(json!({"service": "a", "failover": {"units": ["b; rm -rf /"]}}));
@@ -417,6 +421,28 @@ mod tests {
         let p = problems(json!({"service": "a", "escalation": [{"failures": "1-", "strategy": "failover"}]}));
         assert!(
             p.contains("escalation uses failover, which needs failover.units or failover.command"),
+            "{p}"
+        );
+        let p = problems(json!({"service": "a", "rate_limit": {"max_recoveries": 3}}));
+        assert!(p.contains("rate_limit") && p.contains("window"), "{p}");
+        // A ladder refused for its ranges names the real problem only (issue 14), yet what it
+        // names still needs its means.
+        let p = problems(json!({"service": "a", "escalation": [
+            {"failures": "1-2", "strategy": "restart"}, {"failures": "4-", "strategy": "manual"}]}));
+        assert_eq!(
+            p,
+            "escalation: rung 2 (failures 4-): failure count 3 has no rung (a gap)"
+        );
+        let p = problems(json!({"service": "a", "escalation": [
+            {"failures": "1-3", "strategy": "restart"}, {"failures": "2-", "strategy": "manual"}]}));
+        assert_eq!(
+            p,
+            "escalation: rung 2 (failures 2-): failure count 2 is already in rung 1 (an overlap)"
+        );
+        let p = problems(json!({"service": "a", "escalation": [
+            {"failures": "1", "strategy": "failover"}, {"failures": "3-", "strategy": "manual"}]}));
+        assert!(
+            p.contains("(a gap)") && p.contains("escalation uses failover, which needs"),
             "{p}"
         );
         let p = problems(json!({"service": "a", "rate_limit": {"max_recoveries": 3}}));

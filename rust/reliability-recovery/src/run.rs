@@ -166,8 +166,10 @@ fn predict(
                     )
                 } else {
                     format!(
-                        "{} is failing ({}); would take step {level} ({strategy}) for failure {failure_count}",
-                        request.service, health.summary
+                        "{} is failing ({}); would act ({})",
+                        request.service,
+                        health.summary,
+                        request.policy.ladder.position(*failure_count)
                     )
                 },
             )
@@ -269,8 +271,9 @@ fn act(
             None => "manual intervention required".to_string(),
         };
         let msg = format!(
-            "{}: {detail} (failure {failure_count}, step {level}: {reason})",
-            request.service
+            "{}: {detail} ({}; {reason})",
+            request.service,
+            request.policy.ladder.position(failure_count)
         );
         let end = Ending::new(failure_count, level, strategy, Outcome::ManualIntervention, detail, msg);
         return finish(request, ctx, state, report, detected, &reason, end);
@@ -345,14 +348,17 @@ fn act(
     };
     let msg = if step.recovered {
         format!(
-            "{} was failing ({reason}); step {level} ({strategy}) recovered it in {}",
+            "{} was failing ({reason}); recovered in {} ({})",
             request.service,
-            timestamp::seconds(report.time_to_recover_ms.unwrap_or(0))
+            timestamp::seconds(report.time_to_recover_ms.unwrap_or(0)),
+            request.policy.ladder.position(failure_count)
         )
     } else {
         format!(
-            "{} is failing ({reason}); step {level} ({strategy}) did not recover it: {}",
-            request.service, step.detail
+            "{} is failing ({reason}); not recovered ({}): {}",
+            request.service,
+            request.policy.ladder.position(failure_count),
+            step.detail
         )
     };
     let end = Ending {
