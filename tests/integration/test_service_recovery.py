@@ -109,6 +109,15 @@ def test_crash_is_restarted_and_mttr_recorded(ans: Ansible):
     assert [e["event"] for e in events] == ["opened", "attempt", "closed"] * 3, events
     assert [e["outcome"] for e in events if e["event"] == "attempt"] == ["recovered"] * 3
     assert sh(ans, HOST, "systemctl is-active rc-crash").strip() == "active"
+    # One audit record per run that acted (the healthy first run took no step), chained.
+    trail = sh(ans, HOST, f"cat {state_dir('crash')}/audit/audit.jsonl")
+    records = [json.loads(line) for line in trail.splitlines() if line.strip()]
+    assert [(r["action"], r["target"], r["outcome"]) for r in records] == [
+        ("service_recovery.restart", "rc-crash.service", "changed"),
+        ("service_recovery.restart", "rc-crash.service", "changed"),
+        ("service_recovery.reload", "rc-crash.service", "changed"),
+    ], records
+    assert [r["seq"] for r in records] == [1, 2, 3]
 
 
 def test_hung_service_is_found_by_its_health_spec_and_restarted(ans: Ansible):

@@ -46,15 +46,21 @@ fn header_values_of_embedded_health_specs_are_never_shown() {
 /// A test that needs systemd as PID 1 and root (it asks systemctl to restart a unit):
 /// skipped with a reason elsewhere, unless `HX_REQUIRE_PRIVILEGED=1` makes that a failure.
 fn on_systemd_as_root(test: &str) -> bool {
-    let ok = std::path::Path::new("/run/systemd/system").is_dir() && nix::unistd::geteuid().is_root();
-    if !ok {
+    // A machine without systemd as PID 1 (this project's build machines: the systemd hosts
+    // are nspawn containers) cannot run it at all; that is not a privilege to require.
+    if !std::path::Path::new("/run/systemd/system").is_dir() {
+        eprintln!("SKIPPED {test}: needs systemd as PID 1 (tests/integration runs service_recovery on systemd hosts)");
+        return false;
+    }
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
         assert!(
             std::env::var("HX_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-            "{test} needs systemd and root (HX_REQUIRE_PRIVILEGED=1)"
+            "{test} needs root (HX_REQUIRE_PRIVILEGED=1)"
         );
-        eprintln!("SKIPPED {test}: needs systemd as PID 1 and root");
+        eprintln!("SKIPPED {test}: needs root");
     }
-    ok
+    root
 }
 
 /// The actions in the trail of `state_dir`.
