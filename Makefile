@@ -72,15 +72,16 @@ $(STAMPS)/venv215: requirements/ansible-2.15.txt
 
 ## ---- build ---------------------------------------------------------------------------
 
-# Static musl binaries for every architecture, placed in bin/ as <module>_<arch>: a
+# Static musl binaries for every architecture, placed in bin/ as <module>_<arch> (and the
+# monitor daemon as reliability-monitor_<arch>): a
 # directory of the collection that no plugin loader reads (ansible-doc -l tripped on them
 # under plugins/modules/; the last line removes any an older build left there). The
 # action plugin of each module picks one for the target.
-BINARIES    := $(foreach a,$(ARCHES),$(foreach m,$(MODULES),bin/$(m)_$(a)))
+BINARIES    := $(foreach a,$(ARCHES),$(foreach m,$(MODULES) reliability-monitor,bin/$(m)_$(a)))
 build: $(STAMPS)/rustup $(STAMPS)/apt
-	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules --target $(TRIPLE_$(a)) &&) true
+	$(foreach a,$(ARCHES),cargo build --release --locked -p reliability-modules -p reliability-monitor --target $(TRIPLE_$(a)) &&) true
 	install -d bin
-	$(foreach a,$(ARCHES),$(foreach m,$(MODULES),install -m 0755 target/$(TRIPLE_$(a))/release/$(m) bin/$(m)_$(a) &&)) true
+	$(foreach a,$(ARCHES),$(foreach m,$(MODULES) reliability-monitor,install -m 0755 target/$(TRIPLE_$(a))/release/$(m) bin/$(m)_$(a) &&)) true
 	rm -f $(foreach a,$(ARCHES),$(foreach m,$(MODULES),plugins/modules/$(m)_$(a)))
 
 collection: build $(STAMPS)/venv
