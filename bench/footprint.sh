@@ -74,7 +74,7 @@ dport=$(free_port)
   printf '  http:\n'
   for i in $(seq 1 20); do printf '    - {name: h%d, url: "http://127.0.0.1:%d/ok", timeout: 1}\n' "$i" "$hport"; done
   printf '  processes:\n'
-  for i in $(seq 1 20); do printf '    - {name: proc%d, cmdline: "hx-bench-proc-%d "}\n' "$i" "$i"; done
+  for i in $(seq 1 20); do printf '    - {cmdline: "^hx-bench-proc-%d "}\n' "$i"; done
 } > "$out/daemon.yml"
 chmod 600 "$out/daemon.yml"
 "$bin" --config "$out/daemon.yml" daemon 2> "$out/daemon.log" &
@@ -87,7 +87,7 @@ pids+=("$dpid")
   printf 'set pidfile %s/monit.pid\n' "$out"
   for i in $(seq 1 50); do printf 'check host p%d with address 127.0.0.1\n  if failed port %d type tcp with timeout 1 seconds then alert\n' "$i" "$lport"; done
   for i in $(seq 1 20); do printf 'check host h%d with address 127.0.0.1\n  if failed port %d protocol http request "/ok" with timeout 1 seconds then alert\n' "$i" "$hport"; done
-  for i in $(seq 1 20); do printf 'check process proc%d matching "hx-bench-proc-%d "\n  if does not exist then alert\n' "$i" "$i"; done
+  for i in $(seq 1 20); do printf 'check process proc%d matching "^hx-bench-proc-%d "\n  if does not exist then alert\n' "$i" "$i"; done
 } > "$out/monitrc"
 chmod 600 "$out/monitrc"
 monit -I -c "$out/monitrc" >/dev/null 2>&1 &
