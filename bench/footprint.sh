@@ -185,7 +185,7 @@ cmd="$( [[ $quick == 1 ]] && printf 'BENCH_QUICK=1 ' )bench/footprint.sh"
 {
   echo "# Footprint: reliability-monitor daemon vs Monit vs Flask + psutil ($(date -u +%Y-%m-%dT%H:%MZ))"
   echo
-  echo "Command: \`$cmd\` on $(nproc) cores, $(uname -r). Checks in all three: 50 TCP ports, 20 HTTP GETs,"
+  echo "Command: \`$cmd\` on $(nproc) cores, $(uname -r), load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Checks in all three: 50 TCP ports, 20 HTTP GETs,"
   echo "20 processes by command line, on localhost (no systemd here: the 10 unit checks are left out), one"
   echo "cycle a second ($cycles cycles measured after $warm of warm-up). Flask's cycle is one \`/health\` request"
   echo "a second. Checks not ok in the daemon's last cycle: $failing."
