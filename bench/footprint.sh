@@ -180,7 +180,7 @@ if [[ ${BENCH_RECOVERY:-1} == 1 ]]; then
       while :; do
         if answers "$port"; then
           now=$(hx systemctl show -p MainPID --value "$unit")
-          [[ $now != "$pid" && $now != 0 ]] && break
+          if [[ $now != "$pid" && $now != 0 ]]; then break; fi
         fi
         sleep 0.01
       done
