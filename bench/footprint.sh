@@ -17,12 +17,14 @@
 #   cargo build --release --locked -p reliability-monitor --target x86_64-unknown-linux-musl):
 #   bench/footprint.sh                  full run (~3 min), writes bench/results/footprint-<date>.md
 #   BENCH_QUICK=1 bench/footprint.sh    seconds: 3 cycles, 2 s of wrk, 1 kill each
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "footprint.sh: line $LINENO: exit status $?" >&2' ERR
 cd "$(dirname "$0")/.."
 PATH=$PATH:/usr/sbin:/sbin
 
 quick=${BENCH_QUICK:-0}
 if [[ $quick == 1 ]]; then cycles=3 warm=2 wrk_s=2 kills=1; else cycles=${BENCH_CYCLES:-30} warm=5 wrk_s=10 kills=5; fi
+kills=${BENCH_KILLS:-$kills}
 conns=${BENCH_CONNECTIONS:-16}
 bin=${HX_BENCH_DAEMON_BIN:-}
 for b in "$bin" bin/reliability-monitor_x86_64 target/x86_64-unknown-linux-musl/release/reliability-monitor; do
