@@ -99,8 +99,8 @@ pids+=("$mpid")
 # --- Flask + psutil, its /health polled once a second (its cycle) --------------------------------
 fport=$(free_port)
 {
-  printf '{"ports": [%s], ' "$(yes "$lport" | head -50 | paste -sd,)"
-  printf '"http": [%s], ' "$(yes "\"http://127.0.0.1:$hport/ok\"" | head -20 | paste -sd,)"
+  printf '{"ports": [%s], ' "$(for _ in $(seq 1 50); do echo "$lport"; done | paste -sd,)"
+  printf '"http": [%s], ' "$(for _ in $(seq 1 20); do echo "\"http://127.0.0.1:$hport/ok\""; done | paste -sd,)"
   printf '"processes": [%s]}\n' "$(seq 1 20 | sed 's/.*/"hx-bench-proc-& "/' | paste -sd,)"
 } > "$out/flask.json"
 "$py" bench/flask_health.py "$fport" "$out/flask.json" 2>"$out/flask.log" &
@@ -200,7 +200,8 @@ fi
 # --- report --------------------------------------------------------------------------------------
 mkdir -p bench/results
 report=bench/results/footprint-$(date +%Y-%m-%d).md
-cmd="$( [[ $quick == 1 ]] && printf 'BENCH_QUICK=1 ' )bench/footprint.sh"
+cmd=bench/footprint.sh
+if [[ $quick == 1 ]]; then cmd="BENCH_QUICK=1 $cmd"; fi
 {
   echo "# Footprint: reliability-monitor daemon vs Monit vs Flask + psutil ($(date -u +%Y-%m-%dT%H:%MZ))"
   echo
