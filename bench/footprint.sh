@@ -107,7 +107,7 @@ fport=$(free_port)
 fpid=$!
 pids+=("$fpid")
 until curl -sf "http://127.0.0.1:$fport/live" >/dev/null; do sleep 0.1; done
-( while sleep 1; do curl -s -o /dev/null "http://127.0.0.1:$fport/health"; done ) &
+( while sleep 1; do curl -s -o /dev/null "http://127.0.0.1:$fport/health" || true; done ) &
 pids+=($!)
 
 until grep -q 'first cycle done' "$out/daemon.log"; do sleep 0.1; done
