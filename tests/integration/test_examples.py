@@ -440,7 +440,7 @@ def setup_postgres_unit(w: World):
 def setup_gunicorn(w: World):
     """A pool of two 'gunicorn' workers of www-data (argv[0] set, as gunicorn's are)."""
     skip_unless_possible(is_root(), "the worker pool runs as www-data: needs root")
-    for _ in range(2):
+    for _round in range(2):
         w.spawn(["runuser", "-u", "www-data", "--", "bash", "-c", 'exec -a "gunicorn --workers 2 app:app" sleep 600'])
     time.sleep(0.3)
 
@@ -448,6 +448,7 @@ def setup_gunicorn(w: World):
 def setup_private_ca(w: World):
     d = w.tmp / "tls"
     d.mkdir()
+
     def openssl(*args):
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
 
@@ -477,7 +478,7 @@ def setup_private_ca(w: World):
     )
     w.spawn(["python3", "-c", server])
     w.subs["https://127.0.0.1:8443/ready"] = f"https://127.0.0.1:{port}/ready"
-    for _ in range(50):
+    for _round in range(50):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return

@@ -168,7 +168,7 @@ def test_same_results_with_and_without_fast_path(ansible: Ansible, hosts: Hosts,
     """Every module, on localhost, a host with Python and one without, both ways."""
     both = {}
     for fast in ("true", "false"):
-        results, _ = run(ansible, hosts.inventory, PLAYBOOK, "-e", "target=localhost,fp-1,fp-np",
+        results, _unused = run(ansible, hosts.inventory, PLAYBOOK, "-e", "target=localhost,fp-1,fp-np",
                          "-e", f"hx_reliability_fast_path={fast}", *flags)
         assert not any(fast_path_warnings(r["result"]) for r in results), results
         both[fast] = normalized(results)
@@ -186,7 +186,7 @@ def test_one_command_per_task(hosts: Hosts, tmp_path: Path):
     ans = Ansible("2.19", hosts.inventory)
 
     def commands(n: int, fast: bool) -> int:
-        _, proc = run(ans, hosts.inventory, play(tmp_path, [facts_task()] * n, "fp-1"), "-vvv",
+        _unused, proc = run(ans, hosts.inventory, play(tmp_path, [facts_task()] * n, "fp-1"), "-vvv",
                       "-e", f"hx_reliability_fast_path={fast}")
         return proc.stdout.count("SSH: EXEC")
 
@@ -197,7 +197,7 @@ def test_one_command_per_task(hosts: Hosts, tmp_path: Path):
 
 def test_cache_is_private_and_named_by_hash(hosts: Hosts, tmp_path: Path):
     hosts.sh("fp-1", f"rm -rf {ROOT_CACHE}")
-    results, _ = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-1"))
+    results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-1"))
     assert not fast_path_warnings(one(results)) and one(results).get("failed") is not True
     listing = hosts.sh("fp-1", f"stat -c '%a %U %F' {ROOT_CACHE}; ls {ROOT_CACHE}").split("\n")
     assert listing[0] == "700 root directory"
@@ -206,7 +206,7 @@ def test_cache_is_private_and_named_by_hash(hosts: Hosts, tmp_path: Path):
 
 def test_fast_path_off_leaves_no_cache(hosts: Hosts, tmp_path: Path):
     hosts.sh("fp-np", f"rm -rf {ROOT_CACHE}")
-    results, _ = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-np"),
+    results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-np"),
                      "-e", "hx_reliability_fast_path=false")
     assert one(results).get("failed") is not True
     assert hosts.sh("fp-np", f"test -e {ROOT_CACHE} && echo there || echo absent").strip() == "absent"
@@ -238,7 +238,7 @@ def test_planted(hosts: Hosts, tmp_path: Path, case: str):
     try:
         run(ans, hosts.inventory, path)
         hosts.sh("fp-1", plant)
-        results, _ = run(ans, hosts.inventory, path)
+        results, _unused = run(ans, hosts.inventory, path)
         res = one(results)
         assert res.get("failed") is not True, res
         assert res["ansible_facts"]["reliability"]["kernel"]["hostname"] == "fp-1"
@@ -255,7 +255,7 @@ def test_planted(hosts: Hosts, tmp_path: Path, case: str):
 def test_noexec_cache_falls_back(hosts: Hosts, tmp_path: Path):
     hosts.sh("fp-1", f"rm -rf {ROOT_CACHE}; mkdir -p {ROOT_CACHE}; mount -t tmpfs -o noexec,mode=0700 hx-noexec {ROOT_CACHE}")
     try:
-        results, _ = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-1"))
+        results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-1"))
         res = one(results)
         assert res.get("failed") is not True, res
         assert any("noexec" in w for w in fast_path_warnings(res)), res
@@ -268,9 +268,9 @@ def test_noexec_remote_tmp(hosts: Hosts, tmp_path: Path):
     hosts.sh("fp-1", f"rm -rf {ROOT_CACHE}; mkdir -p /root/.ansible/tmp; mount -t tmpfs -o noexec,mode=0700 hx-noexec /root/.ansible/tmp")
     ans = Ansible("2.19", hosts.inventory)
     try:
-        fast, _ = run(ans, hosts.inventory, play(tmp_path, [facts_task()], "fp-1"))
+        fast, _unused = run(ans, hosts.inventory, play(tmp_path, [facts_task()], "fp-1"))
         assert one(fast).get("failed") is not True and not fast_path_warnings(one(fast)), fast
-        normal, _ = run(ans, hosts.inventory, play(tmp_path, [facts_task(ignore_errors=True)], "fp-1"),
+        normal, _unused = run(ans, hosts.inventory, play(tmp_path, [facts_task(ignore_errors=True)], "fp-1"),
                         "-e", "hx_reliability_fast_path=false")
         assert one(normal).get("failed") is True, normal
     finally:
@@ -280,7 +280,7 @@ def test_noexec_remote_tmp(hosts: Hosts, tmp_path: Path):
 def test_read_only_home_falls_back(hosts: Hosts, tmp_path: Path):
     hosts.sh("fp-1", "rm -rf /home/hxuser/.ansible; mount --bind /home/hxuser /home/hxuser && mount -o remount,bind,ro /home/hxuser")
     try:
-        results, _ = run(Ansible("2.19", hosts.inventory), hosts.inventory,
+        results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory,
                          play(tmp_path, [facts_task()], "fp-1", become=True, become_user="hxuser"))
         res = one(results)
         assert res.get("failed") is not True, res
@@ -292,7 +292,7 @@ def test_read_only_home_falls_back(hosts: Hosts, tmp_path: Path):
 def test_no_hash_tool_falls_back(hosts: Hosts, tmp_path: Path):
     hosts.sh("fp-np", "mv /usr/bin/sha256sum /usr/bin/sha256sum.hx")
     try:
-        results, _ = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-np"))
+        results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-np"))
         res = one(results)
         assert res.get("failed") is not True, res
         assert any("nohash" in w for w in fast_path_warnings(res)), res
@@ -308,7 +308,7 @@ def test_no_hash_tool_falls_back(hosts: Hosts, tmp_path: Path):
 def test_become_unprivileged_user_on_unresolvable_host(ansible: Ansible, hosts: Hosts, tmp_path: Path, host: str, fast: str):
     """Issue 14 defect 1: sudo warns "unable to resolve host fp-1"; that is not the architecture."""
     hosts.sh(host, "rm -rf /home/hxuser/.ansible")
-    results, _ = run(ansible, hosts.inventory, play(tmp_path, [facts_task()], host, become=True, become_user="hxuser"),
+    results, _unused = run(ansible, hosts.inventory, play(tmp_path, [facts_task()], host, become=True, become_user="hxuser"),
                      "-e", f"hx_reliability_fast_path={fast}")
     res = one(results)
     assert res.get("failed") is not True, res
@@ -320,7 +320,7 @@ def test_become_unprivileged_user_on_unresolvable_host(ansible: Ansible, hosts: 
 @pytest.mark.parametrize("fast", ["true", "false"])
 def test_become_root_from_unprivileged_user(ansible: Ansible, hosts: Hosts, tmp_path: Path, fast: str):
     hosts.sh("fp-1", f"rm -rf {ROOT_CACHE} /home/hxuser/.ansible")
-    results, _ = run(ansible, hosts.inventory, play(tmp_path, [facts_task()], "fp-1-hxuser", become=True),
+    results, _unused = run(ansible, hosts.inventory, play(tmp_path, [facts_task()], "fp-1-hxuser", become=True),
                      "-e", f"hx_reliability_fast_path={fast}")
     res = one(results)
     assert res.get("failed") is not True and not fast_path_warnings(res), res
@@ -329,7 +329,7 @@ def test_become_root_from_unprivileged_user(ansible: Ansible, hosts: Hosts, tmp_
 
 
 def test_become_failure_is_reported_as_such(hosts: Hosts, tmp_path: Path):
-    results, _ = run(Ansible("2.19", hosts.inventory), hosts.inventory,
+    results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory,
                      play(tmp_path, [facts_task(ignore_errors=True)], "fp-1", become=True, become_user="nosuchuser"))
     res = one(results)
     assert res["failed"] is True
@@ -341,7 +341,7 @@ def test_become_failure_is_reported_as_such(hosts: Hosts, tmp_path: Path):
 def test_delegate_to(hosts: Hosts, tmp_path: Path, fast: str):
     """The module runs on the delegate, with the delegate's binary and cache."""
     tasks = [facts_task(delegate_to="fp-np"), {"name": "back", FACTS: {"gather_subset": ["kernel"]}, "delegate_to": "localhost"}]
-    results, _ = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, tasks, "fp-1"),
+    results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, tasks, "fp-1"),
                      "-e", f"hx_reliability_fast_path={fast}")
     assert one(results)["ansible_facts"]["reliability"]["kernel"]["hostname"] == "fp-np"
     assert one(results, "back")["ansible_facts"]["reliability"]["kernel"]["hostname"] == os.uname().nodename
@@ -349,7 +349,7 @@ def test_delegate_to(hosts: Hosts, tmp_path: Path, fast: str):
 
 @pytest.mark.parametrize("fast", ["true", "false"])
 def test_async_is_refused_both_ways(hosts: Hosts, tmp_path: Path, fast: str):
-    results, _ = run(Ansible("2.19", hosts.inventory), hosts.inventory,
+    results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory,
                      play(tmp_path, [facts_task(ignore_errors=True, **{"async": 30, "poll": 2})], "localhost"),
                      "-e", f"hx_reliability_fast_path={fast}")
     assert "does not support async" in one(results)["msg"]

@@ -65,7 +65,8 @@ def test_adhoc_key_value_strings_are_coerced(ansible: Ansible):
     args = (
         f"ports='[{{\"port\": {OPEN}, \"latency_critical\": \"5000\"}}]' "
         # In a k=v dict, commas separate keys too (as AnsibleModule reads it): quote lists.
-        "resources='include=\"memory,disk\" disks=\"/,/tmp\" disk_critical=100 memory_critical=100 disk_warning=100 memory_warning=100 inode_warning=100 inode_critical=100' "
+        "resources='include=\"memory,disk\" disks=\"/,/tmp\" disk_critical=100 memory_critical=100 "
+        "disk_warning=100 memory_warning=100 inode_warning=100 inode_critical=100' "
         "sample_interval=0.1 fail_on=warning"
     )
     res = ansible.adhoc("localhost", MODULE, args)["localhost"]

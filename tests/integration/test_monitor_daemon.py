@@ -235,7 +235,7 @@ def test_daemon_runs_under_systemd_with_the_watchdog(host):
     wait_for("a newer WATCHDOG=1", lambda: int(host.show(UNIT, "WatchdogTimestampMonotonic")["WatchdogTimestampMonotonic"]) > first, timeout=12, step=0.5)
     port = host.ports["listen"]
     for path in ("/health", "/ready", "/alive", "/live", "/metrics"):
-        status, _ = http_get(port, path)
+        status, _unused = http_get(port, path)
         assert status == 200, (path, status)
 
 
@@ -250,7 +250,7 @@ def test_killed_service_is_detected_and_restarted_within_interval_plus_one(host)
     web = host.ports["web"]
     before = len(attempts(host))
     figures = []
-    for _ in range(3):
+    for _round in range(3):
         old = kill_main(host, SERVICE)
         t0 = time.monotonic()
         wait_for("hx-web down", lambda: not port_open(web), timeout=5, step=0.01)
@@ -265,7 +265,7 @@ def test_killed_service_is_detected_and_restarted_within_interval_plus_one(host)
     new = attempts(host)[before:]
     assert [a["outcome"] for a in new] == ["recovered"] * 3, new
     assert all((a["service"], a["strategy"]) == (SERVICE, "restart") for a in new), new
-    _, text = http_get(host.ports["listen"], "/metrics")
+    _unused, text = http_get(host.ports["listen"], "/metrics")
     assert sum(metric(text, "reliability_monitor_recovery_attempts", service=SERVICE, outcome="recovered")) >= 3, text
     assert metric(text, "reliability_monitor_service_mttr_seconds", service=SERVICE), text
     log = host.journal(UNIT)
@@ -313,10 +313,10 @@ def test_module_run_beside_the_daemon_loses_no_count(host):
                      "/usr/local/bin/service_recovery", "/tmp/recovery-args.json"],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 )
-                for _ in range(2)
+                for _round in range(2)
             ]
             for r in runs:
-                out, _ = r.communicate(timeout=60)
+                out, _unused = r.communicate(timeout=60)
                 module_results.append(json.loads(out.strip().splitlines()[-1]))
             wait_for("hx-web answering", lambda: port_open(web), timeout=15)
             time.sleep(INTERVAL + 2)
@@ -348,22 +348,24 @@ def test_module_run_beside_the_daemon_loses_no_count(host):
 
 def test_daemon_killed_is_restarted_by_systemd_with_its_state(host):
     port = host.ports["listen"]
-    _, before = http_get(port, "/metrics")
+    _unused, before = http_get(port, "/metrics")
     rec_before = record(host)
     n_before = len(attempts(host))
     p = host.show(UNIT, "MainPID", "NRestarts")
     host.run("kill", "-9", p["MainPID"])
+    def restarted():
+        q = host.show(UNIT, "ActiveState", "MainPID")
+        return q["ActiveState"] == "active" and q["MainPID"] not in ("0", p["MainPID"])
+
     wait_for(
         "systemd restarting the daemon",
-        lambda: (lambda q: q["ActiveState"] == "active" and q["MainPID"] not in ("0", p["MainPID"]))(
-            host.show(UNIT, "ActiveState", "MainPID")
-        ),
+        restarted,
         timeout=20,
         step=0.2,
     )
     assert int(host.show(UNIT, "NRestarts")["NRestarts"]) == int(p["NRestarts"]) + 1
     wait_for("/ready", lambda: http_get(port, "/ready")[0] == 200, timeout=15, step=0.2)
-    _, after = http_get(port, "/metrics")
+    _unused, after = http_get(port, "/metrics")
     # Breakers, incidents and counters come back from disk.
     assert record(host)["failure_count"] == rec_before["failure_count"]
     assert len(attempts(host)) == n_before
@@ -396,7 +398,7 @@ def test_prometheus_scrapes_the_daemon_and_sees_a_broken_check(host, tmp_path):
     prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
     skip_unless_possible(prometheus is not None and promtool is not None, "Debian's prometheus is not installed")
     port = host.ports["listen"]
-    _, text = http_get(port, "/metrics")
+    _unused, text = http_get(port, "/metrics")
     lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     prom_port = free_port()
