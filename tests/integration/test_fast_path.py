@@ -169,7 +169,7 @@ def test_same_results_with_and_without_fast_path(ansible: Ansible, hosts: Hosts,
     both = {}
     for fast in ("true", "false"):
         results, _unused = run(ansible, hosts.inventory, PLAYBOOK, "-e", "target=localhost,fp-1,fp-np",
-                         "-e", f"hx_reliability_fast_path={fast}", *flags)
+                               "-e", f"hx_reliability_fast_path={fast}", *flags)
         assert not any(fast_path_warnings(r["result"]) for r in results), results
         both[fast] = normalized(results)
     assert len(both["true"]) == 3 * 10
@@ -187,7 +187,7 @@ def test_one_command_per_task(hosts: Hosts, tmp_path: Path):
 
     def commands(n: int, fast: bool) -> int:
         _unused, proc = run(ans, hosts.inventory, play(tmp_path, [facts_task()] * n, "fp-1"), "-vvv",
-                      "-e", f"hx_reliability_fast_path={fast}")
+                            "-e", f"hx_reliability_fast_path={fast}")
         return proc.stdout.count("SSH: EXEC")
 
     commands(1, True)  # warm the cache
@@ -207,7 +207,7 @@ def test_cache_is_private_and_named_by_hash(hosts: Hosts, tmp_path: Path):
 def test_fast_path_off_leaves_no_cache(hosts: Hosts, tmp_path: Path):
     hosts.sh("fp-np", f"rm -rf {ROOT_CACHE}")
     results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-np"),
-                     "-e", "hx_reliability_fast_path=false")
+                           "-e", "hx_reliability_fast_path=false")
     assert one(results).get("failed") is not True
     assert hosts.sh("fp-np", f"test -e {ROOT_CACHE} && echo there || echo absent").strip() == "absent"
 
@@ -271,7 +271,7 @@ def test_noexec_remote_tmp(hosts: Hosts, tmp_path: Path):
         fast, _unused = run(ans, hosts.inventory, play(tmp_path, [facts_task()], "fp-1"))
         assert one(fast).get("failed") is not True and not fast_path_warnings(one(fast)), fast
         normal, _unused = run(ans, hosts.inventory, play(tmp_path, [facts_task(ignore_errors=True)], "fp-1"),
-                        "-e", "hx_reliability_fast_path=false")
+                              "-e", "hx_reliability_fast_path=false")
         assert one(normal).get("failed") is True, normal
     finally:
         hosts.sh("fp-1", "umount /root/.ansible/tmp")
@@ -281,7 +281,7 @@ def test_read_only_home_falls_back(hosts: Hosts, tmp_path: Path):
     hosts.sh("fp-1", "rm -rf /home/hxuser/.ansible; mount --bind /home/hxuser /home/hxuser && mount -o remount,bind,ro /home/hxuser")
     try:
         results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory,
-                         play(tmp_path, [facts_task()], "fp-1", become=True, become_user="hxuser"))
+                               play(tmp_path, [facts_task()], "fp-1", become=True, become_user="hxuser"))
         res = one(results)
         assert res.get("failed") is not True, res
         assert any("cannot create /home/hxuser/.ansible/hx_reliability" in w for w in fast_path_warnings(res)), res
@@ -309,7 +309,7 @@ def test_become_unprivileged_user_on_unresolvable_host(ansible: Ansible, hosts: 
     """Issue 14 defect 1: sudo warns "unable to resolve host fp-1"; that is not the architecture."""
     hosts.sh(host, "rm -rf /home/hxuser/.ansible")
     results, _unused = run(ansible, hosts.inventory, play(tmp_path, [facts_task()], host, become=True, become_user="hxuser"),
-                     "-e", f"hx_reliability_fast_path={fast}")
+                           "-e", f"hx_reliability_fast_path={fast}")
     res = one(results)
     assert res.get("failed") is not True, res
     assert not fast_path_warnings(res), res
@@ -321,7 +321,7 @@ def test_become_unprivileged_user_on_unresolvable_host(ansible: Ansible, hosts: 
 def test_become_root_from_unprivileged_user(ansible: Ansible, hosts: Hosts, tmp_path: Path, fast: str):
     hosts.sh("fp-1", f"rm -rf {ROOT_CACHE} /home/hxuser/.ansible")
     results, _unused = run(ansible, hosts.inventory, play(tmp_path, [facts_task()], "fp-1-hxuser", become=True),
-                     "-e", f"hx_reliability_fast_path={fast}")
+                           "-e", f"hx_reliability_fast_path={fast}")
     res = one(results)
     assert res.get("failed") is not True and not fast_path_warnings(res), res
     if fast == "true":
@@ -330,7 +330,7 @@ def test_become_root_from_unprivileged_user(ansible: Ansible, hosts: Hosts, tmp_
 
 def test_become_failure_is_reported_as_such(hosts: Hosts, tmp_path: Path):
     results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory,
-                     play(tmp_path, [facts_task(ignore_errors=True)], "fp-1", become=True, become_user="nosuchuser"))
+                           play(tmp_path, [facts_task(ignore_errors=True)], "fp-1", become=True, become_user="nosuchuser"))
     res = one(results)
     assert res["failed"] is True
     assert "could not become 'nosuchuser' with sudo" in res["msg"] and "unknown user" in res["msg"], res
@@ -342,7 +342,7 @@ def test_delegate_to(hosts: Hosts, tmp_path: Path, fast: str):
     """The module runs on the delegate, with the delegate's binary and cache."""
     tasks = [facts_task(delegate_to="fp-np"), {"name": "back", FACTS: {"gather_subset": ["kernel"]}, "delegate_to": "localhost"}]
     results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, tasks, "fp-1"),
-                     "-e", f"hx_reliability_fast_path={fast}")
+                           "-e", f"hx_reliability_fast_path={fast}")
     assert one(results)["ansible_facts"]["reliability"]["kernel"]["hostname"] == "fp-np"
     assert one(results, "back")["ansible_facts"]["reliability"]["kernel"]["hostname"] == os.uname().nodename
 
@@ -350,6 +350,6 @@ def test_delegate_to(hosts: Hosts, tmp_path: Path, fast: str):
 @pytest.mark.parametrize("fast", ["true", "false"])
 def test_async_is_refused_both_ways(hosts: Hosts, tmp_path: Path, fast: str):
     results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory,
-                     play(tmp_path, [facts_task(ignore_errors=True, **{"async": 30, "poll": 2})], "localhost"),
-                     "-e", f"hx_reliability_fast_path={fast}")
+                           play(tmp_path, [facts_task(ignore_errors=True, **{"async": 30, "poll": 2})], "localhost"),
+                           "-e", f"hx_reliability_fast_path={fast}")
     assert "does not support async" in one(results)["msg"]

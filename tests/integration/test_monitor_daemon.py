@@ -353,6 +353,7 @@ def test_daemon_killed_is_restarted_by_systemd_with_its_state(host):
     n_before = len(attempts(host))
     p = host.show(UNIT, "MainPID", "NRestarts")
     host.run("kill", "-9", p["MainPID"])
+
     def restarted():
         q = host.show(UNIT, "ActiveState", "MainPID")
         return q["ActiveState"] == "active" and q["MainPID"] not in ("0", p["MainPID"])
