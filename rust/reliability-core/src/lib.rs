@@ -7,6 +7,7 @@
 
 pub mod breaker;
 pub mod check;
+pub mod cpu_sample;
 pub mod duration;
 pub mod manifest;
 pub mod quote;

@@ -388,7 +388,10 @@ mod tests {
     fn a_feeder_writes_stdin_and_its_error_kills_the_program() {
         let feed: Feeder = Box::new(|w| w.write_all(b"one\ntwo\n"));
         let (out, fed) = run_fed(Path::new("/bin/cat"), &[], &[], feed, Duration::from_secs(10)).expect("runs");
-        assert_eq!((out.stdout.as_str(), out.success(), fed.is_ok()), ("one\ntwo\n", true, true));
+        assert_eq!(
+            (out.stdout.as_str(), out.success(), fed.is_ok()),
+            ("one\ntwo\n", true, true)
+        );
         let feed: Feeder = Box::new(|w| {
             w.write_all(b"partial\n")?;
             w.flush()?;

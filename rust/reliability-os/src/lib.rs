@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod clock;
 pub mod command;
+pub mod cpu_sample;
 pub mod facts;
 pub mod hashing;
 pub mod http;

@@ -45,7 +45,7 @@
 use crate::small_file::{self, Follow, SmallFileError};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use reliability_core::{breaker, recovery, timestamp};
+use reliability_core::{breaker, cpu_sample, recovery, timestamp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -79,6 +79,11 @@ pub trait Record: Serialize + DeserializeOwned {
 impl Record for breaker::Breaker {
     const KIND: &'static str = breaker::KIND;
     const VERSION: u32 = breaker::VERSION;
+}
+
+impl Record for cpu_sample::CpuSample {
+    const KIND: &'static str = cpu_sample::KIND;
+    const VERSION: u32 = cpu_sample::VERSION;
 }
 
 impl Record for recovery::RecoveryState {
