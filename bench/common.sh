@@ -1,0 +1,23 @@
+# Sourced by bench/*.sh: the paths and settings every benchmark shares.
+# BENCH_QUICK=1: one run, tiny data, a few seconds per script (`make bench-quick`, in
+# `make test`), to keep the scripts working; its figures mean nothing.
+# shellcheck shell=bash
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export BENCH_QUICK=${BENCH_QUICK:-0}
+export ANSIBLE_CONFIG=$PWD/ansible.cfg
+# The project's venv (`make setup`); VENV=DIR for another.
+venv=$(realpath -m "${VENV:-.venv}")
+export PATH=$venv/bin:$PATH
+python=${PYTHON:-python3}
+measure=("$python" "$PWD/bench/measure.py")
+quick() { [[ $BENCH_QUICK == 1 ]]; }
+# A module binary for this machine: bin/ once the fast path moved them there, else beside
+# the sidecar docs.
+module_bin() {
+  local b
+  for b in "bin/$1_$(uname -m)" "plugins/modules/$1_$(uname -m)"; do
+    [[ -x $b ]] && { echo "$PWD/$b"; return; }
+  done
+  echo "bench: no $1 binary for $(uname -m); run 'make build'" >&2
+  return 1
+}
