@@ -27,12 +27,12 @@ export CFLAGS_aarch64_unknown_linux_musl := --target=aarch64-linux-musl
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run test setup build collection install cargo-test lint docs sanity integration molecule bench clean
+.PHONY: help run test setup build collection install cargo-test lint docs sanity integration molecule bench bench-quick clean
 
 help:
 	@echo "make run    build, install the collection, print this host's health summary"
 	@echo "make test   every test: cargo, lint, docs, sanity, integration (localhost + systemd hosts), molecule"
-	@echo "make bench  benchmarks under bench/ (slow; figures go in the README)"
+	@echo "make bench  benchmarks under bench/ (slow; report in bench/results/, summary in the README)"
 
 ## ---- the two commands -------------------------------------------------------------
 
@@ -40,7 +40,7 @@ run: install
 	ansible-playbook playbooks/health_summary.yml
 
 test: install
-	$(MAKE) cargo-test lint docs sanity integration molecule
+	$(MAKE) cargo-test lint docs sanity integration molecule bench-quick
 	@echo "make test: all suites passed"
 
 ## ---- set-up --------------------------------------------------------------------------
@@ -113,8 +113,14 @@ molecule: install
 	tests/hosts/testhosts rootfs
 	molecule test --all
 
+# Every benchmark side by side (boots one nspawn test host for the SSH halves); writes
+# bench/results/<date>.{md,json} and the summary in README.md's Speed section.
 bench: install
 	bench/run
+
+# The same scripts in seconds (one run, tiny data, no test host), to keep them working.
+bench-quick: install
+	BENCH_QUICK=1 bench/run
 
 clean:
 	cargo clean

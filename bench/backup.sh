@@ -9,6 +9,7 @@
 # Usage: bench/backup.sh [RUNS]   (from the repo root, after `make build`)
 #   HX_BENCH_BACKUP_MIB=512 bench/backup.sh 3
 set -euo pipefail
+# shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 runs=${1:-3}
 mib=${HX_BENCH_BACKUP_MIB:-2048}

@@ -6,6 +6,7 @@
 # (HX_BENCH_SSH_INVENTORY, HX_BENCH_SSH_HOST, set by bench/run). Pipelining on.
 # Usage: bench/checks.sh [RUNS]   (from the repo root, after `make install`)
 set -euo pipefail
+# shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 runs=${1:-5}
 quick && runs=1

@@ -5,6 +5,7 @@
 # 0.1 s sample every run) and the old way (a 0.5 s sample).
 # Usage: bench/cpu.sh [RUNS]   (from the repo root, after `make build`)
 set -euo pipefail
+# shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 runs=${1:-20}
 quick && runs=2

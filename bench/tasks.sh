@@ -11,6 +11,7 @@
 # measured with it off.
 # Usage: bench/tasks.sh [RUNS]   (from the repo root, after `make install`)
 set -euo pipefail
+# shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 runs=${1:-3}
 tasks=50
@@ -72,7 +73,7 @@ setup() { # INVENTORY HOST: the data the backup modules read, a warm SSH master
       loop: "{{ range(20) | list }}"
     - hx.reliability.backup_manifest: {path: $d/data, dest: $d/SHA256SUMS}
 YML
-  $venv/bin/ansible-playbook -i "$1" "$out/setup.yml" >/dev/null
+  "$venv"/bin/ansible-playbook -i "$1" "$out/setup.yml" >/dev/null
 }
 fast_path=
 grep -rqs hx_reliability_fast_path .cache/collections/ansible_collections/hx/reliability/plugins && fast_path=1
@@ -93,7 +94,7 @@ bench_on() { # LABEL INVENTORY HOST KIND...
   echo
   echo "## per task, $label ($tasks-task plays, pipelining on)"
   # Warm-up: one 1-task play of each (SSH master, caches on the target).
-  for k in "$@"; do $venv/bin/ansible-playbook -i "$inv" "$out/$host-$k-1.yml" >/dev/null; done
+  for k in "$@"; do "$venv"/bin/ansible-playbook -i "$inv" "$out/$host-$k-1.yml" >/dev/null; done
   "${measure[@]}" --runs "$runs" --warmup 0 --per-task "$tasks" --title "per task, $label" "${args[@]}"
 }
 
