@@ -12,9 +12,12 @@
 //! shorter than that says less than sampling), or older than `max_age` (busy over an hour
 //! says little about now). Then the caller samples afresh, briefly.
 //!
-//! [`keep`] decides whether the new reading replaces the kept one: not when the kept one is
-//! still too young to serve, so that runs in quick succession do not keep pushing it
-//! forward and all end up sampling.
+//! Two readings are kept ([`Kept`]), so that runs in quick succession (tasks a few tens of
+//! milliseconds apart, several runs in parallel) always find one old enough: [`best`] takes
+//! the youngest that serves, and [`next`] adds this run's reading only once the newest
+//! kept one is old enough to serve itself, dropping the older. Runs of any frequency then
+//! measure over a window between `min_age` and about twice that, and never wait after the
+//! first `min_age`.
 //!
 //! Times are milliseconds of `CLOCK_BOOTTIME` (monotonic, counts suspend, starts at boot),
 //! read by the caller: nothing here reads a clock or a file.
@@ -66,6 +69,15 @@ impl CpuSample {
         .fold(0u64, |sum, t| sum.saturating_add(*t))
     }
 }
+
+/// The state file: the last readings, oldest first (at most [`KEEP`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    pub readings: Vec<CpuSample>,
+}
+
+/// How many readings are kept.
+pub const KEEP: usize = 2;
 
 /// What to measure CPU busy from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,10 +147,38 @@ pub fn choose(previous: Option<&CpuSample>, now: &CpuSample, min_age_ms: u64, ma
     }
 }
 
-/// Whether the reading taken now should replace the kept one after `choice`: always,
-/// except while the kept one is too young to serve (it will serve a later run).
-pub fn keep(choice: &Choice) -> bool {
-    !matches!(choice, Choice::Sample(Why::TooYoung { .. }))
+/// The youngest of `kept` that serves as the first reading for `now`, as its index and
+/// [`Choice::Previous`]; otherwise why the newest one does not (or [`Why::None`]).
+pub fn best(kept: &[CpuSample], now: &CpuSample, min_age_ms: u64, max_age_ms: u64) -> (Option<usize>, Choice) {
+    let mut why = Choice::Sample(Why::None);
+    for (i, k) in kept.iter().enumerate().rev() {
+        match choose(Some(k), now, min_age_ms, max_age_ms) {
+            c @ Choice::Previous { .. } => return (Some(i), c),
+            c if i + 1 == kept.len() => why = c,
+            _ => {}
+        }
+    }
+    (None, why)
+}
+
+/// The readings to keep after a run that read `now`: readings of another boot or ahead of
+/// now are dropped; `now` is added once the newest kept reading is at least `min_age_ms`
+/// old (until then it serves the runs that come), and only the last [`KEEP`] stay.
+pub fn next(kept: &[CpuSample], now: &CpuSample, min_age_ms: u64) -> Vec<CpuSample> {
+    let mut out: Vec<CpuSample> = kept
+        .iter()
+        .filter(|k| {
+            k.boot_id == now.boot_id && k.boottime_ms <= now.boottime_ms && k.total_ticks() <= now.total_ticks()
+        })
+        .cloned()
+        .collect();
+    let young = out.last().is_some_and(|k| now.boottime_ms - k.boottime_ms < min_age_ms);
+    if !young {
+        out.push(now.clone());
+    }
+    let extra = out.len().saturating_sub(KEEP);
+    out.drain(..extra);
+    out
 }
 
 #[cfg(test)]
@@ -189,18 +229,53 @@ mod tests {
     }
 
     #[test]
-    fn a_young_reading_is_kept_for_a_later_run() {
-        assert!(!keep(&Choice::Sample(Why::TooYoung { age_ms: 5 })));
-        for c in [
-            Choice::Previous { window_ms: 5000 },
-            Choice::Sample(Why::None),
-            Choice::Sample(Why::TooOld { age_ms: 1 << 30 }),
-            Choice::Sample(Why::OtherBoot),
-            Choice::Sample(Why::FromTheFuture),
-            Choice::Sample(Why::Disabled),
-        ] {
-            assert!(keep(&c), "{c:?}");
+    fn runs_in_quick_succession_never_sample_after_the_first() {
+        // A run every 30 ms for 2 s, a fresh sample of 100 ms.
+        let mut kept: Vec<CpuSample> = Vec::new();
+        let mut windows = Vec::new();
+        for t in (0..2000).step_by(30) {
+            let now = CpuSample {
+                idle: t,
+                ..at("b1", 10_000 + t)
+            };
+            let (index, choice) = best(&kept, &now, 100, 300_000);
+            match (t, index, choice) {
+                (0, None, Choice::Sample(Why::None)) => {}
+                // Until the first reading is a fresh sample's length old, runs sample too.
+                (t, None, Choice::Sample(Why::TooYoung { .. })) if t < 100 => {}
+                (_, Some(_), Choice::Previous { window_ms }) => windows.push(window_ms),
+                other => panic!("at {t} ms: {other:?} from {kept:?}"),
+            }
+            kept = next(&kept, &now, 100);
+            assert!(kept.len() <= KEEP);
         }
+        assert!(windows.iter().all(|w| (100..=240).contains(w)), "{windows:?}");
+    }
+
+    #[test]
+    fn the_youngest_that_serves_is_taken() {
+        let now = at("b1", 100_000);
+        let kept = [at("b1", 99_000), at("b1", 99_950)];
+        assert_eq!(
+            best(&kept, &now, 100, 300_000),
+            (Some(0), Choice::Previous { window_ms: 1000 })
+        );
+        let kept = [at("b1", 98_000), at("b1", 99_000)];
+        assert_eq!(
+            best(&kept, &now, 100, 300_000),
+            (Some(1), Choice::Previous { window_ms: 1000 })
+        );
+        assert_eq!(
+            best(&[at("b0", 1)], &now, 100, 300_000),
+            (None, Choice::Sample(Why::OtherBoot))
+        );
+        assert_eq!(best(&[], &now, 100, 300_000), (None, Choice::Sample(Why::None)));
+        // Another boot's readings are dropped; a young newest one is not replaced.
+        assert_eq!(next(&[at("b0", 5), at("b1", 99_950)], &now, 100), [at("b1", 99_950)]);
+        assert_eq!(
+            next(&[at("b1", 98_000), at("b1", 99_000)], &now, 100),
+            [at("b1", 99_000), now.clone()]
+        );
     }
 
     #[test]

@@ -978,7 +978,9 @@ fn a_reading_of_another_boot_is_not_used() {
     cpu_run(&state, json!({}));
     let kept = state.join("cpu_sample/host.json");
     let mut record: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
-    record["boot_id"] = json!("00000000-0000-0000-0000-000000000000");
+    for reading in record["readings"].as_array_mut().unwrap() {
+        reading["boot_id"] = json!("00000000-0000-0000-0000-000000000000");
+    }
     std::fs::write(&kept, record.to_string()).unwrap();
     thread::sleep(Duration::from_millis(200));
     let r = cpu_run(&state, json!({}));

@@ -1,7 +1,7 @@
 //! Host CPU busy from the reading the previous run kept, or from a brief fresh sample.
 //!
 //! The decision is [`reliability_core::cpu_sample`]'s; this is its I/O: reading
-//! `/proc/stat`, the boot id and `CLOCK_BOOTTIME`, and keeping the reading in the state
+//! `/proc/stat`, the boot id and `CLOCK_BOOTTIME`, and keeping the readings in the state
 //! store (`<state_dir>/cpu_sample/host.json`, through [`crate::state::Store`]: 0600 in a
 //! 0700 directory, written atomically, a link, FIFO or oversized file refused, an
 //! unusable file moved aside). Whatever goes wrong with the kept reading, CPU busy is still
@@ -13,7 +13,7 @@ use crate::clock;
 use crate::facts::{parse_proc_stat, CpuTimes, CpuUsage};
 use crate::state::{StateError, Store};
 use nix::time::{clock_gettime, ClockId};
-use reliability_core::cpu_sample::{self, Choice, CpuSample, Why};
+use reliability_core::cpu_sample::{self, Choice, CpuSample, Kept, Why};
 use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -81,24 +81,25 @@ pub fn measure(options: Options<'_>) -> Result<HostCpu, String> {
     let mut previous = None;
     if let Some(dir) = options.state_dir {
         let store = Store::new(dir).with_lock_timeout(LOCK_WAIT);
+        let mut pick = |kept: &[CpuSample]| {
+            let (index, c) = cpu_sample::best(kept, &now, min_ms, max_ms);
+            choice = c;
+            previous = index.and_then(|i| kept.get(i).cloned());
+        };
         let got = if options.keep {
             store
-                .update(cpu_sample::NAME, |prev: Option<CpuSample>| {
-                    let c = cpu_sample::choose(prev.as_ref(), &now, min_ms, max_ms);
-                    let kept = match (&prev, cpu_sample::keep(&c)) {
-                        (Some(p), false) => p.clone(),
-                        _ => now.clone(),
-                    };
-                    choice = c;
-                    previous = prev;
-                    Ok::<_, StateError>(kept)
+                .update(cpu_sample::NAME, |kept: Option<Kept>| {
+                    let readings = kept.map(|k| k.readings).unwrap_or_default();
+                    pick(&readings);
+                    Ok::<_, StateError>(Kept {
+                        readings: cpu_sample::next(&readings, &now, min_ms),
+                    })
                 })
                 .map(|_| ())
         } else {
-            store.load::<CpuSample>(cpu_sample::NAME).map(|prev| {
-                choice = cpu_sample::choose(prev.as_ref(), &now, min_ms, max_ms);
-                previous = prev;
-            })
+            store
+                .load::<Kept>(cpu_sample::NAME)
+                .map(|kept| pick(&kept.map(|k| k.readings).unwrap_or_default()))
         };
         if let Err(e) = got {
             match e {

@@ -81,7 +81,7 @@ impl Record for breaker::Breaker {
     const VERSION: u32 = breaker::VERSION;
 }
 
-impl Record for cpu_sample::CpuSample {
+impl Record for cpu_sample::Kept {
     const KIND: &'static str = cpu_sample::KIND;
     const VERSION: u32 = cpu_sample::VERSION;
 }
