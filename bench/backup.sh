@@ -11,7 +11,7 @@
 set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
-runs=${1:-3}
+runs=${1:-${HX_BENCH_RUNS:-3}}
 mib=${HX_BENCH_BACKUP_MIB:-2048}
 small=${HX_BENCH_BACKUP_SMALL:-20000}
 large=${HX_BENCH_BACKUP_LARGE:-4}

@@ -8,7 +8,7 @@
 set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
-runs=${1:-5}
+runs=${1:-${HX_BENCH_RUNS:-5}}
 quick && runs=1
 out=$(mktemp -d)
 listener=

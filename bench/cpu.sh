@@ -7,7 +7,7 @@
 set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
-runs=${1:-20}
+runs=${1:-${HX_BENCH_RUNS:-20}}
 quick && runs=2
 bin=$(module_bin health_check)
 out=$(mktemp -d)

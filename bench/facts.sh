@@ -8,7 +8,7 @@
 set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
-runs=${1:-30}
+runs=${1:-${HX_BENCH_RUNS:-30}}
 quick && runs=1
 bin=$(module_bin reliability_facts)
 out=$(mktemp -d)

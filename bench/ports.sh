@@ -12,7 +12,7 @@ source "$(dirname "$0")/common.sh"
 if [[ ${HX_BENCH_NETNS:-} != 1 ]]; then
   exec unshare --net env HX_BENCH_NETNS=1 "$0" "$@"
 fi
-runs=${1:-10}
+runs=${1:-${HX_BENCH_RUNS:-10}}
 quick && runs=1
 bin=$(module_bin health_check)
 out=$(mktemp -d)

@@ -10,7 +10,7 @@
 set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
-runs=${1:-5}
+runs=${1:-${HX_BENCH_RUNS:-5}}
 mib=${HX_BENCH_RESTORE_MIB:-512}
 small=10000
 quick && { runs=1; mib=4; small=100; }

@@ -13,8 +13,8 @@
 set -euo pipefail
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
-runs=${1:-3}
-tasks=50
+runs=${1:-${HX_BENCH_RUNS:-3}}
+tasks=${HX_BENCH_TASKS:-50}
 quick && { runs=1; tasks=3; }
 out=$(mktemp -d)
 listener=
