@@ -45,7 +45,7 @@ declare -A task=(
   [health_check_resources]="hx.reliability.health_check: {ports: [{host: 127.0.0.1, port: $port}], resources: {}, state_dir: $d/state, fail_on: never}"
   [backup_manifest]="hx.reliability.backup_manifest: {path: $d/data, dest: $d/SHA256SUMS}"
   [backup_verify]="hx.reliability.backup_verify: {manifest: $d/SHA256SUMS, root: $d/data}"
-  [backup_retention]="hx.reliability.backup_retention: {path: $d/sets, pattern: 'set-*', keep_last: 5, state_dir: $d/state}"
+  [backup_retention]="hx.reliability.backup_retention: {path: $d/sets, pattern: 'set-*', keep_last: 5, require_good: false, state_dir: $d/state}"
   [circuit_breaker]="hx.reliability.circuit_breaker: {name: bench, state_dir: $d/state}"
   [service_recovery]="hx.reliability.service_recovery: {service: ssh.service, state_dir: $d/state, incident_log: $d/incidents.jsonl}"
 )
@@ -73,7 +73,9 @@ setup() { # INVENTORY HOST: the data the backup modules read, a warm SSH master
       loop: "{{ range(20) | list }}"
     - hx.reliability.backup_manifest: {path: $d/data, dest: $d/SHA256SUMS}
 YML
-  "$venv"/bin/ansible-playbook -i "$1" "$out/setup.yml" >/dev/null
+  local log
+  log=$("$venv"/bin/ansible-playbook -i "$1" "$out/setup.yml" 2>&1) ||
+    { printf 'bench/tasks.sh: the set-up play failed on %s:\n%s\n' "$2" "$(tail -n 20 <<<"$log")" >&2; exit 1; }
 }
 fast_path=
 grep -rqs hx_reliability_fast_path .cache/collections/ansible_collections/hx/reliability/plugins && fast_path=1
@@ -94,7 +96,11 @@ bench_on() { # LABEL INVENTORY HOST KIND...
   echo
   echo "## per task, $label ($tasks-task plays, pipelining on)"
   # Warm-up: one 1-task play of each (SSH master, caches on the target).
-  for k in "$@"; do "$venv"/bin/ansible-playbook -i "$inv" "$out/$host-$k-1.yml" >/dev/null; done
+  local log
+  for k in "$@"; do
+    log=$("$venv"/bin/ansible-playbook -i "$inv" "$out/$host-$k-1.yml" 2>&1) ||
+      { printf 'bench/tasks.sh: %s failed on %s:\n%s\n' "$k" "$host" "$(tail -n 20 <<<"$log")" >&2; exit 1; }
+  done
   "${measure[@]}" --runs "$runs" --warmup 0 --per-task "$tasks" --title "per task, $label" "${args[@]}"
 }
 
