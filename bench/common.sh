@@ -1,6 +1,6 @@
 # Sourced by bench/*.sh: the paths and settings every benchmark shares.
-# BENCH_QUICK=1: one run, tiny data, a few seconds per script (`make bench-quick`, in
-# `make test`), to keep the scripts working; its figures mean nothing.
+# BENCH_QUICK=1: one run, tiny data, a few seconds per script (`make bench-quick`), to keep
+# the scripts working; its figures mean nothing.
 # shellcheck shell=bash
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 export BENCH_QUICK=${BENCH_QUICK:-0}
@@ -14,7 +14,8 @@ measure=("$python" "$PWD/bench/measure.py")
 quick() { [[ $BENCH_QUICK == 1 ]]; }
 # A module binary for this machine, as `make build` places it: bin/<module>_<arch>.
 module_bin() {
-  local b=bin/$1_$(uname -m)
+  local b
+  b=bin/$1_$(uname -m)
   [[ -x $b ]] && { echo "$PWD/$b"; return; }
   echo "bench: no $b; run 'make build'" >&2
   return 1
