@@ -33,7 +33,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 help:
 	@echo "make run    build, install the collection, print this host's health summary"
-	@echo "make test   every test: cargo, lint, docs, sanity, integration (localhost + systemd hosts), molecule"
+	@echo "make test   every test: cargo, lint, docs, sanity, integration (localhost + systemd hosts), molecule, fuzz and bench smoke runs"
 	@echo "make bench  benchmarks under bench/ (slow; report in bench/results/, summary in the README)"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS each (make test runs fuzz-smoke)"
 
@@ -43,7 +43,7 @@ run: install
 	ansible-playbook playbooks/health_summary.yml
 
 test: install
-	$(MAKE) cargo-test lint docs sanity integration molecule fuzz-smoke
+	$(MAKE) cargo-test lint docs sanity integration molecule fuzz-smoke bench-quick
 	@echo "make test: all suites passed"
 
 ## ---- set-up --------------------------------------------------------------------------
