@@ -29,12 +29,12 @@ export CFLAGS_aarch64_unknown_linux_musl := --target=aarch64-linux-musl
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run test setup build collection install cargo-test lint docs sanity integration molecule bench clean fuzz-smoke fuzz
+.PHONY: help run test setup build collection install cargo-test lint docs sanity integration molecule bench bench-quick clean fuzz-smoke fuzz
 
 help:
 	@echo "make run    build, install the collection, print this host's health summary"
-	@echo "make test   every test: cargo, lint, docs, sanity, integration (localhost + systemd hosts), molecule"
-	@echo "make bench  benchmarks under bench/ (slow; figures go in the README)"
+	@echo "make test   every test: cargo, lint, docs, sanity, integration (localhost + systemd hosts), molecule, fuzz and bench smoke runs"
+	@echo "make bench  benchmarks under bench/ (slow; report in bench/results/, summary in the README)"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS each (make test runs fuzz-smoke)"
 
 ## ---- the two commands -------------------------------------------------------------
@@ -43,7 +43,7 @@ run: install
 	ansible-playbook playbooks/health_summary.yml
 
 test: install
-	$(MAKE) cargo-test lint docs sanity integration molecule fuzz-smoke
+	$(MAKE) cargo-test lint docs sanity integration molecule fuzz-smoke bench-quick
 	@echo "make test: all suites passed"
 
 ## ---- set-up --------------------------------------------------------------------------
@@ -147,8 +147,14 @@ fuzz: $(STAMPS)/fuzz
 	cd fuzz && cargo +nightly fuzz build -O
 	$(foreach t,$(FUZZ_TARGETS),mkdir -p .cache/fuzz/$(t) && (cd fuzz && cargo +nightly fuzz run -O $(t) ../.cache/fuzz/$(t) corpus/$(t) -- $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) &&) true
 
+# Every benchmark side by side (boots one nspawn test host for the SSH halves); writes
+# bench/results/<date>.{md,json} and the summary in README.md's Speed section.
 bench: install
 	bench/run
+
+# The same scripts in seconds (one run, tiny data, no test host), to keep them working.
+bench-quick: install
+	BENCH_QUICK=1 bench/run
 
 clean:
 	cargo clean

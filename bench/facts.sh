@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # reliability_facts vs ansible.builtin.setup, side by side in one run.
-#   1. the module process alone (what a target pays per task), hyperfine
-#   2. a whole ad-hoc `ansible localhost -m ...` (what an operator waits for), hyperfine
+#   1. the module process alone (what a target pays per task)
+#   2. a whole ad-hoc `ansible localhost -m ...` (what an operator waits for)
+# both interleaved run by run (bench/measure.py)
 #   3. peak memory of the module process, /usr/bin/time -v
 # Usage: bench/facts.sh [RUNS]   (from the repo root, after `make install`)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-runs=${1:-30}
-venv=$PWD/.venv
-bin=bin/reliability_facts_x86_64
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+runs=${1:-${HX_BENCH_RUNS:-30}}
+quick && runs=1
+bin=$(module_bin reliability_facts)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -16,19 +18,17 @@ trap 'rm -rf "$out"' EXIT
 echo '{"gather_subset": ["all"], "cpu_sample_interval": 0}' > "$out/ours.json"
 echo '{"ANSIBLE_MODULE_ARGS": {"gather_subset": ["!all", "hardware", "network"]}}' > "$out/setup.json"
 
-echo "## module process alone ($runs runs)"
-hyperfine -N --warmup 3 --runs "$runs" --export-markdown "$out/proc.md" \
+echo "## module process alone"
+"${measure[@]}" --runs "$runs" --warmup 3 --unit ms --title "facts, module process" \
   -n reliability_facts "$bin $out/ours.json" \
-  -n "setup (python)" "$venv/bin/python -m ansible.modules.setup $out/setup.json" >/dev/null
-cat "$out/proc.md"
+  -n "setup (python)" "$venv/bin/python -m ansible.modules.setup $out/setup.json"
 
 echo
-echo "## ad-hoc ansible localhost ($runs runs)"
-export ANSIBLE_CONFIG=$PWD/ansible.cfg
-hyperfine --warmup 2 --runs "$runs" --export-markdown "$out/adhoc.md" \
+echo "## ad-hoc ansible localhost"
+adhoc_runs=$((runs > 10 ? 10 : runs))
+"${measure[@]}" --runs "$adhoc_runs" --warmup 2 --title "facts, ad-hoc ansible localhost" \
   -n reliability_facts "$venv/bin/ansible localhost -m hx.reliability.reliability_facts -a cpu_sample_interval=0" \
-  -n setup "$venv/bin/ansible localhost -m ansible.builtin.setup -a 'gather_subset=!all,hardware,network'" >/dev/null
-cat "$out/adhoc.md"
+  -n setup "$venv/bin/ansible localhost -m ansible.builtin.setup -a 'gather_subset=!all,hardware,network'"
 
 echo
 echo "## peak RSS of the module process"

@@ -2,18 +2,19 @@
 # 500 TCP port checks in one task (250 to an open port, 250 to a port whose SYNs are
 # dropped), 1 s timeout: the health_check binary vs the same checks in Python asyncio
 # (bench/ports.py), side by side in one run.
-#   1. wall time of the process (what a target pays per task), hyperfine
+#   1. wall time of the process (what a target pays per task), interleaved run by run
 #   2. peak memory of the process, /usr/bin/time -v
 # Runs in a network namespace of its own, where an nftables rule drops the SYNs: nothing
 # leaves the machine. Usage: bench/ports.sh [RUNS]   (as root, after `make build`)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 if [[ ${HX_BENCH_NETNS:-} != 1 ]]; then
   exec unshare --net env HX_BENCH_NETNS=1 "$0" "$@"
 fi
-runs=${1:-10}
-bin=bin/health_check_x86_64
-python=${PYTHON:-python3}
+runs=${1:-${HX_BENCH_RUNS:-10}}
+quick && runs=1
+bin=$(module_bin health_check)
 out=$(mktemp -d)
 listener=
 trap '[[ -n $listener ]] && kill "$listener"; rm -rf "$out"' EXIT
@@ -58,17 +59,16 @@ check "$bin"
 check "$python" bench/ports.py
 
 echo "## 500 port checks, 250 dropped, 1 s timeout ($runs runs)"
-hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$out/wall.md" --export-json "$out/wall.json" \
+"${measure[@]}" --runs "$runs" --warmup 1 --json "$out/wall.json" --title "500 port checks, 250 dropped" \
   -n health_check "$bin $out/args.json" \
-  -n "python asyncio" "$python bench/ports.py $out/args.json" >/dev/null
-cat "$out/wall.md"
+  -n "python asyncio" "$python bench/ports.py $out/args.json"
 "$python" - "$out/wall.json" <<'RATIO'
 import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+r = {x["name"]: x for x in json.load(open(sys.argv[1]))["commands"]}
 ours, theirs = r["health_check"], r["python asyncio"]
-over = lambda x: (x["mean"] - 1.0) * 1000
-print(f"\nwall: python asyncio takes {theirs['mean'] / ours['mean']:.2f}x the time of health_check; "
-      f"beyond the 1 s timeout: {over(ours):.0f} ms vs {over(theirs):.0f} ms ({over(theirs) / over(ours):.1f}x)")
+over = lambda x: (x["median"] - 1.0) * 1000
+print(f"\nbeyond the 1 s timeout (medians): health_check {over(ours):.0f} ms, python asyncio {over(theirs):.0f} ms "
+      f"({over(theirs) / max(over(ours), 1e-3):.1f}x)")
 RATIO
 
 echo

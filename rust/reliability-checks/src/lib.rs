@@ -43,8 +43,10 @@ pub use levels::Problems;
 
 use reliability_core::check::{join_perfdata, CheckResult, Counts, FailOn, Overall, Status, Summary};
 use reliability_core::spec::{Env, Opt, Spec};
+use reliability_os::state;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The check schema: every option of a health-check request, declared once.
@@ -59,6 +61,7 @@ pub fn spec() -> Spec {
             .choices(&["critical", "warning", "never"])
             .default("critical"),
         Opt::float("sample_interval").default(0.5).range(0.05, 60.0),
+        Opt::path("state_dir").default(state::DEFAULT_DIR),
     ])
 }
 
@@ -73,6 +76,7 @@ pub struct HealthParams {
     pub resources: Option<resources::ResourceParams>,
     pub fail_on: FailOn,
     pub sample_interval: f64,
+    pub state_dir: PathBuf,
 }
 
 /// A valid request, ready to [`run`].
@@ -84,8 +88,13 @@ pub struct HealthRequest {
     pub processes: Vec<processes::ProcessCheck>,
     pub resources: Option<resources::ResourceCheck>,
     pub fail_on: FailOn,
-    /// How long rates (CPU, network) are sampled over.
+    /// How long rates (network, unit and process CPU) are sampled over.
     pub sample_interval: Duration,
+    /// Where the host's CPU reading is kept between runs (`<state_dir>/cpu_sample/`);
+    /// `None`: never read nor kept.
+    pub state_dir: Option<PathBuf>,
+    /// Whether this run keeps its CPU reading there (false in check mode).
+    pub keep_state: bool,
 }
 
 /// Why a request cannot run: the engines' one request-error type.
@@ -126,6 +135,12 @@ impl HealthRequest {
             None if nothing_else => Some(default_resources()?),
             None => None,
         };
+        if !p.state_dir.is_absolute() {
+            problems.push(
+                "state_dir",
+                format!("'{}' is not an absolute path", p.state_dir.display()),
+            );
+        }
         if !problems.is_empty() {
             return Err(RequestError { problems: problems.0 });
         }
@@ -137,6 +152,8 @@ impl HealthRequest {
             resources,
             fail_on: p.fail_on,
             sample_interval: Duration::from_secs_f64(p.sample_interval),
+            state_dir: Some(p.state_dir),
+            keep_state: true,
         })
     }
 
@@ -206,6 +223,10 @@ pub struct HealthReport {
     pub failed: bool,
     /// One line for people: the verdict and what is wrong.
     pub msg: String,
+    /// Problems beside the checks (a kept CPU reading that could not be used), for the
+    /// caller to pass on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl reliability_core::request::Report for HealthReport {
@@ -220,7 +241,7 @@ impl reliability_core::request::Report for HealthReport {
         &self.msg
     }
     fn warnings(&self) -> &[String] {
-        &[]
+        &self.warnings
     }
 }
 
@@ -235,23 +256,33 @@ pub fn run(request: &HealthRequest) -> HealthReport {
         let http = (!request.http.is_empty()).then(|| scope.spawn(|| http::run(&request.http)));
         let processes =
             (!request.processes.is_empty()).then(|| scope.spawn(|| processes::run(&request.processes, interval)));
-        let resources = request
-            .resources
-            .as_ref()
-            .map(|r| scope.spawn(move || resources::run(r, interval)));
+        let resources = request.resources.as_ref().map(|r| {
+            let store = resources::CpuStore {
+                state_dir: request.state_dir.as_deref(),
+                keep: request.keep_state,
+            };
+            scope.spawn(move || resources::run(r, interval, store))
+        });
+        let resources = resources.map(|h| match h.join() {
+            Ok(got) => got,
+            Err(_) => (panicked("resources"), Vec::new()),
+        });
         (
             joined("services", services),
             joined("ports", ports),
             joined("http", http),
             joined("processes", processes),
-            joined("resources", resources),
+            resources,
         )
     });
+    let (resources, warnings) = resources.unwrap_or_default();
     let checks: Vec<CheckResult> = [services, ports, http, processes, resources]
         .into_iter()
         .flatten()
         .collect();
-    report(checks, request.fail_on, started.elapsed())
+    let mut report = report(checks, request.fail_on, started.elapsed());
+    report.warnings = warnings;
+    report
 }
 
 /// The results of one kind's thread; a thread that panicked gives one unknown result
@@ -259,15 +290,17 @@ pub fn run(request: &HealthRequest) -> HealthReport {
 fn joined(kind: &str, handle: Option<std::thread::ScopedJoinHandle<'_, Vec<CheckResult>>>) -> Vec<CheckResult> {
     match handle {
         None => Vec::new(),
-        Some(h) => h.join().unwrap_or_else(|_| {
-            vec![CheckResult::unknown(
-                kind,
-                kind,
-                format!("internal error: the {kind} checks panicked (this is a bug, please report it)"),
-                Duration::ZERO,
-            )]
-        }),
+        Some(h) => h.join().unwrap_or_else(|_| panicked(kind)),
     }
+}
+
+fn panicked(kind: &str) -> Vec<CheckResult> {
+    vec![CheckResult::unknown(
+        kind,
+        kind,
+        format!("internal error: the {kind} checks panicked (this is a bug, please report it)"),
+        Duration::ZERO,
+    )]
 }
 
 /// The report of finished checks.
@@ -282,6 +315,7 @@ pub fn report(checks: Vec<CheckResult>, fail_on: FailOn, wall: Duration) -> Heal
         failed,
         msg: summarise(summary.status, &summary.counts, &checks),
         checks,
+        warnings: Vec::new(),
     }
 }
 

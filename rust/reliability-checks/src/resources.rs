@@ -1,10 +1,16 @@
 //! `resources`: the host's CPU, memory, swap, load, disks and network against levels.
 //!
 //! The numbers are the facts of [`reliability_os::facts`], read the way the usual tools
-//! read them: CPU busy percent over the sample interval (as `top`), memory used from
+//! read them: CPU busy percent between two readings of `/proc/stat` (as `top`), memory used from
 //! available memory (as `free`), disk and inode use of the filesystem holding each path,
 //! rounded up (as `df` and `df -i`), load average per core, and network byte and error
 //! rates from two readings of the interface counters.
+//!
+//! CPU busy costs no wait when a recent reading was kept: the previous run's (or the
+//! monitor daemon's) under the state directory, between `cpu_sample` seconds and
+//! `cpu_max_age` seconds old, serves as the first reading; otherwise the CPU is sampled over
+//! `cpu_sample` seconds (see `reliability_os::cpu_sample`). The `cpu` result says which
+//! (`source`) and over what window (`window_s`).
 //!
 //! Seed levels (warning/critical): CPU 70/90, memory 80/95, disk and inodes 85/95. The
 //! others have no default levels and are reported with their value.
@@ -18,6 +24,7 @@ use reliability_core::size::format_size;
 use reliability_core::spec::{Kind, Opt, Spec};
 use reliability_core::subset::{Group, Subset};
 use reliability_core::threshold::Levels;
+use reliability_os::cpu_sample::{self, HostCpu};
 use reliability_os::facts::{self, disk_usage, DiskUsage, Gathered, Interface};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -38,6 +45,8 @@ pub fn option() -> Opt {
             .default(json!(["cpu", "memory", "swap", "load", "disk"])),
         Opt::raw("cpu_warning").default(70),
         Opt::raw("cpu_critical").default(90),
+        Opt::float("cpu_sample").default(0.1).range(0.05, 60.0),
+        Opt::float("cpu_max_age").default(300.0).range(0.0, 86400.0),
         Opt::raw("memory_warning").default(80),
         Opt::raw("memory_critical").default(95),
         Opt::raw("swap_warning"),
@@ -64,6 +73,8 @@ pub struct ResourceParams {
     pub include: Vec<String>,
     pub cpu_warning: Option<Value>,
     pub cpu_critical: Option<Value>,
+    pub cpu_sample: f64,
+    pub cpu_max_age: f64,
     pub memory_warning: Option<Value>,
     pub memory_critical: Option<Value>,
     pub swap_warning: Option<Value>,
@@ -86,6 +97,10 @@ pub struct ResourceParams {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceCheck {
     pub cpu: Option<Levels>,
+    /// The length of a fresh CPU sample, and the youngest kept reading used.
+    pub cpu_sample: Duration,
+    /// The oldest kept CPU reading used; zero: always sample.
+    pub cpu_max_age: Duration,
     pub memory: Option<Levels>,
     pub swap: Option<Levels>,
     /// Load average over one minute, per core.
@@ -140,6 +155,8 @@ impl ResourceCheck {
         );
         ResourceCheck {
             cpu: has("cpu").then_some(cpu),
+            cpu_sample: Duration::from_secs_f64(p.cpu_sample),
+            cpu_max_age: Duration::from_secs_f64(p.cpu_max_age),
             memory: has("memory").then_some(memory),
             swap: has("swap").then_some(swap),
             load: has("load").then_some(load),
@@ -153,9 +170,19 @@ impl ResourceCheck {
     }
 }
 
-/// Measures and judges everything asked for. CPU and network are sampled over
-/// `interval`, at the same time; the filesystems are measured meanwhile.
-pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
+/// Where the host's CPU reading is kept between runs.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuStore<'a> {
+    /// `None`: never read nor kept.
+    pub state_dir: Option<&'a std::path::Path>,
+    /// Whether this run keeps its reading (false in check mode).
+    pub keep: bool,
+}
+
+/// Measures and judges everything asked for, with the warnings to pass on. The network is
+/// sampled over `interval`; CPU busy comes from the kept reading or a `cpu_sample` long
+/// sample at the same time; the filesystems are measured meanwhile.
+pub fn run(check: &ResourceCheck, interval: Duration, store: CpuStore<'_>) -> (Vec<CheckResult>, Vec<String>) {
     let started = Instant::now();
     let groups = [
         (check.cpu.is_some(), Group::Cpu),
@@ -164,7 +191,7 @@ pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
     ];
     let subset: Subset = groups.iter().filter(|(w, _)| *w).map(|(_, g)| *g).collect();
     let network: Subset = [Group::Network].into_iter().collect();
-    let (facts, disks, net) = std::thread::scope(|scope| {
+    let (facts, disks, net, host_cpu) = std::thread::scope(|scope| {
         let disks = scope.spawn(|| {
             if check.disks.is_empty() {
                 Vec::new()
@@ -176,8 +203,17 @@ pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
             .interfaces
             .as_ref()
             .map(|_| (Instant::now(), facts::gather(&network, Duration::ZERO)));
-        let sample = if check.cpu.is_some() { interval } else { Duration::ZERO };
-        let facts = facts::gather(&subset, sample);
+        let host_cpu = check.cpu.is_some().then(|| {
+            scope.spawn(|| {
+                cpu_sample::measure(cpu_sample::Options {
+                    state_dir: store.state_dir,
+                    fresh: check.cpu_sample,
+                    max_age: check.cpu_max_age,
+                    keep: store.keep,
+                })
+            })
+        });
+        let facts = facts::gather(&subset, Duration::ZERO);
         let net = before.map(|(t0, before)| {
             let rest = interval.saturating_sub(t0.elapsed());
             std::thread::sleep(rest);
@@ -187,25 +223,24 @@ pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
         let disks = disks
             .join()
             .unwrap_or_else(|_| vec![Err("the measurement failed".into()); check.disks.len()]);
-        (facts, disks, net)
+        let host_cpu = host_cpu.map(|h| h.join().unwrap_or_else(|_| Err("the measurement failed".into())));
+        (facts, disks, net, host_cpu)
     });
     let duration = started.elapsed();
     let mut results = Vec::new();
     let unknown =
         |name: &str, kind: &str, why: &str| CheckResult::unknown(name, kind, format!("{name}: {why}"), duration);
 
+    let mut warnings = Vec::new();
     if let Some(levels) = &check.cpu {
-        results.push(match facts.cpu.as_ref().map(gathered) {
-            Some(Ok(cpu)) => match cpu.usage_percent {
-                Some(busy) => CheckResult::measured("cpu", "cpu", busy, Some(Unit::Percent), levels, duration)
-                    .with_detail("count", cpu.count)
-                    .with_detail("iowait_percent", cpu.iowait_percent)
-                    .with_detail("steal_percent", cpu.steal_percent)
-                    .with_detail("sample_seconds", cpu.sample_seconds),
-                None => unknown("cpu", "cpu", "no clock tick passed during the sample"),
-            },
-            Some(Err(e)) => unknown("cpu", "cpu", &e),
-            None => unknown("cpu", "cpu", "not measured"),
+        let count = facts.cpu.as_ref().map(gathered);
+        results.push(match (count, host_cpu) {
+            (Some(Ok(cpu)), Some(Ok(host))) => {
+                warnings.extend(host.warnings.iter().cloned());
+                judge_cpu(levels, cpu.count, &host, duration)
+            }
+            (Some(Err(e)), _) | (_, Some(Err(e))) => unknown("cpu", "cpu", &e),
+            _ => unknown("cpu", "cpu", "not measured"),
         });
     }
     let memory = facts.memory.as_ref().map(gathered);
@@ -301,7 +336,32 @@ pub fn run(check: &ResourceCheck, interval: Duration) -> Vec<CheckResult> {
             _ => results.push(unknown("network", "network", "not measured")),
         }
     }
-    results
+    (results, warnings)
+}
+
+/// The `cpu` result of a measurement: busy against `levels`, with the window it covers
+/// and where its first reading came from.
+pub fn judge_cpu(levels: &Levels, count: u32, host: &HostCpu, duration: Duration) -> CheckResult {
+    let window_s = (host.window.as_secs_f64() * 1000.0).round() / 1000.0;
+    let Some(usage) = host.usage else {
+        return CheckResult::unknown("cpu", "cpu", "cpu: no clock tick passed during the sample", duration)
+            .with_detail("window_s", window_s)
+            .with_detail("source", host.source.as_str());
+    };
+    let mut r = CheckResult::measured("cpu", "cpu", usage.usage_percent, Some(Unit::Percent), levels, duration)
+        .with_detail("count", count)
+        .with_detail("iowait_percent", usage.iowait_percent)
+        .with_detail("steal_percent", usage.steal_percent)
+        .with_detail("window_s", window_s)
+        .with_detail("sample_seconds", window_s)
+        .with_detail("source", host.source.as_str());
+    if let Some(why) = host.sampled_because {
+        r = r.with_detail("sampled_because", why);
+    }
+    if let Some(e) = &host.store_error {
+        r = r.with_detail("state_error", e.clone());
+    }
+    r
 }
 
 fn gathered<T: Clone>(g: &Gathered<T>) -> Result<T, String> {
@@ -466,6 +526,8 @@ mod tests {
             include: MEASURES.iter().map(|m| m.to_string()).collect(),
             cpu_warning: Some(json!(70)),
             cpu_critical: Some(json!(90)),
+            cpu_sample: 0.1,
+            cpu_max_age: 300.0,
             memory_warning: Some(json!(80)),
             memory_critical: Some(json!(95)),
             swap_warning: None,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod breaker;
 pub mod cancel;
 pub mod check;
+pub mod cpu_sample;
 pub mod duration;
 pub mod incident;
 pub mod maintenance;

@@ -65,10 +65,15 @@ impl Run {
 }
 
 /// Runs the binary as Ansible does, with `args` in a file; `fail_on: never` unless given,
-/// so that every test sees every check.
+/// so that every test sees every check; a state directory of its own unless given, so that
+/// no test reads or writes the host's.
 fn run(mut args: Value) -> Run {
     if args.get("fail_on").is_none() {
         args["fail_on"] = json!("never");
+    }
+    let state = tempfile::tempdir().unwrap();
+    if args.get("state_dir").is_none() {
+        args["state_dir"] = json!(state.path().join("state"));
     }
     run_exact(&args, Command::new(BIN))
 }
@@ -743,8 +748,11 @@ fn resources_that_must_pass_and_must_fail() {
     ] {
         assert_eq!(pass.status(name), "ok", "{name}: {}", pass.check(name));
     }
-    let sampled = pass.check("cpu")["details"]["sample_seconds"].as_f64().unwrap();
-    assert!((0.2..0.5).contains(&sampled), "{sampled}");
+    // A fresh state directory: no kept reading, so a `cpu_sample` (0.1 s) sample.
+    let cpu = &pass.check("cpu")["details"];
+    let sampled = cpu["window_s"].as_f64().unwrap();
+    assert!((0.1..0.4).contains(&sampled), "{sampled}");
+    assert_eq!(cpu["source"], "sampled");
     assert_eq!(pass.check("net lo rx")["unit"], "bytes/s");
 
     let fail = run(
@@ -901,6 +909,198 @@ fn check_mode_runs_the_same_read_only_checks() {
     assert_eq!(r.code, 0);
     assert_eq!(r.result["status"], "healthy");
     assert_eq!(r.result["invocation"]["module_args"]["ports"][0]["port"], open);
+}
+
+// ---- the kept CPU reading ------------------------------------------------------------------
+
+/// Only the CPU, in `state`, with `extra` options.
+fn cpu_run(state: &Path, extra: Value) -> Run {
+    let mut args = json!({"resources": {"include": ["cpu"]}, "state_dir": state});
+    for (k, v) in extra.as_object().unwrap() {
+        if k == "resources" {
+            for (rk, rv) in v.as_object().unwrap() {
+                args["resources"][rk] = rv.clone();
+            }
+        } else {
+            args[k] = v.clone();
+        }
+    }
+    run(args)
+}
+
+fn warnings(r: &Run) -> Vec<String> {
+    r.result["warnings"]
+        .as_array()
+        .map(|w| w.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn cpu_busy_from_the_previous_run_within_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let first = cpu_run(&state, json!({}));
+    let cpu = &first.check("cpu")["details"];
+    assert_eq!(cpu["source"], "sampled", "{}", first.result);
+    assert_eq!(cpu["sampled_because"], "none");
+    let window = cpu["window_s"].as_f64().unwrap();
+    assert!((0.1..0.4).contains(&window), "{window}");
+    assert!(warnings(&first).is_empty(), "{}", first.result);
+    let kept = state.join("cpu_sample/host.json");
+    assert_eq!(mode(&kept), 0o600);
+    assert_eq!(mode(&state.join("cpu_sample")), 0o700);
+
+    let pause = Duration::from_millis(1200);
+    thread::sleep(pause);
+    let second = cpu_run(&state, json!({}));
+    let cpu = &second.check("cpu")["details"];
+    assert_eq!(cpu["source"], "previous_sample", "{}", second.result);
+    // The window is the time between the two runs' readings: the pause and a run's worth.
+    let window = cpu["window_s"].as_f64().unwrap();
+    assert!((1.2..3.0).contains(&window), "{window}");
+    assert!(
+        cpu["usage"].is_null() && second.check("cpu")["value"].is_number(),
+        "{}",
+        second.result
+    );
+    // No wait: the run took less than the fresh sample it no longer needs.
+    assert!(
+        second.elapsed < first.elapsed + Duration::from_millis(500),
+        "{:?}",
+        second.elapsed
+    );
+
+    // Older than cpu_max_age: sampled afresh.
+    thread::sleep(Duration::from_millis(600));
+    let stale = cpu_run(&state, json!({"resources": {"cpu_max_age": 0.5}}));
+    assert_eq!(
+        stale.check("cpu")["details"]["sampled_because"],
+        "too_old",
+        "{}",
+        stale.result
+    );
+    // Reuse turned off.
+    let off = cpu_run(&state, json!({"resources": {"cpu_max_age": 0}}));
+    assert_eq!(
+        off.check("cpu")["details"]["sampled_because"],
+        "disabled",
+        "{}",
+        off.result
+    );
+}
+
+#[test]
+fn a_reading_of_another_boot_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    cpu_run(&state, json!({}));
+    let kept = state.join("cpu_sample/host.json");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    for reading in record["readings"].as_array_mut().unwrap() {
+        reading["boot_id"] = json!("00000000-0000-0000-0000-000000000000");
+    }
+    std::fs::write(&kept, record.to_string()).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let r = cpu_run(&state, json!({}));
+    assert_eq!(
+        r.check("cpu")["details"]["sampled_because"],
+        "other_boot",
+        "{}",
+        r.result
+    );
+    assert!(warnings(&r).is_empty(), "{}", r.result);
+}
+
+#[test]
+fn check_mode_reads_the_kept_reading_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let checked = cpu_run(&state, json!({"_ansible_check_mode": true}));
+    assert_eq!(
+        checked.check("cpu")["details"]["source"],
+        "sampled",
+        "{}",
+        checked.result
+    );
+    assert!(!state.exists(), "check mode created {}", state.display());
+
+    cpu_run(&state, json!({}));
+    let kept = state.join("cpu_sample/host.json");
+    let before = std::fs::read(&kept).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let checked = cpu_run(&state, json!({"_ansible_check_mode": true}));
+    assert_eq!(
+        checked.check("cpu")["details"]["source"],
+        "previous_sample",
+        "{}",
+        checked.result
+    );
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        before,
+        "check mode rewrote the kept reading"
+    );
+
+    // An unusable file is reported and left where it is.
+    std::fs::write(&kept, "{not json").unwrap();
+    let checked = cpu_run(&state, json!({"_ansible_check_mode": true}));
+    assert_eq!(checked.check("cpu")["details"]["source"], "sampled");
+    let w = warnings(&checked).join("\n");
+    assert!(w.contains("is unusable: not JSON") && !w.contains("moved aside"), "{w}");
+    assert_eq!(std::fs::read(&kept).unwrap(), b"{not json");
+}
+
+#[test]
+fn an_unusable_kept_reading_is_moved_aside_and_a_fifo_or_link_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    cpu_run(&state, json!({}));
+    let kept = state.join("cpu_sample/host.json");
+
+    std::fs::write(&kept, "{not json").unwrap();
+    let r = cpu_run(&state, json!({}));
+    assert_eq!(r.check("cpu")["details"]["source"], "sampled");
+    let w = warnings(&r).join("\n");
+    assert!(
+        w.contains("is unusable: not JSON") && w.contains("moved aside to"),
+        "{w}"
+    );
+    let aside = std::fs::read_dir(state.join("cpu_sample"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("host.corrupt-"))
+        .count();
+    assert_eq!(aside, 1);
+    // The next run starts afresh and keeps its reading.
+    let r = cpu_run(&state, json!({}));
+    assert!(warnings(&r).is_empty(), "{}", r.result);
+    assert!(kept.is_file());
+
+    // A FIFO: refused at once, not waited on.
+    std::fs::remove_file(&kept).unwrap();
+    nix::unistd::mkfifo(&kept, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let r = cpu_run(&state, json!({}));
+    assert!(r.elapsed < Duration::from_secs(3), "{:?}", r.elapsed);
+    assert_eq!(r.check("cpu")["details"]["source"], "sampled");
+    let w = warnings(&r).join("\n");
+    assert!(w.contains("FIFO") && w.contains("host.json"), "{w}");
+
+    // A planted link: refused, its target untouched.
+    std::fs::remove_file(&kept).unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, "keep me").unwrap();
+    std::os::unix::fs::symlink(&target, &kept).unwrap();
+    let r = cpu_run(&state, json!({}));
+    assert_eq!(r.check("cpu")["details"]["source"], "sampled");
+    let w = warnings(&r).join("\n");
+    assert!(w.contains("link") && w.contains("host.json"), "{w}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    assert!(std::fs::symlink_metadata(&kept).unwrap().file_type().is_symlink());
 }
 
 #[test]

@@ -1166,6 +1166,9 @@ impl Config {
             resources: None,
             fail_on: reliability_core::check::FailOn::Critical,
             sample_interval: Duration::from_millis(500),
+            // The daemon keeps the host's CPU reading where module runs find it.
+            state_dir: Some(self.service_monitoring.state_dir.clone()),
+            keep_state: true,
         };
         for e in entries {
             let r = &e.request;

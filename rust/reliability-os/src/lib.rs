@@ -9,6 +9,7 @@ pub mod archive;
 pub mod audit;
 pub mod clock;
 pub mod command;
+pub mod cpu_sample;
 pub mod facts;
 pub mod hashing;
 pub mod http;

@@ -46,7 +46,7 @@
 use crate::small_file::{self, Follow, SmallFileError};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use reliability_core::{breaker, maintenance, recovery, timestamp};
+use reliability_core::{breaker, cpu_sample, maintenance, recovery, timestamp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -85,6 +85,11 @@ impl Record for breaker::Breaker {
 impl Record for maintenance::AdHoc {
     const KIND: &'static str = maintenance::KIND;
     const VERSION: u32 = maintenance::VERSION;
+}
+
+impl Record for cpu_sample::Kept {
+    const KIND: &'static str = cpu_sample::KIND;
+    const VERSION: u32 = cpu_sample::VERSION;
 }
 
 impl Record for recovery::RecoveryState {

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Side-by-side timing for bench/*.sh: every command once per run, in turn, after warm-ups.
+
+    measure.py [--runs N] [--warmup N] [--per-task N] [--unit s|ms] [--title TEXT]
+               [--baseline NAME] [--ignore-failure] -n NAME COMMAND [-n NAME COMMAND ...]
+
+Unlike hyperfine, which runs all of one command's runs before the next command's, each run
+here runs every command once, one after the other, so that the load of a shared machine
+falls on all of them alike; a ratio is taken within a run (command / baseline of the same
+run), and the table shows the median and min-max of those ratios next to the median and
+min-max times. The baseline is the first command unless --baseline names another.
+
+--per-task N: COMMAND holds ``{n}`` and is run with n=1 and n=N in each run; the figure is
+the cost of one task, (t(N) - t(1)) / (N - 1), which removes the fixed start-up cost (an
+ansible-playbook process, a connection). Figures are then in ms.
+
+Prints a markdown table, and appends one JSON object per table to the file named by
+HX_BENCH_RESULTS (if set; and to --json FILE): suite, title, unit, baseline and per
+command the run-by-run figures (always in seconds) and ratios. BENCH_QUICK=1 means 1 run and no warm-up unless given.
+Standard library only.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    p.add_argument("--runs", type=int, default=1 if quick else 5)
+    p.add_argument("--warmup", type=int, default=0 if quick else 1)
+    p.add_argument("--per-task", type=int, default=0)
+    p.add_argument("--unit", choices=["s", "ms"], default=None)
+    p.add_argument("--title", default="")
+    p.add_argument("--baseline", default=None)
+    p.add_argument("--ignore-failure", action="store_true")
+    p.add_argument("--json", default=None, help="also write this table's record to this file")
+    p.add_argument("-n", "--name", nargs=2, action="append", metavar=("NAME", "COMMAND"), required=True)
+    a = p.parse_args()
+    if quick and "--runs" not in sys.argv:
+        a.runs = 1
+    a.unit = a.unit or ("ms" if a.per_task else "s")
+    return a
+
+
+def timed(command, ignore_failure):
+    started = time.perf_counter()
+    done = subprocess.run(["bash", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0 and not ignore_failure:
+        sys.stderr.write(done.stderr.decode(errors="replace")[-4000:])
+        sys.exit(f"measure.py: exit {done.returncode} from: {command}")
+    return elapsed
+
+
+def once(command, a):
+    if not a.per_task:
+        return timed(command, a.ignore_failure)
+    one = timed(command.replace("{n}", "1"), a.ignore_failure)
+    many = timed(command.replace("{n}", str(a.per_task)), a.ignore_failure)
+    return (many - one) / (a.per_task - 1)
+
+
+def fmt(x, unit):
+    v = x * 1000 if unit == "ms" else x
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}" if unit == "s" else f"{v:.1f}"
+
+
+def main():
+    a = parse()
+    names = [n for n, _ in a.name]
+    baseline = a.baseline or names[0]
+    if baseline not in names:
+        sys.exit(f"measure.py: --baseline {baseline!r} is not one of {names}")
+    for _ in range(a.warmup):
+        for _, command in a.name:
+            once(command, a)
+    times = {n: [] for n in names}
+    for _ in range(a.runs):
+        for name, command in a.name:
+            times[name].append(once(command, a))
+    rows = []
+    for name in names:
+        t = times[name]
+        ratios = [x / b if b > 0 else float("nan") for x, b in zip(t, times[baseline])]
+        rows.append(
+            {
+                "name": name,
+                "runs": t,
+                "median": statistics.median(t),
+                "min": min(t),
+                "max": max(t),
+                "ratios": ratios,
+                "ratio_median": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+            }
+        )
+    what = f"per task ({a.per_task}-task plays)" if a.per_task else "wall"
+    print(f"\n{a.title + ': ' if a.title else ''}{a.runs} runs, {a.warmup} warm-up, commands interleaved\n")
+    print(f"| {what} | median {a.unit} | min-max {a.unit} | x {baseline}, median of runs | min-max of ratios |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['name']} | {fmt(r['median'], a.unit)} | {fmt(r['min'], a.unit)}-{fmt(r['max'], a.unit)} "
+            f"| {r['ratio_median']:.2f} | {r['ratio_min']:.2f}-{r['ratio_max']:.2f} |"
+        )
+    record = {
+        "suite": os.environ.get("HX_BENCH_SUITE", ""),
+        "title": a.title,
+        "unit": a.unit,
+        "per_task": a.per_task or None,
+        "warmup": a.warmup,
+        "baseline": baseline,
+        "commands": rows,
+    }
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(record, f)
+    out = os.environ.get("HX_BENCH_RESULTS")
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
