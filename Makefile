@@ -43,7 +43,7 @@ run: install
 	ansible-playbook playbooks/health_summary.yml
 
 test: install
-	$(MAKE) cargo-test lint docs sanity integration molecule fuzz-smoke bench-quick
+	$(MAKE) cargo-test lint docs sanity integration molecule fuzz-smoke
 	@echo "make test: all suites passed"
 
 ## ---- set-up --------------------------------------------------------------------------
