@@ -30,7 +30,18 @@ FACTS = "hx.reliability.reliability_facts"
 ROOT_CACHE = "/root/.ansible/hx_reliability"
 USER_CACHE = "/home/hxuser/.ansible/hx_reliability"
 # Fields that differ from one run to the next whichever path runs the module.
-VOLATILE = {"duration", "duration_ms", "throughput_mbps", "since", "detected_at", "availability_percent", "seconds", "boot_time"}
+# `at` is when a recovery attempt was made (epoch ms).
+VOLATILE = {
+    "duration",
+    "duration_ms",
+    "throughput_mbps",
+    "since",
+    "detected_at",
+    "at",
+    "availability_percent",
+    "seconds",
+    "boot_time",
+}
 
 
 class Hosts:
