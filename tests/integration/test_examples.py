@@ -286,11 +286,11 @@ class SystemdHost:
     def inventory(self) -> Path:
         return self.state / "inventory.yml"
 
-    def run(self, *argv: str, stdin: str | None = None):
+    def run(self, *argv: str, stdin: str | None = None, check: bool = True):
         env = dict(os.environ, HX_TESTHOSTS_STATE=str(self.state))
         out = subprocess.run([str(TESTHOSTS), "exec", self.name, "--", *argv], env=env, input=stdin,
                              capture_output=True, text=True, timeout=120, check=False)
-        if out.returncode != 0:
+        if check and out.returncode != 0:
             pytest.fail(f"on {self.name}: {' '.join(argv)}: {out.stdout}{out.stderr}")
         return out.stdout
 
@@ -305,7 +305,7 @@ class SystemdHost:
         unit = instance or name
         self.run("systemctl", "stop", unit)
         self.run("systemctl", "revert", unit)
-        self.run("systemctl", "reset-failed", unit)
+        self.run("systemctl", "reset-failed", unit, check=False)  # refused when not loaded
 
 
 # ---- per-example set-up ----------------------------------------------------------------------
@@ -668,9 +668,11 @@ def role_deployed(w: World, _results):
     port and the process, all ok."""
     assert w.testhost.run("systemctl", "is-active", "reliability-monitor.service").strip() == "active"
     health = monitor_health(w.monitor_port)
-    results = [r for c in health["checks"] for r in c["results"]]
-    kinds = {r["kind"]: r["status"] for r in results}
-    assert health["status"] == "healthy" and kinds == {"service": "ok", "port": "ok", "process": "ok"}, health
+    # The seed's performance checks run too; this busy machine's CPU may fail them.
+    results = [r for c in health["checks"] for r in c["results"] if r["kind"] in ("service", "port", "process")]
+    kinds = {r["kind"]: (r["status"], r["message"]) for r in results}
+    assert {k: s for k, (s, _) in kinds.items()} == {"service": "ok", "port": "ok", "process": "ok"}, kinds
+    assert "nginx.service: active (running)" in kinds["service"][1] and "process nginx: 1 processes" in kinds["process"][1]
 
 
 # ---- what each example must show -------------------------------------------------------------
@@ -967,6 +969,7 @@ CASES: dict[str, Case] = {
         setup_recovery_ladder,
         {
             "A ladder of its own, with a quicker breaker (run 1)": failed(strategy="restart", level=1),
+            "A ladder of its own, with a quicker breaker (run 2)": failed(strategy="restart", level=1),
             "A ladder of its own, with a quicker breaker (run 3)": failed(strategy="restart", level=1, **{"failure_count.after": 3}),
             "A ladder of its own, with a quicker breaker (run 4)": failed(strategy="scale_resources", level=2, **{"failure_count.after": 4}),
             "A ladder of its own, with a quicker breaker (run 5)": failed(strategy="manual", level=3),
