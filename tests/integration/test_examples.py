@@ -1611,8 +1611,8 @@ def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:  # noqa: C901
         s.shown("audit", "reliability-monitor audit verify", [mon, "audit", "verify"])
         s.shown("audit", "cut -d, -f1,4-7 /var/lib/reliability_monitor/audit/audit.jsonl",
                 ["cut", "-d,", "-f1,4-7", "/var/lib/reliability_monitor/audit/audit.jsonl"])
-        s.shown("audit", "sed -i 's/\"reason\":\"kernel update\"/\"reason\":\"routine\"/' /var/lib/reliability_monitor/audit/audit.jsonl",
-                ["sed", "-i", 's/"reason":"kernel update"/"reason":"routine"/', "/var/lib/reliability_monitor/audit/audit.jsonl"])
+        s.shown("audit", "sed -i '5s/\"reason\":\"kernel update\"/\"reason\":\"routine\"/' /var/lib/reliability_monitor/audit/audit.jsonl",
+                ["sed", "-i", '5s/"reason":"kernel update"/"reason":"routine"/', "/var/lib/reliability_monitor/audit/audit.jsonl"])
         s.shown("audit", "reliability-monitor audit verify; echo $?", [mon, "audit", "verify"], rc=True)
     finally:
         host.run("systemctl", "stop", "reliability-monitor.service")
