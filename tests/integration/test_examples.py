@@ -1627,6 +1627,8 @@ VOLATILE = [
     (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d+ \w+ \d{4} \d\d:\d\d:\d\d [+-]\d{4}"), "<TIME>"),
     (re.compile(r"\b[0-9a-f]{16,}\b"), "<HEX>"),
     (re.compile(r"[A-Za-z0-9+/]{40,}={0,2}"), "<B64>"),
+    # A duration as the CLI writes it (248ms, 3s 824ms, 7m 30s): its shape follows its size.
+    (re.compile(r"\b\d+(\.\d+)?(ms|s|m|h|d)( \d+(\.\d+)?(ms|s|m|h|d))*\b"), "<DURATION>"),
     (re.compile(r"\d+(\.\d+)?"), "<N>"),
     (re.compile(r"\s+"), " "),
 ]
@@ -1645,7 +1647,8 @@ def readme_transcripts() -> dict[str, str]:
 
 def transcript_problems(name: str, shown: str, real: str) -> list[str]:
     """Where README's `shown` is not the `real` output: each shown line must be the next
-    real line (after `...`, any later one), volatile values masked."""
+    real line (after `...`, any later one), volatile values masked, up to the end (or a
+    last `...`)."""
     real_lines = [normalize(ln) for ln in real.splitlines()]
     i, gap = 0, False
     for n, line in enumerate(shown.splitlines(), 1):
@@ -1667,6 +1670,10 @@ def transcript_problems(name: str, shown: str, real: str) -> list[str]:
             return [f"README transcript '{name}' line {n}: {line!r} is not in the real output "
                     f"(next real line: {near!r})"]
         i, gap = j + 1, False
+    rest = [ln for ln in real_lines[i:] if ln]
+    if rest and not gap:
+        return [f"README transcript '{name}' ends before the real output does (next real line: {rest[0]!r}); "
+                "end it with a '...' line to trim"]
     return []
 
 
