@@ -41,6 +41,7 @@ import pytest
 import yaml
 
 from conftest import REPO, TESTHOSTS, VENVS, Ansible, skip_unless_possible, systemd_booted
+from receivers import Alertmanager, HttpReceiver, SmtpReceiver, python_with_aiosmtpd, wait_until
 
 MARKER = re.compile(r"^\s*# example: ([a-z0-9-]+)\s*$")
 CALLBACKS = Path(__file__).parent / "callback_plugins"
@@ -672,7 +673,7 @@ def role_deployed(w: World, _results):
     # The seed's performance checks run too; this busy machine's CPU may fail them.
     results = [r for c in health["checks"] for r in c["results"] if r["kind"] in ("service", "port", "process")]
     kinds = {r["kind"]: (r["status"], r["message"]) for r in results}
-    assert {k: s for k, (s, _) in kinds.items()} == {"service": "ok", "port": "ok", "process": "ok"}, kinds
+    assert {k: v[0] for k, v in kinds.items()} == {"service": "ok", "port": "ok", "process": "ok"}, kinds
     assert "nginx.service: active (running)" in kinds["service"][1] and "process nginx: 1 processes" in kinds["process"][1]
 
 
@@ -727,6 +728,9 @@ def root_check(status: str) -> bool:
 def today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
 
+
+NGINX_TASK = "Recover nginx if it is down or its endpoint hangs"
+LADDER_TASK = "A ladder of its own, with a quicker breaker"
 
 CASES: dict[str, Case] = {
     "maintenance-deploy": Case(
@@ -948,19 +952,15 @@ CASES: dict[str, Case] = {
     "recovery-nginx": Case(
         setup_recovery_nginx,
         {
-            "Recover nginx if it is down or its endpoint hangs (run 1)": failed(outcome="still_failing", strategy="restart", level=1,
-                                      **{"failure_count.after": 1}),
-            "Recover nginx if it is down or its endpoint hangs (run 2)": failed(outcome="still_failing", strategy="restart", level=1,
-                                      **{"failure_count.after": 2}),
-            "Recover nginx if it is down or its endpoint hangs (run 3)": failed(outcome="still_failing", strategy="reload", level=2,
-                                      msg=lambda m: 'unknown directive "listen_backlog"' in m),
-            "Recover nginx if it is down or its endpoint hangs (run 4)": failed(outcome="still_failing", strategy="reload", level=2,
-                                      **{"failure_count.after": 4}),
-            "Recover nginx if it is down or its endpoint hangs (run 5)": ok(outcome="failed_over", strategy="failover", level=3, changed=True),
-            "Recover nginx if it is down or its endpoint hangs (run 6)": ok(outcome="failed_over", strategy="failover", level=3,
-                                  **{"failure_count.after": 6}),
-            "Recover nginx if it is down or its endpoint hangs (run 7)": failed(outcome="manual_intervention", strategy="manual", level=4,
-                                      msg=lambda m: "https://runbooks.example.org/nginx" in m),
+            f"{NGINX_TASK} (run 1)": failed(outcome="still_failing", strategy="restart", level=1, **{"failure_count.after": 1}),
+            f"{NGINX_TASK} (run 2)": failed(outcome="still_failing", strategy="restart", level=1, **{"failure_count.after": 2}),
+            f"{NGINX_TASK} (run 3)": failed(outcome="still_failing", strategy="reload", level=2,
+                                            msg=lambda m: 'unknown directive "listen_backlog"' in m),
+            f"{NGINX_TASK} (run 4)": failed(outcome="still_failing", strategy="reload", level=2, **{"failure_count.after": 4}),
+            f"{NGINX_TASK} (run 5)": ok(outcome="failed_over", strategy="failover", level=3, changed=True),
+            f"{NGINX_TASK} (run 6)": ok(outcome="failed_over", strategy="failover", level=3, **{"failure_count.after": 6}),
+            f"{NGINX_TASK} (run 7)": failed(outcome="manual_intervention", strategy="manual", level=4,
+                                            msg=lambda m: "https://runbooks.example.org/nginx" in m),
         },
         host="testhost",
         runs=7,
@@ -969,12 +969,12 @@ CASES: dict[str, Case] = {
     "recovery-ladder": Case(
         setup_recovery_ladder,
         {
-            "A ladder of its own, with a quicker breaker (run 1)": failed(strategy="restart", level=1),
-            "A ladder of its own, with a quicker breaker (run 2)": failed(strategy="restart", level=1),
-            "A ladder of its own, with a quicker breaker (run 3)": failed(strategy="restart", level=1, **{"failure_count.after": 3}),
-            "A ladder of its own, with a quicker breaker (run 4)": failed(outcome="still_failing", strategy="scale_resources",
-                                                                          level=2, **{"failure_count.after": 4}),
-            "A ladder of its own, with a quicker breaker (run 5)": failed(strategy="manual", level=3),
+            f"{LADDER_TASK} (run 1)": failed(strategy="restart", level=1),
+            f"{LADDER_TASK} (run 2)": failed(strategy="restart", level=1),
+            f"{LADDER_TASK} (run 3)": failed(strategy="restart", level=1, **{"failure_count.after": 3}),
+            f"{LADDER_TASK} (run 4)": failed(outcome="still_failing", strategy="scale_resources", level=2,
+                                             **{"failure_count.after": 4}),
+            f"{LADDER_TASK} (run 5)": failed(strategy="manual", level=3),
         },
         host="testhost",
         runs=5,
@@ -1007,7 +1007,6 @@ NOT_RUN: dict[str, str] = {
                 "match is run against stand-in processes by test_web_tier_process_match",
     "health-web": "needs db1/db2.example.org, an application on 8080 and a public HTTPS site",
 }
-
 
 
 # ---- the playbooks ---------------------------------------------------------------------------
@@ -1510,9 +1509,8 @@ def _http_shown(r) -> str:
     return "\n".join(head) + "\n\n" + body + "\n" + verdict.lstrip("\n") + ("\n" if verdict else "")
 
 
-def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:  # noqa: C901 (one story, step by step)
-    from receivers import Alertmanager, HttpReceiver, SmtpReceiver, python_with_aiosmtpd, wait_until
-
+def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
+    """The run the README shows, step by step; returns each transcript."""
     s = Story(host, tmp)
     python = python_with_aiosmtpd()
     if python is None:
