@@ -1567,6 +1567,12 @@ def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
         # `status` reads what the daemon writes every 15 s.
         wait_until("the daemon's last results", lambda: "no results" not in s.monitor("status"), within=20)
 
+        s.transcripts["daemon-log"] = ("$ journalctl -u reliability-monitor -o cat\n"
+                                       + "\n".join(s.journal()) + "\n")
+        for path, name, flags in (("/health", "endpoint-health", ["-i"]), ("/metrics", "endpoint-metrics", [])):
+            out = subprocess.run(["curl", "-s", *flags, f"http://127.0.0.1:{ports['listen']}{path}"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+            s.transcripts[name] = f"$ curl {' '.join(flags + [f'localhost:9189{path}'])}\n" + out.replace("\r\n", "\n")
         s.shown("monitor-status", "reliability-monitor status", ["/usr/local/bin/reliability-monitor", "status"])
         s.shown("monitor-incidents", "reliability-monitor incidents", ["/usr/local/bin/reliability-monitor", "incidents"])
 
@@ -1625,6 +1631,8 @@ VOLATILE = [
     (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d+ \w+ \d{4} \d\d:\d\d:\d\d [+-]\d{4}"), "<TIME>"),
     (re.compile(r"\b[0-9a-f]{16,}\b"), "<HEX>"),
     (re.compile(r"[A-Za-z0-9+/]{40,}={0,2}"), "<B64>"),
+    # A size for people (985.3 MiB, 2.12 GiB): its unit follows its size.
+    (re.compile(r"\b\d+(\.\d+)? ?(B|KiB|MiB|GiB|TiB)\b"), "<SIZE>"),
     # A duration as the CLI writes it (248ms, 3s 824ms, 7m 30s): its shape follows its size.
     (re.compile(r"\b\d+(\.\d+)?(ms|s|m|h|d)( \d+(\.\d+)?(ms|s|m|h|d))*\b"), "<DURATION>"),
     (re.compile(r"\d+(\.\d+)?"), "<N>"),
