@@ -1626,6 +1626,47 @@ def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
     return s.transcripts
 
 
+LADDER_SHOP = """[Unit]
+Description=shop, whose start keeps failing (tests/integration/test_examples.py)
+[Service]
+ExecStartPre=/bin/false
+ExecStart=/usr/bin/python3 -m http.server {port} --bind 127.0.0.1
+"""
+
+
+def ladder_story(host: SystemdHost) -> str:
+    """README "Self-healing": four runs of service_recovery on a service that cannot start,
+    with a ladder of one rung per failure; each result condensed to what the README shows."""
+    shop, standby = free_port(), free_port()
+    host.unit("shop.service", LADDER_SHOP.format(port=shop))
+    host.unit("shop-standby.service", web_unit(standby))
+    args = {
+        "service": "shop", "health": {"http": [{"url": f"http://127.0.0.1:{shop}/", "timeout": 1}]},
+        "escalation": [{"failures": "1", "strategy": "restart"}, {"failures": "2", "strategy": "reload"},
+                       {"failures": "3", "strategy": "failover"}, {"failures": "4-", "strategy": "manual"}],
+        "reload": {"config_test": ["python3", "-c", "import sys; sys.exit('shop.conf line 12: unknown directive listen_backlog')"]},
+        "failover": {"units": ["shop-standby"], "health": {"http": [{"url": f"http://127.0.0.1:{standby}/"}]}},
+        "runbook_url": "https://runbooks.example.org/shop", "timeout": 3, "state_dir": "/var/lib/hx-ladder",
+    }
+    host.run("rm", "-rf", "/var/lib/hx-ladder")
+    ans = Ansible("2.19", host.inventory)
+    text = "$ cat ladder.json\n{" + ",\n ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in args.items()) + "}\n"
+    text += ("$ for i in 1 2 3 4; do ansible -i /run/hx-testhosts/inventory.yml hx-ex-1 -m hx.reliability.service_recovery"
+             " -a \"$(cat ladder.json)\"; done   # condensed\n")
+    for _run in range(4):
+        res = ans.adhoc(host.name, "hx.reliability.service_recovery", json.dumps(args))[host.name]
+        state = "FAILED!" if res.get("failed") else ("CHANGED" if res.get("changed") else "SUCCESS")
+        head = {k: res.get(k) for k in ("outcome", "level", "strategy")}
+        head["failure_count"] = {k: res["failure_count"][k] for k in ("before", "after")}
+        text += f"{host.name} | {state} => {json.dumps(head)}\n  msg: {res['msg']}\n"
+    text += "  history: " + json.dumps([{k: h.get(k) for k in ("failure_count", "strategy", "outcome")}
+                                       for h in res.get("history", [])]) + "\n"
+    stats = res["stats"]
+    text += "  stats: " + json.dumps({k: stats[k] for k in ("incidents", "attempts", "recovered", "mttr_s", "availability_percent",
+                                                            "recovery_success_rate", "escalation_rate")}) + "\n"
+    return text
+
+
 VOLATILE = [
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"), "<TIME>"),
     (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d+ \w+ \d{4} \d\d:\d\d:\d\d [+-]\d{4}"), "<TIME>"),
@@ -1689,6 +1730,7 @@ def test_readme_transcripts_match_a_real_run(testhosts_pair, tmp_path):
     prints now."""
     shown = readme_transcripts()
     real = monitor_story(testhosts_pair[1], tmp_path)
+    real["recovery-ladder-adhoc"] = ladder_story(testhosts_pair[0])
     out = os.environ.get("HX_WRITE_TRANSCRIPTS")
     if out:
         Path(out).write_text("".join(f"<!-- transcript: {k} -->\n```\n{v}```\n\n" for k, v in real.items()))
