@@ -19,6 +19,11 @@ part of a module's EXAMPLES (plugins/modules/*.yml); each starts with a line
 An example NAME in ``NOT_RUN`` is not run, for the reason given there (also said in the
 docs). A marked example that is in neither table fails the test, and so does a YAML task
 block without a marker: a new example joins by its marker and a row here.
+
+Each playbook under playbooks/ has its row in ``PLAYBOOKS`` (set-up, the variables its
+header shows, what each task must show); a playbook without one fails the test. README
+blocks headed ``<!-- transcript: NAME -->`` are compared with a real run of the monitor and
+of service_recovery's ladder (``test_readme_transcripts_match_a_real_run``, at the end).
 """
 
 from __future__ import annotations
