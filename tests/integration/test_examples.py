@@ -1480,7 +1480,10 @@ class Story:
         return out.stdout
 
     def journal(self) -> list[str]:
-        return self.exec("journalctl", "-q", "-o", "cat", "--no-pager", "-u", "reliability-monitor.service").stdout.splitlines()
+        """The daemon's own lines (not systemd's about it, which the journal orders freely
+        against them)."""
+        return self.exec("journalctl", "-q", "-o", "cat", "--no-pager",
+                         "_SYSTEMD_UNIT=reliability-monitor.service").stdout.splitlines()
 
 
 def _tls_pair(d: Path) -> tuple[Path, Path, Path]:
@@ -1534,8 +1537,9 @@ def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
         s.put("/usr/local/bin/reliability-monitor", MONITOR.read_bytes(), 0o755)
         s.put("/etc/reliability_monitor/smtp-ca.pem", ca.read_bytes())
         s.put("/etc/reliability_monitor/smtp-password", "pa55word\n", 0o600)
-        s.put("/etc/reliability_monitor/config.yml", STORY_CONFIG.format(
-            smtp=smtp.port, http=http.port, alertmanager=am.port, secret=STORY_SECRET, **ports), 0o600)
+        config = STORY_CONFIG.format(smtp=smtp.port, http=http.port, alertmanager=am.port, secret=STORY_SECRET, **ports)
+        s.put("/etc/reliability_monitor/config.yml", config, 0o600)
+        s.transcripts["monitor-config-alerts"] = config[config.index("alerting:"):]
         for name in ("shop", "payments", "search"):
             s.put(f"/etc/systemd/system/{name}.service", web_unit(ports[name]))
         s.put("/etc/systemd/system/reliability-monitor.service", STORY_UNIT)
@@ -1572,7 +1576,7 @@ def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
         # `status` reads what the daemon writes every 15 s.
         wait_until("the daemon's last results", lambda: "no results" not in s.monitor("status"), within=20)
 
-        s.transcripts["daemon-log"] = ("$ journalctl -u reliability-monitor -o cat\n"
+        s.transcripts["daemon-log"] = ("$ journalctl -o cat _SYSTEMD_UNIT=reliability-monitor.service\n"
                                        + "\n".join(s.journal()) + "\n")
         for path, name, flags in (("/health", "endpoint-health", ["-i"]), ("/metrics", "endpoint-metrics", [])):
             out = subprocess.run(["curl", "-s", *flags, f"http://127.0.0.1:{ports['listen']}{path}"],
@@ -1604,7 +1608,7 @@ def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
         time.sleep(3)
         held = [r for r in http.requests if b"search" in r.body]
         assert held == [], f"alerts sent inside the window: {held}"
-        s.transcripts["maintenance"] += "$ systemctl stop search; sleep 5; journalctl -u reliability-monitor -o cat\n"
+        s.transcripts["maintenance"] += "$ systemctl stop search; sleep 5; journalctl -o cat _SYSTEMD_UNIT=reliability-monitor.service\n"
         s.transcripts["maintenance"] += "\n".join(s.journal()[mark - 1:]) + "\n"
         mark = len(s.journal())
         s.shown("maintenance", "reliability-monitor maintenance stop", [mon, "maintenance", "stop"])
@@ -1613,7 +1617,7 @@ def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
         after = time.time() - stopped
         assert after < 5, f"the held alert came {after:.1f} s after the window closed"
         time.sleep(1)
-        s.transcripts["maintenance"] += "$ journalctl -u reliability-monitor -o cat\n"
+        s.transcripts["maintenance"] += "$ journalctl -o cat _SYSTEMD_UNIT=reliability-monitor.service\n"
         s.transcripts["maintenance"] += "\n".join(s.journal()[mark:]) + "\n"
 
         # The audit trail of it all, then one line edited.
