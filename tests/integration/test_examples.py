@@ -680,6 +680,11 @@ def role_deployed(w: World, _results):
     kinds = {r["kind"]: (r["status"], r["message"]) for r in results}
     assert {k: v[0] for k, v in kinds.items()} == {"service": "ok", "port": "ok", "process": "ok"}, kinds
     assert "nginx.service: active (running)" in kinds["service"][1] and "process nginx: 1 processes" in kinds["process"][1]
+    # The seed's cron jobs: services and performance every 5 minutes, backups hourly.
+    cron = w.testhost.run("cat", "/etc/cron.d/reliability_monitor")
+    jobs = sorted((line.split(" root ")[0], line.split("--type ")[1].split()[0])
+                  for line in cron.splitlines() if " root " in line)
+    assert jobs == [("*/5 * * * *", "performance"), ("*/5 * * * *", "services"), ("0 * * * *", "backup")], cron
 
 
 # ---- what each example must show -------------------------------------------------------------
