@@ -1491,6 +1491,21 @@ class Story:
                          "_SYSTEMD_UNIT=reliability-monitor.service").stdout.splitlines()
 
 
+def http_get_raw(port: int, path: str) -> str:
+    """The response to a GET as it came off the wire (what `curl -i` prints), CRLF as LF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        # As curl asks: HTTP/1.1, keep-alive; the body is as long as Content-Length says.
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost:9189\r\nUser-Agent: curl\r\nAccept: */*\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        while len(body) < length:
+            body += conn.recv(65536)
+    return (head + b"\r\n\r\n" + body).decode().replace("\r\n", "\n")
+
+
 def _tls_pair(d: Path) -> tuple[Path, Path, Path]:
     """A private CA and a certificate for 127.0.0.1 it signed: (ca, cert, key)."""
     d.mkdir(parents=True, exist_ok=True)
@@ -1583,10 +1598,10 @@ def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
 
         s.transcripts["daemon-log"] = ("$ journalctl -o cat _SYSTEMD_UNIT=reliability-monitor.service\n"
                                        + "\n".join(s.journal()) + "\n")
-        for path, name, flags in (("/health", "endpoint-health", ["-i"]), ("/metrics", "endpoint-metrics", [])):
-            out = subprocess.run(["curl", "-s", *flags, f"http://127.0.0.1:{ports['listen']}{path}"],
-                                 capture_output=True, text=True, timeout=30, check=True).stdout
-            s.transcripts[name] = f"$ curl {' '.join(flags + [f'localhost:9189{path}'])}\n" + out.replace("\r\n", "\n")
+        for path, name, head in (("/health", "endpoint-health", True), ("/metrics", "endpoint-metrics", False)):
+            raw = http_get_raw(ports["listen"], path)
+            out = raw if head else raw.split("\n\n", 1)[1]
+            s.transcripts[name] = f"$ curl {'-i ' if head else ''}localhost:9189{path}\n" + out
         s.shown("monitor-status", "reliability-monitor status", ["/usr/local/bin/reliability-monitor", "status"])
         s.shown("monitor-incidents", "reliability-monitor incidents", ["/usr/local/bin/reliability-monitor", "incidents"])
 
