@@ -528,6 +528,82 @@ def setup_private_ca(w: World):
     pytest.fail("the https stand-in did not start")
 
 
+HTTPS_STAND_IN = """import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(301)
+        self.send_header("Location", "https://www.example.org/en/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(sys.argv[2], sys.argv[3])
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+"""
+
+APP_STAND_IN = """import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"status": "ok"}' if self.path == "/health" else b"not found"
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+CRON_STAND_IN = """[Unit]
+Description=A stand-in for cron (tests/integration/test_examples.py; cron is not in the test rootfs)
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def setup_health_web(w: World):
+    """health_check "A web host...", on a systemd test host whose ssh and sshd are real:
+    cron a stand-in unit (enabled), port 22 the host's SSH port, the two database hosts
+    127.0.0.1 and localhost with a listener, the application a small HTTP server answering
+    {"status": "ok"}, the public site an HTTPS server answering 301 with a certificate from
+    a private CA the test host trusts (added to its CA bundle). The hosts share this
+    machine's network, so the listeners run here."""
+    h = w.testhost
+    h.unit("cron.service", CRON_STAND_IN)
+    h.run("systemctl", "enable", "--now", "cron.service")
+    ssh_port = int((h.state / "hosts" / h.name / "port").read_text())
+    w.resubs.append((r"^(\s*)- port: 22$", rf"\1- port: {ssh_port}"))
+    db, app, site = free_port(), free_port(), free_port()
+    w.spawn(["python3", "-c", "import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+             f"s.bind(('0.0.0.0',{db}));s.listen(16)\nwhile True: s.accept()[0].close()"])
+    w.subs["hosts: [db1.example.org, db2.example.org]"] = "hosts: [127.0.0.1, localhost]"
+    w.resubs.append((r"^(\s*)port: 5432$", rf"\1port: {db}"))
+    w.spawn(["python3", "-c", APP_STAND_IN, str(app)])
+    w.subs["http://127.0.0.1:8080/health"] = f"http://127.0.0.1:{app}/health"
+    ca, cert, key = _tls_pair(w.tmp / "site-tls")
+    w.spawn(["python3", "-c", HTTPS_STAND_IN, str(site), str(cert), str(key)])
+    w.subs["https://www.example.org/"] = f"https://127.0.0.1:{site}/"
+    bundle = h.run("sh", "-c", "cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true")
+    if ca.read_text() not in bundle:
+        h.put("/etc/ssl/certs/ca-certificates.crt", bundle + ca.read_text())
+    for port in (db, app, site):
+        wait_port(port)
+
+
+def web_host_checks(checks) -> bool:
+    """Every check but the host's resources (this busy machine's CPU may fail those) is ok:
+    2 services, 3 ports (SSH, the two database hosts), 2 URLs, 1 process."""
+    mine = [c for c in checks if c["kind"] in ("service", "port", "http", "process")]
+    kinds = sorted(c["kind"] for c in mine)
+    return kinds == ["http", "http", "port", "port", "port", "process", "service", "service"] and all(
+        c["status"] == "ok" for c in mine)
+
+
 def closed_url(w: World):
     """The examples' remote endpoints, replaced by a closed loopback port: no test traffic
     leaves the machine, and the call fails as an unreachable backend does."""
@@ -831,6 +907,17 @@ CASES: dict[str, Case] = {
         },
         host="testhost",
     ),
+    "health-web": Case(
+        setup_health_web,
+        {
+            "A web host, every kind of check at once": {
+                "status": one_of_statuses("ok", "failed"),
+                "checks": web_host_checks,
+            },
+        },
+        host="testhost",
+        tolerate=["A web host, every kind of check at once"],
+    ),
     "health-report": Case(
         None,
         {
@@ -1015,7 +1102,6 @@ CASES: dict[str, Case] = {
 NOT_RUN: dict[str, str] = {
     "web-tier": "needs nginx, PHP-FPM, two PostgreSQL hosts and a public HTTPS site; its process "
                 "match is run against stand-in processes by test_web_tier_process_match",
-    "health-web": "needs db1/db2.example.org, an application on 8080 and a public HTTPS site",
 }
 
 
