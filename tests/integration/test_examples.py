@@ -19,6 +19,11 @@ part of a module's EXAMPLES (plugins/modules/*.yml); each starts with a line
 An example NAME in ``NOT_RUN`` is not run, for the reason given there (also said in the
 docs). A marked example that is in neither table fails the test, and so does a YAML task
 block without a marker: a new example joins by its marker and a row here.
+
+Each playbook under playbooks/ has its row in ``PLAYBOOKS`` (set-up, the variables its
+header shows, what each task must show); a playbook without one fails the test. README
+blocks headed ``<!-- transcript: NAME -->`` are compared with a real run of the monitor and
+of service_recovery's ladder (``test_readme_transcripts_match_a_real_run``, at the end).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -39,14 +45,18 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import REPO, TESTHOSTS, VENVS, Ansible, skip_unless_possible
+from conftest import REPO, TESTHOSTS, VENVS, Ansible, skip_unless_possible, systemd_booted
+from receivers import Alertmanager, HttpReceiver, SmtpReceiver, python_with_aiosmtpd, wait_until
 
 MARKER = re.compile(r"^\s*# example: ([a-z0-9-]+)\s*$")
 CALLBACKS = Path(__file__).parent / "callback_plugins"
 OUR_MODULES = [
     "reliability_facts", "health_check", "circuit_breaker", "service_recovery",
-    "backup_manifest", "backup_verify", "backup_retention",
+    "backup_manifest", "backup_verify", "backup_retention", "maintenance_window",
 ]
+# The modules whose state directory a run points into its own temporary directory.
+STATEFUL = ("circuit_breaker", "backup_verify", "backup_retention", "service_recovery", "maintenance_window")
+MONITOR = REPO / "roles" / "reliability_monitor" / "files" / "reliability-monitor_x86_64"
 
 # ---- finding the examples -----------------------------------------------------------------
 
@@ -132,6 +142,9 @@ class World:
         self.bin = tmp / "bin"
         self.bin.mkdir()
         self.testhost: SystemdHost | None = None
+        # The second test host, for what spans two hosts (playbooks/failover.yml).
+        self.backuphost: SystemdHost | None = None
+        self.monitor_port: int | None = None
         self._procs: list[subprocess.Popen] = []
         self._cleanups: list[Callable[[], None]] = []
 
@@ -157,6 +170,12 @@ class World:
 
     def on_exit(self, fn: Callable[[], None]):
         self._cleanups.append(fn)
+
+    @property
+    def remote_state(self) -> str:
+        """The state directory of a run on a test host: one per test, so no run sees
+        another's failure counts, breakers or windows."""
+        return f"/var/lib/hx-examples/{self.tmp.name}"
 
     def close(self):
         for p in self._procs:
@@ -196,6 +215,16 @@ def free_port() -> int:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def wait_port(port: int, within: float = 10):
+    deadline = time.time() + within
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"nothing listens on 127.0.0.1:{port} after {within} s")
 
 
 class PgServer:
@@ -264,13 +293,26 @@ class SystemdHost:
     def inventory(self) -> Path:
         return self.state / "inventory.yml"
 
-    def run(self, *argv: str, stdin: str | None = None):
+    def run(self, *argv: str, stdin: str | None = None, check: bool = True):
         env = dict(os.environ, HX_TESTHOSTS_STATE=str(self.state))
         out = subprocess.run([str(TESTHOSTS), "exec", self.name, "--", *argv], env=env, input=stdin,
                              capture_output=True, text=True, timeout=120, check=False)
-        if out.returncode != 0:
+        if check and out.returncode != 0:
             pytest.fail(f"on {self.name}: {' '.join(argv)}: {out.stdout}{out.stderr}")
         return out.stdout
+
+    def put(self, path: str, text: str, mode: str = "0644"):
+        self.run("install", "-D", "-m", mode, "/dev/stdin", path, stdin=text)
+
+    def unit(self, name: str, text: str, instance: str | None = None):
+        """Installs (or replaces) a unit, or a template and its `instance`, stopped, and
+        forgets what earlier runs left: runtime properties, the failed state."""
+        self.put(f"/etc/systemd/system/{name}", text)
+        self.run("systemctl", "daemon-reload")
+        unit = instance or name
+        self.run("systemctl", "stop", unit)
+        self.run("systemctl", "revert", unit)
+        self.run("systemctl", "reset-failed", unit, check=False)  # refused when not loaded
 
 
 # ---- per-example set-up ----------------------------------------------------------------------
@@ -486,6 +528,135 @@ def setup_private_ca(w: World):
     pytest.fail("the https stand-in did not start")
 
 
+HTTPS_STAND_IN = """import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(int(sys.argv[4]))
+        self.send_header("Location", "https://www.example.org/en/")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(sys.argv[2], sys.argv[3])
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+"""
+
+APP_STAND_IN = """import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"status": "ok"}' if self.path == "/health" else b"not found"
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+CRON_STAND_IN = """[Unit]
+Description=A stand-in for cron (tests/integration/test_examples.py; cron is not in the test rootfs)
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def setup_health_web(w: World):
+    """health_check "A web host...", on a systemd test host whose ssh and sshd are real:
+    cron a stand-in unit (enabled), port 22 the host's SSH port, the two database hosts
+    127.0.0.1 and localhost with a listener, the application a small HTTP server answering
+    {"status": "ok"}, the public site an HTTPS server answering 301 with a certificate from
+    a private CA the test host trusts (added to its CA bundle). The hosts share this
+    machine's network, so the listeners run here."""
+    h = w.testhost
+    h.unit("cron.service", CRON_STAND_IN)
+    h.run("systemctl", "enable", "--now", "cron.service")
+    ssh_port = int((h.state / "hosts" / h.name / "port").read_text())
+    w.resubs.append((r"^(\s*)- port: 22$", rf"\1- port: {ssh_port}"))
+    db, app, site = listener(w), free_port(), free_port()
+    w.subs["hosts: [db1.example.org, db2.example.org]"] = "hosts: [127.0.0.1, localhost]"
+    w.resubs.append((r"^(\s*)port: 5432$", rf"\1port: {db}"))
+    w.spawn(["python3", "-c", APP_STAND_IN, str(app)])
+    w.subs["http://127.0.0.1:8080/health"] = f"http://127.0.0.1:{app}/health"
+    https_site(w, site, 301)
+    w.subs["https://www.example.org/"] = f"https://127.0.0.1:{site}/"
+    for port in (db, app, site):
+        wait_port(port)
+
+
+def https_site(w: World, port: int, status: int):
+    """An HTTPS server on `port` answering every GET with `status` (and "ok"), its
+    certificate (30 days) from a private CA that the test host trusts: the CA is added to
+    its bundle, /etc/ssl/certs/ca-certificates.crt."""
+    ca, cert, key = _tls_pair(w.tmp / f"tls-{port}")
+    w.spawn(["python3", "-c", HTTPS_STAND_IN, str(port), str(cert), str(key), str(status)])
+    bundle = w.testhost.run("sh", "-c", "cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true")
+    w.testhost.put("/etc/ssl/certs/ca-certificates.crt", bundle + ca.read_text())
+
+
+def listener(w: World) -> int:
+    """A TCP port that accepts and closes, on every address (a database host stand-in)."""
+    port = free_port()
+    w.spawn(["python3", "-c", "import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+             f"s.bind(('0.0.0.0',{port}));s.listen(16)\nwhile True: s.accept()[0].close()"])
+    return port
+
+
+PHP_FPM_STAND_IN = """[Unit]
+Description=A stand-in for PHP-FPM, titled as Debian 12's (tests/integration/test_examples.py)
+
+[Service]
+ExecStart=/bin/bash -c '(exec -a "php-fpm: pool www" sleep infinity) & (exec -a "php-fpm: pool www" sleep infinity) & \
+  exec -a "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)" sleep infinity'
+"""
+
+
+def setup_web_tier(w: World):
+    """README "Is the web tier healthy?" on a systemd test host: nginx a unit that serves,
+    PHP-FPM a unit whose master and two pool workers are titled as Debian 12's, db1 and db2
+    127.0.0.1 and localhost with a listener, the public site an HTTPS server answering "ok"
+    with a certificate (30 days) from a private CA the host trusts; /var/lib/postgresql
+    made (on the root filesystem)."""
+    h = w.testhost
+    h.run("mkdir", "-p", "/usr/local/lib/hx-examples", "/var/lib/postgresql")
+    h.run("ln", "-sfn", "/usr/bin/python3", "/usr/local/lib/hx-examples/nginx")
+    h.unit("nginx.service", WEB_UNIT.format(port=free_port()))
+    h.unit("php8.2-fpm.service", PHP_FPM_STAND_IN)
+    h.run("systemctl", "start", "nginx.service", "php8.2-fpm.service")
+    # This machine sees the test host's processes: they must not count in its own checks.
+    w.on_exit(lambda: h.run("systemctl", "stop", "php8.2-fpm.service", check=False))
+    db, site = listener(w), free_port()
+    w.subs["hosts: [db1, db2], port: 5432"] = f"hosts: [127.0.0.1, localhost], port: {db}"
+    https_site(w, site, 200)
+    w.subs["https://shop.example/health"] = f"https://127.0.0.1:{site}/health"
+    wait_port(db)
+    wait_port(site)
+
+
+def web_tier_checks(checks) -> bool:
+    """Every check but the host's resources is ok (this busy machine's CPU may fail those):
+    nginx, the two database hosts, the site, PHP-FPM's 3 processes."""
+    mine = [c for c in checks if c["kind"] in ("service", "port", "http", "process")]
+    return (sorted(c["kind"] for c in mine) == ["http", "port", "port", "process", "service"]
+            and all(c["status"] == "ok" for c in mine)
+            and next(c for c in mine if c["kind"] == "process")["details"]["count"] == 3)
+
+
+def web_host_checks(checks) -> bool:
+    """Every check but the host's resources (this busy machine's CPU may fail those) is ok:
+    2 services, 3 ports (SSH, the two database hosts), 2 URLs, 1 process."""
+    mine = [c for c in checks if c["kind"] in ("service", "port", "http", "process")]
+    kinds = sorted(c["kind"] for c in mine)
+    return kinds == ["http", "http", "port", "port", "port", "process", "service", "service"] and all(
+        c["status"] == "ok" for c in mine)
+
+
 def closed_url(w: World):
     """The examples' remote endpoints, replaced by a closed loopback port: no test traffic
     leaves the machine, and the call fails as an unreachable backend does."""
@@ -496,6 +667,153 @@ def closed_url(w: World):
 def breaker_state_dir(w: World):
     closed_url(w)
     w.path("/var/lib/myapp/breakers")
+
+
+def setup_maintenance_deploy(w: World):
+    """maintenance_window "Deploy the web tier inside a maintenance window": its deploy.yml
+    is a stand-in that asks the monitor (the same binary the role installs) which windows
+    are in force, so the test sees the window as the daemon would."""
+    write(w.tmp / "deploy.yml", yaml.safe_dump([{
+        "name": "Deploy (stand-in: the windows in force, as the monitor reads them)",
+        "ansible.builtin.command": {"argv": [str(MONITOR), "maintenance", "list", "--json",
+                                             "--state-dir", str(w.tmp / "state")]},
+        "register": "windows", "changed_when": False,
+    }], sort_keys=False))
+    w.extra_vars["release"] = "4.2.0"
+
+
+KERNEL_END = "2026-12-24T06:00:00+01:00"
+
+
+def setup_maintenance_kernel(w: World):
+    """The example's fixed end moves to 06:00 (+01:00) twenty days from now, so it stays in
+    the future (an end in the past is refused)."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 20 * 86400))
+    w.subs[KERNEL_END] = f"{day}T06:00:00+01:00"
+    w.extra_vars["hx_kernel_end_utc"] = f"{day}T05:00:00.000Z"
+
+
+# A stand-in for nginx whose configuration is broken: `nginx -t` fails as nginx's does, so
+# the unit (ExecStartPre=nginx -t) cannot start and reload's config test stops the rung.
+NGINX_STAND_IN = """#!/bin/sh
+# A stand-in for nginx (tests/integration/test_examples.py) with a broken configuration.
+if [ "${1:-}" = -t ]; then
+  echo 'nginx: [emerg] unknown directive "listen_backlog" in /etc/nginx/nginx.conf:12' >&2
+  echo 'nginx: configuration file /etc/nginx/nginx.conf test failed' >&2
+  exit 1
+fi
+exec sleep infinity
+"""
+
+NGINX_UNIT = """[Unit]
+Description=A stand-in for nginx that cannot start (tests/integration/test_examples.py)
+
+[Service]
+ExecStartPre=/usr/local/sbin/nginx -t -q
+ExecStart=/usr/local/sbin/nginx
+"""
+
+STANDBY_UNIT = """[Unit]
+Description=A stand-in for nginx's standby (tests/integration/test_examples.py)
+
+[Service]
+ExecStart=/bin/sleep infinity
+"""
+
+
+def setup_recovery_nginx(w: World):
+    """service_recovery "Recover nginx...": nginx cannot start (its config test fails), the
+    standby can; the health URL is a closed port (the hosts share this machine's network)."""
+    h = w.testhost
+    h.put("/usr/local/sbin/nginx", NGINX_STAND_IN, "0755")
+    h.unit("nginx.service", NGINX_UNIT)
+    h.unit("nginx-standby.service", STANDBY_UNIT)
+    w.subs["http://127.0.0.1/healthz"] = f"http://127.0.0.1:{free_port()}/healthz"
+
+
+WORKER_UNIT = """[Unit]
+Description=A stand-in worker that cannot start (tests/integration/test_examples.py)
+
+[Service]
+Type=oneshot
+ExecStart=/bin/false
+MemoryMax=512M
+"""
+
+
+def setup_recovery_ladder(w: World):
+    """service_recovery "A ladder of its own...": worker@1 cannot start, MemoryMax 512M."""
+    w.testhost.unit("worker@.service", WORKER_UNIT, instance="worker@1.service")
+
+
+def worker_memory_max(w: World, _results):
+    """What scale_resources did, as systemd has it: 512M doubled."""
+    got = w.testhost.run("systemctl", "show", "-P", "MemoryMax", "worker@1.service").strip()
+    assert got == str(1 << 30), f"worker@1 MemoryMax is {got}, expected 1G (512M x 2)"
+
+
+WEB_UNIT = """[Unit]
+Description=A stand-in for nginx that serves (tests/integration/test_examples.py)
+
+[Service]
+ExecStart=/usr/local/lib/hx-examples/nginx -m http.server {port} --bind 127.0.0.1
+"""
+
+
+def setup_role_deploy(w: World):
+    """The role's example on a test host, its nginx a stand-in that serves HTTP and whose
+    process is called nginx (python3 through a link named nginx). Adapted: nginx's port
+    (the hosts share this machine's network, so 80 may be taken), the daemon's port for the
+    same reason, and no package installation (the hosts have no network; cron and
+    logrotate are not in their rootfs)."""
+    h = w.testhost
+    h.run("mkdir", "-p", "/usr/local/lib/hx-examples")
+    h.run("ln", "-sfn", "/usr/bin/python3", "/usr/local/lib/hx-examples/nginx")
+    web = free_port()
+    h.unit("nginx.service", WEB_UNIT.format(port=web))
+    h.run("systemctl", "start", "nginx.service")
+    w.resubs.append((r"^(\s*)port: 80$", rf"\1port: {web}"))
+    w.monitor_port = free_port()
+    w.extra_vars["reliability_monitor_service_monitoring"] = {"listen": {"port": w.monitor_port}}
+    w.extra_vars["reliability_monitor_install_packages"] = False
+
+
+def monitor_health(port: int, ready_within: float = 60) -> dict:
+    """The daemon's /health once it is ready (it is served from this machine's loopback:
+    the test hosts share its network)."""
+    deadline = time.time() + ready_within
+    body = None
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            body = json.loads(data.split(b"\r\n\r\n", 1)[1])
+            if body.get("ready") and all(c.get("runs", 0) > 0 for c in body["checks"]):
+                return body
+        except (OSError, ValueError, IndexError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"the monitor on port {port} was not ready within {ready_within} s: {body}")
+
+
+def role_deployed(w: World, _results):
+    """The unit runs, and the daemon checks nginx as the seed's entry says: the unit, the
+    port and the process, all ok."""
+    assert w.testhost.run("systemctl", "is-active", "reliability-monitor.service").strip() == "active"
+    health = monitor_health(w.monitor_port)
+    # The seed's performance checks run too; this busy machine's CPU may fail them.
+    results = [r for c in health["checks"] for r in c["results"] if r["kind"] in ("service", "port", "process")]
+    kinds = {r["kind"]: (r["status"], r["message"]) for r in results}
+    assert {k: v[0] for k, v in kinds.items()} == {"service": "ok", "port": "ok", "process": "ok"}, kinds
+    assert "nginx.service: active (running)" in kinds["service"][1] and "process nginx: 1 processes" in kinds["process"][1]
+    # The seed's cron jobs: services and performance every 5 minutes, backups hourly.
+    cron = w.testhost.run("cat", "/etc/cron.d/reliability_monitor")
+    jobs = sorted((line.split(" root ")[0], line.split("--type ")[1].split()[0])
+                  for line in cron.splitlines() if " root " in line)
+    assert jobs == [("*/5 * * * *", "performance"), ("*/5 * * * *", "services"), ("0 * * * *", "backup")], cron
 
 
 # ---- what each example must show -------------------------------------------------------------
@@ -525,6 +843,11 @@ class Case:
     # Tasks whose failure depends on this machine (a busy CPU): run with ignore_errors, and
     # their result checked for what they report rather than pass or fail.
     tolerate: list[str] = field(default_factory=list)
+    # Runs of the task list in a row, as a ladder needs (each task named "NAME (run N)",
+    # each with ignore_errors, its status checked like any other).
+    runs: int = 1
+    # Checks after the run on what the example changed (a unit's properties, a daemon).
+    after: Callable[[World, list[dict]], None] | None = None
 
 
 def root_used_percent() -> int:
@@ -544,6 +867,9 @@ def root_check(status: str) -> bool:
 def today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
 
+
+NGINX_TASK = "Recover nginx if it is down or its endpoint hangs"
+LADDER_TASK = "A ladder of its own, with a quicker breaker"
 
 CASES: dict[str, Case] = {
     "maintenance-deploy": Case(
@@ -633,6 +959,23 @@ CASES: dict[str, Case] = {
             }),
         },
         host="testhost",
+    ),
+    "web-tier": Case(
+        setup_web_tier,
+        {"Is the web tier healthy?": {"status": one_of_statuses("ok", "failed"), "checks": web_tier_checks}},
+        host="testhost",
+        tolerate=["Is the web tier healthy?"],
+    ),
+    "health-web": Case(
+        setup_health_web,
+        {
+            "A web host, every kind of check at once": {
+                "status": one_of_statuses("ok", "failed"),
+                "checks": web_host_checks,
+            },
+        },
+        host="testhost",
+        tolerate=["A web host, every kind of check at once"],
     ),
     "health-report": Case(
         None,
@@ -739,6 +1082,66 @@ CASES: dict[str, Case] = {
             }),
         },
     ),
+    "maintenance-window-deploy": Case(
+        setup_maintenance_deploy,
+        {
+            "Open a window for the deployment": ok(changed=True, **{
+                "window.active": True, "window.reason": "release 4.2.0",
+                "window.services": ["nginx.service", "app.service"]}),
+            # The monitor sees it in force while the play deploys.
+            "Deploy (stand-in: the windows in force, as the monitor reads them)": ok(**{
+                "stdout": lambda s: [(x["name"], x["reason"]) for x in json.loads(s)["windows"]]
+                == [("deploy", "release 4.2.0")]}),
+            "Close the window": ok(changed=True, window=None),
+        },
+    ),
+    "maintenance-window-kernel": Case(
+        setup_maintenance_kernel,
+        {
+            "A kernel update window until a fixed time": ok(changed=True, **{
+                "window.end": lambda e: e.endswith("T05:00:00.000Z"), "window.services": []}),
+        },
+    ),
+    # The default ladder to its end: failures 1-2 restart and 3-4 reload fail (the config
+    # test names the broken line), 5-6 fail over to the standby, 7 is manual with the
+    # runbook, within the rate limit of 7 an hour.
+    "recovery-nginx": Case(
+        setup_recovery_nginx,
+        {
+            f"{NGINX_TASK} (run 1)": failed(outcome="still_failing", strategy="restart", level=1, **{"failure_count.after": 1}),
+            f"{NGINX_TASK} (run 2)": failed(outcome="still_failing", strategy="restart", level=1, **{"failure_count.after": 2}),
+            f"{NGINX_TASK} (run 3)": failed(outcome="still_failing", strategy="reload", level=2,
+                                            msg=lambda m: 'unknown directive "listen_backlog"' in m),
+            f"{NGINX_TASK} (run 4)": failed(outcome="still_failing", strategy="reload", level=2, **{"failure_count.after": 4}),
+            f"{NGINX_TASK} (run 5)": ok(outcome="failed_over", strategy="failover", level=3, changed=True),
+            f"{NGINX_TASK} (run 6)": ok(outcome="failed_over", strategy="failover", level=3, **{"failure_count.after": 6}),
+            f"{NGINX_TASK} (run 7)": failed(outcome="manual_intervention", strategy="manual", level=4,
+                                            msg=lambda m: "https://runbooks.example.org/nginx" in m),
+        },
+        host="testhost",
+        runs=7,
+    ),
+    # Failure 4 reaches scale_resources (MemoryMax 512M doubled), as the breaker of 4 allows.
+    "recovery-ladder": Case(
+        setup_recovery_ladder,
+        {
+            f"{LADDER_TASK} (run 1)": failed(strategy="restart", level=1),
+            f"{LADDER_TASK} (run 2)": failed(strategy="restart", level=1),
+            f"{LADDER_TASK} (run 3)": failed(strategy="restart", level=1, **{"failure_count.after": 3}),
+            f"{LADDER_TASK} (run 4)": failed(outcome="still_failing", strategy="scale_resources", level=2,
+                                             **{"failure_count.after": 4}),
+            f"{LADDER_TASK} (run 5)": failed(strategy="manual", level=3),
+        },
+        host="testhost",
+        runs=5,
+        after=worker_memory_max,
+    ),
+    "role-deploy": Case(
+        setup_role_deploy,
+        {"Deploy reliability monitoring": ok()},
+        host="testhost",
+        after=role_deployed,
+    ),
     "retention": Case(
         setup_retention,
         {
@@ -755,16 +1158,164 @@ CASES: dict[str, Case] = {
 
 # Examples that are not run here, and why. Each reason is said in the docs too (README or
 # the module's EXAMPLES comment).
-NOT_RUN: dict[str, str] = {
-    "role-deploy": "deploys the monitor daemon under systemd: run as written by molecule/reliability_monitor "
-                   "on two systemd test hosts (make molecule)",
-    "web-tier": "needs nginx, PHP-FPM, two PostgreSQL hosts and a public HTTPS site; its process "
-                "match is run against stand-in processes by test_web_tier_process_match",
-    "health-web": "needs db1/db2.example.org, an application on 8080 and a public HTTPS site",
-    "recovery-nginx": "the escalation ladder is being reworked (issue 14, items 2-4); needs nginx "
-                      "and nginx-standby units on a systemd host",
-    "recovery-ladder": "the escalation ladder is being reworked (issue 14, items 2-4); needs a "
-                       "worker@ template unit on a systemd host",
+NOT_RUN: dict[str, str] = {}
+
+
+# ---- the playbooks ---------------------------------------------------------------------------
+# Each playbook under playbooks/ is run as it is, its variables given as its header comment
+# shows (-e), against localhost or the test hosts, and checked like an example.
+
+
+def web_unit(port: int) -> str:
+    return f"[Service]\nExecStart=/usr/bin/python3 -m http.server {port} --bind 127.0.0.1\n"
+
+
+# A unit that can never start: `systemctl restart` fails at once.
+BROKEN_UNIT = "[Service]\nType=oneshot\nExecStart=/bin/false\n"
+
+
+def setup_pb_health_check(w: World):
+    web, closed = free_port(), free_port()
+    w.spawn(["python3", "-m", "http.server", str(web), "--bind", "127.0.0.1"])
+    wait_port(web)
+    w.extra_vars.update(check_hosts="localhost",
+                        check_ports=[{"name": "web", "port": web}, {"name": "db", "port": closed}])
+
+
+def setup_pb_verify_backups(w: World):
+    for night in ("2026-11-22", "2026-11-23"):
+        d = w.tmp / "backup" / night
+        for i in range(5):
+            write(d / f"f{i}.csv", f"row {i}\n" * 100)
+        sha256sum(d, d / "SHA256SUMS")
+    write(w.tmp / "backup" / "2026-11-22" / "f3.csv", "flipped\n")
+    w.extra_vars.update(verify_hosts="localhost", verify_backups=[
+        {"manifest": str(w.tmp / "backup" / "2026-11-23" / "SHA256SUMS"), "record_good": "nightly"},
+        {"manifest": str(w.tmp / "backup" / "2026-11-22" / "SHA256SUMS")},
+    ])
+
+
+def setup_pb_recover(w: World):
+    """Two services on a test host: one serving, one killed."""
+    h, up, down = w.testhost, free_port(), free_port()
+    for name, port in (("ex-up", up), ("ex-down", down)):
+        h.unit(f"{name}.service", web_unit(port))
+        h.run("systemctl", "start", f"{name}.service")
+    h.run("systemctl", "kill", "-s", "KILL", "ex-down.service")
+    w.extra_vars.update(recover_hosts=h.name, recover_state_dir=w.remote_state, recover_services=[
+        {"service": "ex-up", "health": {"http": [{"url": f"http://127.0.0.1:{up}/", "timeout": 1}]}},
+        {"service": "ex-down", "health": {"http": [{"url": f"http://127.0.0.1:{down}/", "timeout": 1}]}},
+    ])
+
+
+def setup_pb_failover(w: World):
+    """ex-fo cannot start on the first host; its standby serves on the second."""
+    standby = free_port()
+    w.testhost.unit("ex-fo.service", BROKEN_UNIT)
+    w.backuphost.unit("ex-fo-standby.service", web_unit(standby))
+    w.extra_vars.update(failover_primary=w.testhost.name, failover_backup=w.backuphost.name,
+                        failover_service="ex-fo", failover_backup_service="ex-fo-standby",
+                        failover_backup_health={"ports": [{"port": standby}]},
+                        failover_state_dir=w.remote_state, failover_timeout=10)
+
+
+def setup_pb_site(w: World):
+    """The role through site.yml, its variables as a monitor.yml would give them: one port
+    check on a unit that serves."""
+    h, web = w.testhost, free_port()
+    h.unit("ex-site-web.service", web_unit(web))
+    h.run("systemctl", "start", "ex-site-web.service")
+    w.monitor_port = free_port()
+    w.extra_vars.update(site_hosts=h.name, reliability_monitor_install_packages=False,
+                        service_monitoring={"check_interval": 5, "listen": {"port": w.monitor_port}},
+                        health_checks={"enabled": True, "ports": [{"name": "site-web", "port": web}]})
+
+
+def site_deployed(w: World, _results):
+    assert w.testhost.run("systemctl", "is-active", "reliability-monitor.service").strip() == "active"
+    health = monitor_health(w.monitor_port)
+    names = {r["name"]: r["status"] for c in health["checks"] for r in c["results"]}
+    assert names.get("site-web") == "ok", health
+
+
+def unit_active(host_attr: str, unit: str):
+    def check(w: World, _results):
+        host = getattr(w, host_attr)
+        state = subprocess.run([str(TESTHOSTS), "exec", host.name, "--", "systemctl", "is-active", unit],
+                               env=dict(os.environ, HX_TESTHOSTS_STATE=str(host.state)),
+                               capture_output=True, text=True, check=False).stdout.strip()
+        assert state == "active", f"{unit} on {host.name} is {state}"
+    return check
+
+
+def summary_lines(msg) -> bool:
+    """playbooks/health_summary.yml: one line per subject, in order, systemd as this host has it."""
+    heads = ["", "CPU: ", "Load: ", "Memory: ", "Filesystems: ", "Network: ", "systemd: ", "Health: "]
+    systemd = "systemd: version" if systemd_booted() else "systemd: not running (PID 1 is"
+    return (len(msg) == 9 and all(line.startswith(h) for line, h in zip(msg, heads))
+            and "kernel" in msg[0] and msg[6].startswith(systemd) and "/ " in msg[4])
+
+
+PLAYBOOKS: dict[str, Case] = {
+    "health_check.yml": Case(
+        setup_pb_health_check,
+        {
+            "Run the checks": ok(**{"counts.critical": lambda n: n >= 1}),
+            "Print the summary table": ok(msg=lambda m: m[0].split() == ["HOST", "STATUS", "OK", "WARN", "CRIT", "UNKN", "PROBLEMS"]
+                                          and m[1].split()[:2] == ["localhost", "unhealthy"] and "db" in m[1].split(None, 6)[6]),
+            "Fail the run when a host is at or beyond check_fail_on": failed(msg=lambda m: "critical or unknown" in m),
+        },
+    ),
+    "health_summary.yml": Case(
+        None,
+        {
+            "Gather reliability facts": ok(),
+            "Check host resources against the default levels (CPU 70/90, memory 80/95, disk 85/95)": ok(),
+            "Print the summary": ok(msg=summary_lines),
+        },
+    ),
+    "verify_backups.yml": Case(
+        setup_pb_verify_backups,
+        {
+            "Verify each backup": ok(**{"results.0.status": "ok", "results.0.good.recorded": True,
+                                        "results.1.status": "failed"}),
+            "Print the summary table": ok(msg=lambda m: [line.split()[:2] for line in m]
+                                          == [["HOST", "STATUS"], ["localhost", "ok"], ["localhost", "failed"]]
+                                          and "mismatched" in m[2]),
+            "Fail the run when a backup is not good": failed(msg=lambda m: "2026-11-22" in m and "2026-11-23" not in m),
+        },
+    ),
+    "recover.yml": Case(
+        setup_pb_recover,
+        {
+            "Look at every service (check mode, touches nothing)": ok(**{
+                "results": lambda rs: [(r["item"]["service"], r["failing"]) for r in rs] == [("ex-up", False), ("ex-down", True)]}),
+            "Recover what is failing": ok(changed=True, **{
+                "results": lambda rs: [(r["item"]["item"]["service"], r["outcome"]) for r in rs] == [("ex-down", "recovered")]}),
+            "Report": ok(msg=lambda m: len(m) == 2 and "ex-up.service is healthy" in m[0] and "recovered" in m[1]),
+        },
+        host="testhost",
+        after=unit_active("testhost", "ex-down.service"),
+    ),
+    "failover.yml": Case(
+        setup_pb_failover,
+        {
+            "Primary, backup and both services are named": ok(),
+            "Recover on the primary (restarts, then hand over)": ok(outcome="manual_intervention", **{
+                "failure_count.after": 3}),
+            "Start the backup on the backup host": ok(changed=True),
+            "Verify the backup serves": ok(msg=lambda m: m.startswith("healthy: ")),
+            "Report": ok(msg=lambda m: m.startswith("ex-fo on hx-ex-1: failed over to hx-ex-2 (ex-fo-standby healthy)")),
+        },
+        host="testhost",
+        after=unit_active("backuphost", "ex-fo-standby.service"),
+    ),
+    "site.yml": Case(
+        setup_pb_site,
+        {"hx.reliability.reliability_monitor : Render the configuration": ok(changed=True)},
+        host="testhost",
+        after=site_deployed,
+    ),
 }
 
 
@@ -789,14 +1340,16 @@ def _play(example: Example, world: World, case: Case) -> list[dict]:
     text = world.rewrite(example.text)
     for pattern, repl in world.resubs:
         text = re.sub(pattern, repl, text, flags=re.M)
-    state = world.tmp / "state"
-    defaults = {f"hx.reliability.{m}": {"state_dir": str(state)}
-                for m in ("circuit_breaker", "backup_verify", "backup_retention", "service_recovery")}
+    state = world.remote_state if case.host == "testhost" else str(world.tmp / "state")
+    defaults = {f"hx.reliability.{m}": {"state_dir": state} for m in STATEFUL}
     data = yaml.safe_load(text)
     if example.is_play:
         plays = data
     else:
         host = world.testhost.name if case.host == "testhost" else case.host
+        if case.runs > 1:
+            data = [dict(task, name=f"{task['name']} (run {i})", ignore_errors=True)
+                    for i in range(1, case.runs + 1) for task in data]
         plays = [{"name": example.name, "hosts": host, "gather_facts": False, "tasks": data}]
     for play in plays:
         merged = dict(defaults)
@@ -808,7 +1361,8 @@ def _play(example: Example, world: World, case: Case) -> list[dict]:
     return plays
 
 
-def run_example(example: Example, case: Case, world: World, version: str = "2.19") -> list[dict]:
+def run_example(example: Example, case: Case, world: World, version: str = "2.19",
+                extra: tuple[str, ...] = ()) -> list[dict]:
     plays = _play(example, world, case)
     book = world.tmp / "example.yml"
     book.write_text(yaml.safe_dump(plays, sort_keys=False))
@@ -825,6 +1379,7 @@ def run_example(example: Example, case: Case, world: World, version: str = "2.19
     cmd = [str(ansible.bin / "ansible-playbook"), "-i", str(inventory), str(book)]
     if world.testhost:
         cmd[1:1] = ["-i", str(world.testhost.inventory)]
+    cmd += extra
     for k, v in world.extra_vars.items():
         cmd += ["-e", json.dumps({k: v})]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -885,16 +1440,47 @@ def test_every_example_is_marked_and_accounted_for():
 
 
 @pytest.fixture(scope="module")
-def testhost(tmp_path_factory):
-    """One systemd test host for the examples that need systemd, with a state dir of its
-    own; torn down at the end."""
-    state = tmp_path_factory.mktemp("example-host")
+def testhosts_pair(tmp_path_factory):
+    """Two systemd test hosts for the examples and playbooks that need systemd (the second
+    for what spans two hosts), with a state dir of their own; torn down at the end."""
+    state = tmp_path_factory.mktemp("example-hosts")
     env = dict(os.environ, HX_TESTHOSTS_STATE=str(state))
-    subprocess.run([str(TESTHOSTS), "up", "hx-ex-1"], env=env, check=True, timeout=600)
+    subprocess.run([str(TESTHOSTS), "up", "hx-ex-1", "hx-ex-2"], env=env, check=True, timeout=600)
     try:
-        yield SystemdHost("hx-ex-1", state)
+        yield SystemdHost("hx-ex-1", state), SystemdHost("hx-ex-2", state)
     finally:
         subprocess.run([str(TESTHOSTS), "down"], env=env, check=False, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def testhost(testhosts_pair):
+    return testhosts_pair[0]
+
+
+def test_every_playbook_is_run():
+    """Each playbook under playbooks/ has its row in PLAYBOOKS, and each row its playbook."""
+    found = {p.name for p in (REPO / "playbooks").glob("*.yml")}
+    assert found == set(PLAYBOOKS), (f"not run: {sorted(found - set(PLAYBOOKS))}; "
+                                     f"rows without a playbook: {sorted(set(PLAYBOOKS) - found)}")
+
+
+@pytest.mark.parametrize("name", sorted(PLAYBOOKS))
+def test_playbook(name, tmp_path, request):
+    """Runs one playbook (ansible-core 2.19) as it is, with the variables its header shows."""
+    case = PLAYBOOKS[name]
+    example = Example(f"playbook-{name}", f"playbooks/{name}", (REPO / "playbooks" / name).read_text())
+    world = World(tmp_path)
+    if case.host == "testhost":
+        world.testhost, world.backuphost = request.getfixturevalue("testhosts_pair")
+    try:
+        if case.setup:
+            case.setup(world)
+        results = run_example(example, case, world)
+        check_results(example.name, results, case.expect)
+        if case.after:
+            case.after(world, results)
+    finally:
+        world.close()
 
 
 @pytest.mark.parametrize("version", sorted(VENVS), ids=lambda v: f"ansible-core-{v}")
@@ -909,9 +1495,11 @@ def test_example(name, version, tmp_path, request):
         if case.setup:
             case.setup(world)
         results = run_example(example, case, world, version)
+        check_results(name, results, {world.rewrite(t): e for t, e in case.expect.items()})
+        if case.after:
+            case.after(world, results)
     finally:
         world.close()
-    check_results(name, results, {world.rewrite(t): e for t, e in case.expect.items()})
 
 
 def test_web_tier_process_match(tmp_path):
@@ -934,3 +1522,388 @@ def test_web_tier_process_match(tmp_path):
     finally:
         world.close()
     check_results("web-tier processes", results, {"processes": ok(**{"checks.0.status": "ok"})})
+
+
+# ---- the README's transcripts of the monitor ---------------------------------------------------
+#
+# A README block headed by `<!-- transcript: NAME -->` is output of a real run: the monitor
+# daemon on a systemd test host, with a service it heals, port checks it alerts on, and the
+# four alert channels delivering to real receivers on this machine's loopback (the test hosts
+# share its network): aiosmtpd (STARTTLS, AUTH), an HTTP receiver for Slack and the signed
+# webhook, Debian's prometheus-alertmanager read back with amtool. `monitor_story` runs it
+# and returns each transcript; the test compares every README line with the real output, as
+# a doctest does: volatile values (times, numbers, ports, keys) are masked on both sides,
+# runs of spaces are one, a line `...` stands for any lines (a trim), and `...` inside a line
+# for any text. HX_WRITE_TRANSCRIPTS=FILE writes the real transcripts there, to paste.
+
+STORY_SECRET = "whsec-4c1d2e"
+
+STORY_CONFIG = """service_monitoring:
+  check_interval: 1
+  consecutive_failures: 2
+  consecutive_successes: 1
+  state_dir: /var/lib/reliability_monitor
+  listen: {{port: {listen}}}
+performance_monitoring: {{enabled: false}}
+health_checks:
+  resources: {{include: [memory]}}
+  services:
+    - name: shop
+      type: systemd
+      port: {shop}
+      recovery: {{timeout: 10}}
+  ports:
+    - {{name: payments, port: {payments}, timeout: 1}}
+    - {{name: search, port: {search}, timeout: 1}}
+reliability_metrics: {{sla_target: 99.9}}
+alerting:
+  channels: [email, slack, webhook, alertmanager]
+  alert_on: {{check_failure: true}}
+  runbook_url: https://runbooks.example.org/monitor
+notifications:
+  email:
+    smtp_server: 127.0.0.1
+    smtp_port: {smtp}
+    tls: starttls
+    ca_file: /etc/reliability_monitor/smtp-ca.pem
+    username: alerts
+    password_file: /etc/reliability_monitor/smtp-password
+    from_address: monitor@example.org
+    to_addresses: [oncall@example.org, ops@example.org]
+  slack:
+    webhook_url: http://127.0.0.1:{http}/services/T0001/B0001/XXXXXXXX
+    channel: "#alerts"
+  webhook:
+    url: http://127.0.0.1:{http}/hook
+    secret: {secret}
+  alertmanager:
+    url: http://127.0.0.1:{alertmanager}
+"""
+
+STORY_UNIT = """[Unit]
+Description=reliability-monitor (tests/integration/test_examples.py)
+[Service]
+Type=notify
+ExecStart=/usr/local/bin/reliability-monitor daemon
+ExecReload=/bin/kill -HUP $MAINPID
+WatchdogSec=30
+"""
+
+
+class Story:
+    """The host of the transcripts and what it runs; `transcripts` holds each NAME's text."""
+
+    def __init__(self, host: SystemdHost, tmp: Path):
+        self.host, self.tmp = host, tmp
+        self.transcripts: dict[str, str] = {}
+        self.root = Path(f"/proc/{(host.state / 'hosts' / host.name / 'leader').read_text().strip()}/root")
+
+    def put(self, path: str, data: bytes | str, mode: int = 0o644):
+        target = self.root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data if isinstance(data, bytes) else data.encode())
+        os.chown(target, 0, 0)
+        target.chmod(mode)
+
+    def exec(self, *argv: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, HX_TESTHOSTS_STATE=str(self.host.state))
+        return subprocess.run([str(TESTHOSTS), "exec", self.host.name, "--", *argv], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    def shown(self, name: str, shown: str, argv: list[str], rc: bool = False, keep=None) -> str:
+        """Runs `argv` on the host and adds `$ shown` and its output to transcript `name`."""
+        out = self.exec(*argv)
+        text = out.stdout + out.stderr
+        if keep:
+            text = keep(text)
+        block = f"$ {shown}\n{text}"
+        if rc:
+            block += f"{out.returncode}\n"
+        self.transcripts[name] = self.transcripts.get(name, "") + block
+        return out.stdout
+
+    def monitor(self, *args: str) -> str:
+        out = self.exec("/usr/local/bin/reliability-monitor", *args)
+        return out.stdout
+
+    def journal(self) -> list[str]:
+        """The daemon's own lines (not systemd's about it, which the journal orders freely
+        against them)."""
+        return self.exec("journalctl", "-q", "-o", "cat", "--no-pager",
+                         "_SYSTEMD_UNIT=reliability-monitor.service").stdout.splitlines()
+
+
+def http_get_raw(port: int, path: str) -> str:
+    """The response to a GET as it came off the wire (what `curl -i` prints), CRLF as LF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        # As curl asks: HTTP/1.1, keep-alive; the body is as long as Content-Length says.
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost:9189\r\nUser-Agent: curl\r\nAccept: */*\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        while len(body) < length:
+            body += conn.recv(65536)
+    return (head + b"\r\n\r\n" + body).decode().replace("\r\n", "\n")
+
+
+def _tls_pair(d: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a certificate for 127.0.0.1 it signed: (ca, cert, key)."""
+    d.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=hx smtp test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "req.pem")
+    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "30",
+            "-extfile", "ext", "-out", "cert.pem")
+    return d / "ca.pem", d / "cert.pem", d / "key.pem"
+
+
+def _email_shown(message: dict) -> str:
+    """The message as the receiver got it: the envelope, then the headers and body, with
+    lettre's MIME line folding and transfer encoding as sent."""
+    return (f"MAIL FROM:<{message['mail_from']}> RCPT TO:{', '.join(f'<{r}>' for r in message['rcpt_tos'])} "
+            f"(STARTTLS: {'yes' if message['tls'] else 'no'}, AUTH {message['auth']})\n" + message["data"].replace("\r\n", "\n"))
+
+
+def _http_shown(r) -> str:
+    head = [f"{r.method} {r.path}"] + [f"{k}: {v}" for k, v in r.headers]
+    body = json.dumps(r.json(), indent=2, sort_keys=True)
+    verdict = "" if r.signature_ok is None else f"\n(signature {'verified' if r.signature_ok else 'WRONG'} with the shared secret)"
+    return "\n".join(head) + "\n\n" + body + "\n" + verdict.lstrip("\n") + ("\n" if verdict else "")
+
+
+def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
+    """The run the README shows, step by step; returns each transcript."""
+    s = Story(host, tmp)
+    python = python_with_aiosmtpd()
+    skip_unless_possible(python is not None, "no Python with aiosmtpd (requirements/dev.txt)")
+    skip_unless_possible(all(Path(b).exists() for b in ("/usr/bin/prometheus-alertmanager", "/usr/bin/amtool")),
+                         "prometheus-alertmanager (Debian package, tools/apt-packages.txt) is not installed")
+    ca, cert, key = _tls_pair(tmp / "tls")
+    http = HttpReceiver(secret=STORY_SECRET)
+    smtp = SmtpReceiver(python, tmp / "smtp", cert, key)
+    am = Alertmanager(tmp / "alertmanager")
+    ports = {"listen": free_port(), "shop": free_port(), "payments": free_port(), "search": free_port()}
+    try:
+        s.put("/usr/local/bin/reliability-monitor", MONITOR.read_bytes(), 0o755)
+        s.put("/etc/reliability_monitor/smtp-ca.pem", ca.read_bytes())
+        s.put("/etc/reliability_monitor/smtp-password", "pa55word\n", 0o600)
+        config = STORY_CONFIG.format(smtp=smtp.port, http=http.port, alertmanager=am.port, secret=STORY_SECRET, **ports)
+        s.put("/etc/reliability_monitor/config.yml", config, 0o600)
+        s.transcripts["monitor-config-alerts"] = config[config.index("alerting:"):]
+        for name in ("shop", "payments", "search"):
+            s.put(f"/etc/systemd/system/{name}.service", web_unit(ports[name]))
+        s.put("/etc/systemd/system/reliability-monitor.service", STORY_UNIT)
+        s.exec("rm", "-rf", "/var/lib/reliability_monitor")
+        host.run("systemctl", "daemon-reload")
+        host.run("systemctl", "restart", "shop", "payments", "search")
+        for p in ("shop", "payments", "search"):
+            wait_port(ports[p])
+        host.run("systemctl", "restart", "reliability-monitor.service")
+
+        # Two outages of shop, each healed by a restart.
+        for _outage in range(2):
+            host.run("systemctl", "kill", "-s", "KILL", "shop.service")
+            closed = len([ln for ln in s.journal() if "recovered" in ln])
+            wait_until("shop healed", lambda closed=closed: len([ln for ln in s.journal() if "recovered" in ln]) > closed,
+                       within=30)
+            wait_port(ports["shop"])
+            time.sleep(2)
+
+        # payments goes down: one alert, on every channel.
+        host.run("systemctl", "stop", "payments.service")
+
+        def hook():
+            return next((r for r in http.at("/hook") if r.json().get("service") == "payments"), None)
+
+        def slack():
+            return next((r for r in http.at("/services") if ": payments on " in r.json().get("text", "")), None)
+
+        def email():
+            return next((m for m in smtp.messages() if "\nService: payments\n" in m["data"].replace("\r\n", "\n")), None)
+
+        wait_until("the payments alert on every channel", lambda: (
+            hook() and slack() and email() and "payments" in am.amtool("alert", "query", "service=payments")), within=30)
+        # `status` reads what the daemon writes every 15 s.
+        wait_until("the daemon's last results", lambda: "no results" not in s.monitor("status"), within=20)
+
+        s.transcripts["daemon-log"] = ("$ journalctl -o cat _SYSTEMD_UNIT=reliability-monitor.service\n"
+                                       + "\n".join(s.journal()) + "\n")
+        for path, name, head in (("/health", "endpoint-health", True), ("/metrics", "endpoint-metrics", False)):
+            raw = http_get_raw(ports["listen"], path)
+            out = raw if head else raw.split("\n\n", 1)[1]
+            s.transcripts[name] = f"$ curl {'-i ' if head else ''}localhost:9189{path}\n" + out
+        s.shown("monitor-status", "reliability-monitor status", ["/usr/local/bin/reliability-monitor", "status"])
+        s.shown("monitor-incidents", "reliability-monitor incidents", ["/usr/local/bin/reliability-monitor", "incidents"])
+
+        s.transcripts["alert-webhook"] = _http_shown(hook())
+        s.transcripts["alert-slack"] = _http_shown(slack())
+        s.transcripts["alert-email"] = _email_shown(email())
+        with urllib.request.urlopen(f"{am.url}/api/v2/alerts?filter=service%3D%22payments%22", timeout=10) as r:
+            api = json.dumps(json.loads(r.read()), indent=2, sort_keys=True)
+        s.transcripts["alert-alertmanager"] = (
+            "$ amtool alert query service=payments\n" + am.amtool("alert", "query", "service=payments")
+            + "$ curl -s 'localhost:9093/api/v2/alerts?filter=service=\"payments\"' | python3 -m json.tool\n" + api + "\n")
+
+        # Maintenance: search fails inside an ad-hoc window and nothing is sent until it ends.
+        mon = "/usr/local/bin/reliability-monitor"
+        s.shown("maintenance", 'reliability-monitor maintenance start --for 2h --reason "kernel update"',
+                [mon, "maintenance", "start", "--for", "2h", "--reason", "kernel update"])
+        s.shown("maintenance", "reliability-monitor maintenance list", [mon, "maintenance", "list"])
+        wait_until("the window seen by the daemon", lambda: any("maintenance window 'cli' (ad_hoc) started" in ln
+                                                                for ln in s.journal()), within=10)
+        mark = len(s.journal())
+        host.run("systemctl", "stop", "search.service")
+        wait_until("search failing", lambda: any("health_checks.ports[1]: failing" in ln for ln in s.journal()[mark:]),
+                   within=15)
+        time.sleep(3)
+        held = [r for r in http.requests if b"search" in r.body]
+        assert held == [], f"alerts sent inside the window: {held}"
+        s.transcripts["maintenance"] += "$ systemctl stop search; sleep 5; journalctl -o cat _SYSTEMD_UNIT=reliability-monitor.service\n"
+        s.transcripts["maintenance"] += "\n".join(s.journal()[mark - 1:]) + "\n"
+        mark = len(s.journal())
+        s.shown("maintenance", "reliability-monitor maintenance stop", [mon, "maintenance", "stop"])
+        stopped = time.time()
+        wait_until("the search alert after the window", lambda: any(b"search" in r.body for r in http.at("/hook")), within=10)
+        after = time.time() - stopped
+        assert after < 5, f"the held alert came {after:.1f} s after the window closed"
+        time.sleep(1)
+        s.transcripts["maintenance"] += "$ journalctl -o cat _SYSTEMD_UNIT=reliability-monitor.service\n"
+        s.transcripts["maintenance"] += "\n".join(s.journal()[mark:]) + "\n"
+
+        # The audit trail of it all, then one line edited.
+        s.shown("audit", "reliability-monitor audit verify", [mon, "audit", "verify"])
+        s.shown("audit", "cut -d, -f1,4-7 /var/lib/reliability_monitor/audit/audit.jsonl",
+                ["cut", "-d,", "-f1,4-7", "/var/lib/reliability_monitor/audit/audit.jsonl"])
+        s.shown("audit", "sed -i '5s/\"reason\":\"kernel update\"/\"reason\":\"routine\"/' /var/lib/reliability_monitor/audit/audit.jsonl",
+                ["sed", "-i", '5s/"reason":"kernel update"/"reason":"routine"/', "/var/lib/reliability_monitor/audit/audit.jsonl"])
+        s.shown("audit", "reliability-monitor audit verify; echo $?", [mon, "audit", "verify"], rc=True)
+    finally:
+        host.run("systemctl", "stop", "reliability-monitor.service")
+        am.close()
+        smtp.close()
+        http.close()
+    return s.transcripts
+
+
+LADDER_SHOP = """[Unit]
+Description=shop, whose start keeps failing (tests/integration/test_examples.py)
+[Service]
+ExecStartPre=/bin/false
+ExecStart=/usr/bin/python3 -m http.server {port} --bind 127.0.0.1
+"""
+
+
+def ladder_story(host: SystemdHost) -> str:
+    """README "Self-healing": four runs of service_recovery on a service that cannot start,
+    with a ladder of one rung per failure; each result condensed to what the README shows."""
+    shop, standby = free_port(), free_port()
+    host.unit("shop.service", LADDER_SHOP.format(port=shop))
+    host.unit("shop-standby.service", web_unit(standby))
+    args = {
+        "service": "shop", "health": {"http": [{"url": f"http://127.0.0.1:{shop}/", "timeout": 1}]},
+        "escalation": [{"failures": "1", "strategy": "restart"}, {"failures": "2", "strategy": "reload"},
+                       {"failures": "3", "strategy": "failover"}, {"failures": "4-", "strategy": "manual"}],
+        "reload": {"config_test": ["python3", "-c", "import sys; sys.exit('shop.conf line 12: unknown directive listen_backlog')"]},
+        "failover": {"units": ["shop-standby"], "health": {"http": [{"url": f"http://127.0.0.1:{standby}/"}]}},
+        "runbook_url": "https://runbooks.example.org/shop", "timeout": 3, "state_dir": "/var/lib/hx-ladder",
+    }
+    host.run("rm", "-rf", "/var/lib/hx-ladder")
+    ans = Ansible("2.19", host.inventory)
+    text = "$ cat ladder.json\n{" + ",\n ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in args.items()) + "}\n"
+    text += ("$ for i in 1 2 3 4; do ansible -i /run/hx-testhosts/inventory.yml hx-ex-1 -m hx.reliability.service_recovery"
+             " -a \"$(cat ladder.json)\"; done   # condensed\n")
+    for _run in range(4):
+        res = ans.adhoc(host.name, "hx.reliability.service_recovery", json.dumps(args))[host.name]
+        state = "FAILED!" if res.get("failed") else ("CHANGED" if res.get("changed") else "SUCCESS")
+        head = {k: res.get(k) for k in ("outcome", "level", "strategy")}
+        head["failure_count"] = {k: res["failure_count"][k] for k in ("before", "after")}
+        text += f"{host.name} | {state} => {json.dumps(head)}\n  msg: {res['msg']}\n"
+    text += "  history: " + json.dumps([{k: h.get(k) for k in ("failure_count", "strategy", "outcome")}
+                                       for h in res.get("history", [])]) + "\n"
+    stats = res["stats"]
+    text += "  stats: " + json.dumps({k: stats[k] for k in ("incidents", "attempts", "recovered", "mttr_s", "availability_percent",
+                                                            "recovery_success_rate", "escalation_rate")}) + "\n"
+    return text
+
+
+VOLATILE = [
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"), "<TIME>"),
+    (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d+ \w+ \d{4} \d\d:\d\d:\d\d [+-]\d{4}"), "<TIME>"),
+    # Keys and digests (not a long decimal fraction: a hex string has a letter).
+    (re.compile(r"\b(?=[0-9a-f]*[a-f])[0-9a-f]{16,}\b"), "<HEX>"),
+    (re.compile(r"[A-Za-z0-9+/]{40,}={0,2}"), "<B64>"),
+    # A size for people (985.3 MiB, 2.12 GiB): its unit follows its size.
+    (re.compile(r"\b\d+(\.\d+)? ?(B|KiB|MiB|GiB|TiB)\b"), "<SIZE>"),
+    # A duration as the CLI writes it (248ms, 3s 824ms, 7m 30s): its shape follows its size.
+    (re.compile(r"\b\d+(\.\d+)?(ms|s|m|h|d)( \d+(\.\d+)?(ms|s|m|h|d))*\b"), "<DURATION>"),
+    (re.compile(r"\d+(\.\d+)?"), "<N>"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def normalize(line: str) -> str:
+    for pattern, repl in VOLATILE:
+        line = pattern.sub(repl, line)
+    return line.strip()
+
+
+def readme_transcripts() -> dict[str, str]:
+    readme = (REPO / "README.md").read_text()
+    return dict(re.findall(r"^<!-- transcript: ([a-z0-9-]+) -->\n```[a-z]*\n(.*?)^```", readme, re.S | re.M))
+
+
+def transcript_problems(name: str, shown: str, real: str) -> list[str]:
+    """Where README's `shown` is not the `real` output: each shown line must be the next
+    real line (after `...`, any later one), volatile values masked, up to the end (or a
+    last `...`)."""
+    real_lines = [normalize(ln) for ln in real.splitlines()]
+    i, gap = 0, False
+    for n, line in enumerate(shown.splitlines(), 1):
+        if line.strip() in ("...", "[...]"):
+            gap = True
+            continue
+        want = normalize(line)
+        rx = re.compile(".*?".join(re.escape(part) for part in want.split("...")) + "$") if "..." in want else None
+
+        def matches(got: str, want=want, rx=rx) -> bool:
+            return rx.match(got) is not None if rx else got == want
+
+        if gap:
+            j = next((j for j in range(i, len(real_lines)) if matches(real_lines[j])), None)
+        else:
+            j = i if i < len(real_lines) and matches(real_lines[i]) else None
+        if j is None:
+            near = real_lines[i] if i < len(real_lines) else "(the end)"
+            return [f"README transcript '{name}' line {n}: {line!r} is not in the real output "
+                    f"(next real line: {near!r})"]
+        i, gap = j + 1, False
+    rest = [ln for ln in real_lines[i:] if ln]
+    if rest and not gap:
+        return [f"README transcript '{name}' ends before the real output does (next real line: {rest[0]!r}); "
+                "end it with a '...' line to trim"]
+    return []
+
+
+def test_readme_transcripts_match_a_real_run(testhosts_pair, tmp_path):
+    """The README's blocks of the monitor's output (status, incidents, report, each alert
+    channel as its receiver got it, a maintenance window, audit verify) are what a real run
+    prints now."""
+    shown = readme_transcripts()
+    real = monitor_story(testhosts_pair[1], tmp_path)
+    real["recovery-ladder-adhoc"] = ladder_story(testhosts_pair[0])
+    out = os.environ.get("HX_WRITE_TRANSCRIPTS")
+    if out:
+        Path(out).write_text("".join(f"<!-- transcript: {k} -->\n```\n{v}```\n\n" for k, v in real.items()))
+    problems = [f"README has no transcript '{k}'" for k in real if k not in shown]
+    problems += [f"README transcript '{k}' is not produced by the run" for k in shown if k not in real]
+    for k in shown.keys() & real.keys():
+        problems += transcript_problems(k, shown[k], real[k])
+    assert not problems, "\n".join(problems)
