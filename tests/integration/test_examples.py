@@ -756,7 +756,7 @@ CASES: dict[str, Case] = {
 # Examples that are not run here, and why. Each reason is said in the docs too (README or
 # the module's EXAMPLES comment).
 NOT_RUN: dict[str, str] = {
-    "role-deploy": "deploys the monitor daemon under systemd: run as written by molecule/reliability_monitor "
+    "role-deploy": "deploys the monitor daemon under systemd: run as written by molecule/default "
                    "on two systemd test hosts (make molecule)",
     "web-tier": "needs nginx, PHP-FPM, two PostgreSQL hosts and a public HTTPS site; its process "
                 "match is run against stand-in processes by test_web_tier_process_match",
