@@ -1,8 +1,6 @@
-#!/usr/bin/env python3
 """A webhook receiver for hx.reliability's failure simulation, on the controller's loopback.
 
-    failure_simulation_receiver.py --port-file FILE [--pid-file FILE] [--port N] [--log FILE]
-                                   [--lifetime S]
+    receiver.py --port-file FILE [--pid-file FILE] [--port N] [--log FILE] [--lifetime S]
 
 POST (any path): the JSON body is kept with the time it arrived (received_at_ms) and the
 Idempotency-Key header, answered 200. GET /alerts: everything received, as a JSON list.

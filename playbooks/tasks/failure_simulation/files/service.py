@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Victim services of hx.reliability's failure simulation (playbooks/failure_simulation.yml).
 
     serve PORT            an HTTP service answering 200 on 127.0.0.1:PORT; SIGUSR1 makes
