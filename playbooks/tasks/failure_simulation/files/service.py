@@ -77,7 +77,7 @@ def relay(client, port):
 
 def pong(listener):
     while True:
-        conn, _ = listener.accept()
+        conn = listener.accept()[0]
         with conn:
             conn.sendall(b"pong\n")
 
@@ -97,7 +97,7 @@ def dependency(port):
     threading.Thread(target=pong, args=(inside,), daemon=True).start()
     print(f"dependency on 127.0.0.1:{port}, in network namespace of pid {os.getpid()}", flush=True)
     while True:
-        client, _ = outside.accept()
+        client = outside.accept()[0]
         threading.Thread(target=relay, args=(client, port), daemon=True).start()
 
 
