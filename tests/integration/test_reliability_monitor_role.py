@@ -2,7 +2,7 @@
 
 The README's table of the role's variables must say what the argument spec says (name,
 type, default), and the spec must refuse a wrong type before any task of the role runs.
-The role on real systemd hosts is molecule/reliability_monitor's job.
+The role on real systemd hosts is molecule/default's job.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 //!
 //! | config                                   | schema (never copied: the engine's own `Spec`)     |
 //! |------------------------------------------|----------------------------------------------------|
-//! | `health_checks.services[]`               | `health_check`'s `services`, plus the seed's `type`, `port`, `process` |
+//! | `health_checks.services[]`               | `health_check`'s `services`, plus the seed's `type`, `port`, `process`, and `http` (`health_check`'s HTTP entries, checks of the service) |
 //! | `health_checks.{ports,http,processes}[]` | `health_check`'s entries of that kind               |
 //! | `health_checks.resources`                | `health_check`'s `resources` (levels default to `thresholds`) |
 //! | `health_checks.services[].recovery`      | `service_recovery` (`service` defaults to the entry's name) |
@@ -871,6 +871,9 @@ impl Builder<'_> {
                     Opt::str("type").choices(&["systemd"]).default("systemd"),
                     Opt::int("port").range(1.0, 65535.0),
                     Opt::str("process"),
+                    // HTTP checks of the service itself: a hung process whose port still
+                    // accepts is failing for its recovery, which a port check cannot see.
+                    Opt::list("http", Kind::Dict).options(check_entry("http")),
                     Opt::dict("recovery"),
                 ],
                 schedule_options(),
@@ -896,7 +899,7 @@ impl Builder<'_> {
             let name = str_of(&v, "name").unwrap_or_default().to_string();
             let unit = without(
                 &v,
-                &[&["type", "port", "process", "recovery"][..], &SCHEDULE_KEYS[..]].concat(),
+                &[&["type", "port", "process", "http", "recovery"][..], &SCHEDULE_KEYS[..]].concat(),
             );
             if let Some(request) = self.health("services", unit, &path) {
                 checks.push(HealthEntry {
@@ -936,6 +939,24 @@ impl Builder<'_> {
                         request,
                     });
                 }
+            }
+            // Its `http` entries: HTTP checks of the service, in its recovery's health too.
+            let http: Vec<Value> = raw.get("http").and_then(Value::as_array).cloned().unwrap_or_default();
+            for (j, check) in http.iter().enumerate() {
+                let entry = check.as_object().cloned().unwrap_or_default();
+                let check_path = format!("{path}.http[{j}]");
+                if let Some(request) = self.health("http", entry, &check_path) {
+                    derived.push(HealthEntry {
+                        service: Some(name.clone()),
+                        path: check_path,
+                        kind: CheckKind::Http,
+                        schedule,
+                        request,
+                    });
+                }
+            }
+            if !http.is_empty() {
+                health.insert("http".into(), Value::Array(http));
             }
             if let Some(recovery) = raw.get("recovery").and_then(Value::as_object) {
                 let path = format!("{path}.recovery");
@@ -1248,5 +1269,25 @@ mod tests {
         assert_eq!(ladder.steps.len(), 2);
         assert_eq!(ladder.steps[0].strategy, Strategy::Restart);
         assert_eq!(ladder.steps[1].strategy, Strategy::Manual);
+    }
+
+    #[test]
+    fn service_http_checks_belong_to_the_service_and_its_recovery() {
+        let c = parse(
+            "health_checks:\n  services:\n    - name: web\n      port: 8080\n      http:\n        - {url: 'http://127.0.0.1:8080/', timeout: 1}\n      recovery: {}\n",
+            &Env::default(),
+        )
+        .expect("valid");
+        let http: Vec<&HealthEntry> = c.checks.iter().filter(|e| e.kind == CheckKind::Http).collect();
+        assert_eq!(http.len(), 1);
+        assert_eq!(http[0].path, "health_checks.services[0].http[0]");
+        assert_eq!(http[0].service.as_deref(), Some("web"));
+        let health = &c.recoveries[0].request.health;
+        assert_eq!(health.http.len(), 1);
+        assert_eq!(health.ports.len(), 1);
+        assert_eq!(
+            problems("health_checks:\n  services:\n    - name: web\n      http:\n        - {url: 'htp://x'}\n"),
+            ["health_checks.services[0].http[0].url: 'htp://x' is not an http or https URL"]
+        );
     }
 }

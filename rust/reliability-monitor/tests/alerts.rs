@@ -97,6 +97,20 @@ fn a_failing_port_alerts_once_then_resolves_when_it_is_back() {
     assert_eq!(resolved["state"], "resolved", "{resolved}");
     assert_eq!(resolved["incident"], firing["incident"], "{resolved}");
     assert_eq!(hook.seen.lock().expect("lock").duplicates(), 0);
+    // Each delivery is a line of the audit trail, with the key the receiver got.
+    let state = d.dir.path().join("state");
+    let delivered = || -> Vec<String> {
+        audit_records(&state)
+            .iter()
+            .filter(|r| r["action"] == "alert.delivered" && r["target"] == "webhook")
+            .filter_map(|r| r["details"]["key"].as_str().map(String::from))
+            .collect()
+    };
+    wait(Duration::from_secs(5), "the deliveries in the audit trail", || {
+        delivered().len() == 2
+    });
+    assert_eq!(delivered(), hook.seen.lock().expect("lock").keys, "{:?}", audit_records(&state));
+    assert!(reliability_os::audit::verify(&state.join("audit")).expect("verify").ok);
     wait(Duration::from_secs(5), "the counters", || {
         let (_, m) = d.get("/metrics", None);
         m.contains("reliability_monitor_alerts_sent_total{channel=\"webhook\"} 2")

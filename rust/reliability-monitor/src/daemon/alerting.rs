@@ -17,7 +17,7 @@
 //!   opening or closing is logged and recorded in the audit trail.
 //! - The audit trail (`<state_dir>/audit`, `reliability_os::audit`): each recovery
 //!   started and its outcome, maintenance windows opening and closing, alerts a channel
-//!   refused for good. Audit failures are logged, never fatal.
+//!   delivered or refused for good. Audit failures are logged, never fatal.
 
 use super::deliver::{self, Job, Round};
 use super::log::Logger;
@@ -313,7 +313,8 @@ impl Alerting {
         );
     }
 
-    /// The delivery thread's round: counters, and give-ups in the audit trail.
+    /// The delivery thread's round: counters, and deliveries and give-ups in the audit
+    /// trail (the idempotency key the receiver got).
     pub fn delivered(&mut self, round: Round) {
         self.stats.queued = round.queued;
         for (channel, n) in round.sent {
@@ -321,6 +322,15 @@ impl Alerting {
         }
         for (channel, n) in round.failed {
             *self.stats.failed.entry(channel).or_default() += n;
+        }
+        for (channel, key, to) in round.delivered {
+            self.audit(
+                "alert.delivered",
+                &channel,
+                AuditOutcome::Changed,
+                None,
+                json!({ "key": key, "to": to }),
+            );
         }
         for (channel, key, why) in round.gave_up {
             self.audit(

@@ -39,6 +39,8 @@ pub struct Round {
     /// `(channel, idempotency key, why)` of alerts given up: refused for good by their
     /// channel, or dropped from a full queue.
     pub gave_up: Vec<(String, String, String)>,
+    /// `(channel, idempotency key, host)` of alerts their channel confirmed.
+    pub delivered: Vec<(String, String, String)>,
     /// Entries waiting in the queue after the round.
     pub queued: usize,
 }
@@ -111,6 +113,7 @@ fn run(mut dispatcher: Dispatcher, rx: &Receiver<Job>, report: &Sender<Msg>, sto
             match &d.outcome {
                 Outcome::Delivered => {
                     *r.sent.entry(d.channel.clone()).or_default() += 1;
+                    r.delivered.push((d.channel.clone(), d.key.clone(), d.target.clone()));
                     log.info(&format!(
                         "alert {} delivered through '{}' to {} in {} ms",
                         d.key,
