@@ -19,7 +19,7 @@
 
 use super::alerting::{Alerting, Detail};
 use super::debounce::{Debounce, State};
-use super::engines::{self, Figures, Healed};
+use super::engines::{self, Figures, Healed, Tables};
 use super::heal::{Backoff, Decision, Healer};
 use super::log::Logger;
 use super::view::{CheckView, ServiceView, View};
@@ -99,6 +99,8 @@ pub struct Scheduler {
     orphans: HashMap<u64, bool>,
     services: Vec<Service>,
     running: usize,
+    /// Readings of the process table the process checks due together share.
+    tables: Arc<Tables>,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     shared: Arc<Shared>,
@@ -168,6 +170,7 @@ impl Scheduler {
             jobs: Vec::new(),
             services: Vec::new(),
             running: 0,
+            tables: Arc::new(Tables::new()),
             tx,
             rx,
             shared,
@@ -350,11 +353,15 @@ impl Scheduler {
         if self.dirty {
             at = at.min(self.published_at + PUBLISH_EVERY);
         }
+        // With every slot taken, a due entry waits for a run to end (a message) or to pass
+        // its deadline, not for its own time: waking for it would spin until a slot frees.
+        let slot_free = self.running < self.config.service_monitoring.max_concurrent_checks.max(1);
         for j in &self.jobs {
             match j.running {
                 Some((started, false)) => at = at.min(started + j.entry.schedule.interval),
                 Some(_) => {}
-                None => at = at.min(j.next_due),
+                None if slot_free => at = at.min(j.next_due),
+                None => {}
             }
         }
         let now_ms = self.ms(now);
@@ -388,6 +395,7 @@ impl Scheduler {
                 break;
             }
             job.running = Some((now, false));
+            let due = job.next_due;
             // Fixed rate while on time; after a late start, one interval from now.
             job.next_due = (job.next_due + interval).max(now);
             if job.next_due <= now {
@@ -396,9 +404,10 @@ impl Scheduler {
             self.running += 1;
             let request = job.entry.request.clone();
             let tx = self.tx.clone();
+            let tables = Arc::clone(&self.tables);
             let id = job.id;
             let spawned = std::thread::Builder::new().name("check".into()).spawn(move || {
-                let results = engines::run_checks(&request);
+                let results = engines::run_checks(&request, &tables, due);
                 let _ = tx.send(Msg::Done { id, results });
             });
             if let Err(e) = spawned {
