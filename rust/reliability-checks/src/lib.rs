@@ -270,10 +270,16 @@ pub fn run_shared(request: &HealthRequest, shared: Option<Shared<'_>>) -> Health
         keep: request.keep_state,
     };
     // One closure per kind asked; each gives its results and warnings.
-    type Kind<'s> = (&'static str, Box<dyn FnOnce() -> (Vec<CheckResult>, Vec<String>) + Send + 's>);
+    type Kind<'s> = (
+        &'static str,
+        Box<dyn FnOnce() -> (Vec<CheckResult>, Vec<String>) + Send + 's>,
+    );
     let mut kinds: Vec<Kind<'_>> = Vec::new();
     if !request.services.is_empty() {
-        kinds.push(("services", Box::new(|| (services::run(&request.services, interval), Vec::new()))));
+        kinds.push((
+            "services",
+            Box::new(|| (services::run(&request.services, interval), Vec::new())),
+        ));
     }
     if !request.ports.is_empty() {
         kinds.push(("ports", Box::new(|| (ports::run(&request.ports), Vec::new()))));
@@ -296,7 +302,8 @@ pub fn run_shared(request: &HealthRequest, shared: Option<Shared<'_>>) -> Health
         kinds
             .into_iter()
             .map(|(kind, f)| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| (panicked(kind), Vec::new()))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                    .unwrap_or_else(|_| (panicked(kind), Vec::new()))
             })
             .collect()
     } else {

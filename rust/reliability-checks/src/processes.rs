@@ -776,19 +776,28 @@ mod tests {
         let due = Instant::now();
         let results: Vec<CheckResult> = std::thread::scope(|scope| {
             let runs: Vec<_> = (0..8)
-                .map(|_| scope.spawn(|| run_shared(std::slice::from_ref(&by_cmdline), Duration::ZERO, Some((&tables, due)))))
+                .map(|_| {
+                    scope.spawn(|| run_shared(std::slice::from_ref(&by_cmdline), Duration::ZERO, Some((&tables, due))))
+                })
                 .collect();
             runs.into_iter().flat_map(|r| r.join().expect("no panic")).collect()
         });
         assert_eq!(tables.reads(), 1, "eight runs due together, one reading");
         for r in &results {
-            assert!(r.details["pids"].as_array().is_some_and(|p| p.contains(&json!(pid))), "{r:?}");
+            assert!(
+                r.details["pids"].as_array().is_some_and(|p| p.contains(&json!(pid))),
+                "{r:?}"
+            );
             // The selected process is read whole: its descriptors and owner too.
             let me = &r.details["processes"][0];
             assert!(me["open_fds"].is_u64() && me["user"].is_string(), "{me}");
         }
         // A run due after the reading reads the table again.
-        run_shared(std::slice::from_ref(&by_cmdline), Duration::ZERO, Some((&tables, Instant::now())));
+        run_shared(
+            std::slice::from_ref(&by_cmdline),
+            Duration::ZERO,
+            Some((&tables, Instant::now())),
+        );
         assert_eq!(tables.reads(), 2);
         // A run due before it takes it, unless it needs parts the reading skipped.
         run_shared(std::slice::from_ref(&by_cmdline), Duration::ZERO, Some((&tables, due)));
@@ -809,9 +818,22 @@ mod tests {
     #[test]
     fn readings_of_some_parts_select_what_whole_readings_select() {
         let checks: Vec<ProcessCheck> = [
-            ProcessParams { name: Some("cargo".into()), ..params() },
-            ProcessParams { name: None, cmdline: Some("sleep|cargo".into()), min_count: 0, ..params() },
-            ProcessParams { name: None, user: Some("0".into()), min_count: 0, ..params() },
+            ProcessParams {
+                name: Some("cargo".into()),
+                ..params()
+            },
+            ProcessParams {
+                name: None,
+                cmdline: Some("sleep|cargo".into()),
+                min_count: 0,
+                ..params()
+            },
+            ProcessParams {
+                name: None,
+                user: Some("0".into()),
+                min_count: 0,
+                ..params()
+            },
         ]
         .into_iter()
         .map(|p| compile(p).expect("valid"))
@@ -822,11 +844,16 @@ mod tests {
             let fields = fields_for(std::slice::from_ref(check));
             let some = list_processes_with(fields);
             let pick = |t: &[ProcInfo]| -> Vec<u32> {
-                t.iter().filter(|p| p.pid != me && check.matches(p, None)).map(|p| p.pid).collect()
+                t.iter()
+                    .filter(|p| p.pid != me && check.matches(p, None))
+                    .map(|p| p.pid)
+                    .collect()
             };
             // Processes come and go between the two readings: compare those in both.
             let both = |a: Vec<u32>, other: &[ProcInfo]| -> Vec<u32> {
-                a.into_iter().filter(|pid| other.iter().any(|p| p.pid == *pid)).collect()
+                a.into_iter()
+                    .filter(|pid| other.iter().any(|p| p.pid == *pid))
+                    .collect()
             };
             assert_eq!(both(pick(&some), &whole), both(pick(&whole), &some), "{}", check.name);
         }

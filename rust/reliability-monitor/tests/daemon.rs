@@ -437,7 +437,11 @@ fn a_check_waiting_for_a_slot_costs_no_cpu() {
     let ticks = cpu_ticks(pid) - ticks_before;
     let (_, after) = d.health();
     // Every entry still gets its turn each second.
-    for path in ["health_checks.ports[0]", "health_checks.http[0]", "health_checks.resources"] {
+    for path in [
+        "health_checks.ports[0]",
+        "health_checks.http[0]",
+        "health_checks.resources",
+    ] {
         let n = runs(&after, path) - runs(&before, path);
         assert!(n >= 2, "{path}: {n} runs in 3 s: {after}");
     }

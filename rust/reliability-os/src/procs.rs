@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -201,7 +201,7 @@ fn read_process_with(pid: u32, users: &HashMap<u32, String>, fields: Fields) -> 
         None
     };
     let cmdline = if fields.cmdline {
-        fs::read(dir.join("cmdline"))
+        read_all(&dir.join("cmdline"))
             .map(|bytes| parse_cmdline(&bytes))
             .unwrap_or_default()
     } else {
@@ -247,18 +247,37 @@ fn read_stat(pid: u32) -> Result<Stat, ProcError> {
     parse_stat(&text).ok_or_else(|| unparsable(&path, &text))
 }
 
+/// The bytes of a `/proc` file: opened and read to its end, nothing else. (`fs::read`
+/// asks the file's size first, which `/proc` files do not have: a system call per file
+/// for nothing, a few thousand per reading of the table.)
+fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Read a file under `/proc/PID`; "gone" (ENOENT, ESRCH) means the process ended.
 fn read_proc_file(pid: u32, path: &Path) -> Result<String, ProcError> {
-    fs::read_to_string(path).map_err(|source| {
-        if source.kind() == ErrorKind::NotFound || source.raw_os_error() == Some(libc::ESRCH) {
-            ProcError::NoSuchProcess { pid }
-        } else {
-            ProcError::Io {
-                path: path.to_owned(),
-                source,
+    read_all(path)
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e)))
+        .map_err(|source| {
+            if source.kind() == ErrorKind::NotFound || source.raw_os_error() == Some(libc::ESRCH) {
+                ProcError::NoSuchProcess { pid }
+            } else {
+                ProcError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
             }
-        }
-    })
+        })
 }
 
 fn unparsable(path: &Path, content: &str) -> ProcError {
