@@ -211,6 +211,17 @@ impl ProcessCheck {
     /// Whether `p` is one of this check's processes. `pidfile_pid` is the pid the
     /// pidfile names (when the check has one).
     pub fn matches(&self, p: &ProcInfo, pidfile_pid: Option<u32>) -> bool {
+        let line = if self.cmdline.is_some() {
+            p.cmdline.join(" ")
+        } else {
+            String::new()
+        };
+        self.matches_line(p, &line, pidfile_pid)
+    }
+
+    /// [`ProcessCheck::matches`], given the command line joined by spaces (joined once
+    /// per reading of the table, not once per check: a compiler's is kilobytes long).
+    pub fn matches_line(&self, p: &ProcInfo, line: &str, pidfile_pid: Option<u32>) -> bool {
         if matches!(p.state, 'Z' | 'X' | 'x') {
             return false;
         }
@@ -230,7 +241,7 @@ impl ProcessCheck {
             }
         }
         if let Some(re) = &self.cmdline {
-            if !re.is_match(&p.cmdline.join(" ")) {
+            if !re.is_match(line) {
                 return false;
             }
         }
@@ -260,7 +271,22 @@ pub struct Tables {
 struct Reading {
     at: Instant,
     fields: Fields,
-    table: Arc<Vec<ProcInfo>>,
+    table: Arc<Table>,
+}
+
+/// One reading of the process table, with each process's command line joined.
+#[derive(Debug)]
+struct Table {
+    procs: Vec<ProcInfo>,
+    lines: Vec<String>,
+}
+
+impl Table {
+    fn read(fields: Fields) -> Table {
+        let procs = list_processes_with(fields);
+        let lines = procs.iter().map(|p| p.cmdline.join(" ")).collect();
+        Table { procs, lines }
+    }
 }
 
 impl Tables {
@@ -269,7 +295,7 @@ impl Tables {
     }
 
     /// A reading begun at or after `due` with at least `fields`.
-    fn reading(&self, due: Instant, fields: Fields) -> Arc<Vec<ProcInfo>> {
+    fn reading(&self, due: Instant, fields: Fields) -> Arc<Table> {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         // Parts a recent reading had are read again too, so that runs with different
         // criteria do not take turns reading the table.
@@ -279,7 +305,7 @@ impl Tables {
             _ => fields,
         };
         let at = Instant::now();
-        let table = Arc::new(list_processes_with(fields));
+        let table = Arc::new(Table::read(fields));
         self.reads.fetch_add(1, Ordering::Relaxed);
         *last = Some(Reading {
             at,
@@ -320,7 +346,7 @@ pub fn run_shared(checks: &[ProcessCheck], interval: Duration, shared: Option<(&
     let fields = fields_for(checks);
     let table = match shared {
         Some((tables, due)) => tables.reading(due, fields),
-        None => Arc::new(list_processes_with(fields)),
+        None => Arc::new(Table::read(fields)),
     };
     let chosen: Vec<(Vec<u32>, Option<String>)> = checks
         .iter()
@@ -335,9 +361,11 @@ pub fn run_shared(checks: &[ProcessCheck], interval: Duration, shared: Option<(&
             let pids = match (&check.pidfile, pid) {
                 (Some(_), None) => Vec::new(),
                 _ => table
+                    .procs
                     .iter()
-                    .filter(|p| p.pid != me && check.matches(p, pid))
-                    .map(|p| p.pid)
+                    .zip(&table.lines)
+                    .filter(|(p, line)| p.pid != me && check.matches_line(p, line, pid))
+                    .map(|(p, _)| p.pid)
                     .collect(),
             };
             (pids, error)
@@ -348,7 +376,7 @@ pub fn run_shared(checks: &[ProcessCheck], interval: Duration, shared: Option<(&
     let mut wanted: Vec<u32> = chosen.iter().flat_map(|(pids, _)| pids.iter().copied()).collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let started_at: HashMap<u32, u64> = table.iter().map(|p| (p.pid, p.start_time_ticks)).collect();
+    let started_at: HashMap<u32, u64> = table.procs.iter().map(|p| (p.pid, p.start_time_ticks)).collect();
     let whole: HashMap<u32, ProcInfo> = read_processes(&wanted)
         .into_iter()
         .filter(|p| started_at.get(&p.pid) == Some(&p.start_time_ticks))
@@ -813,24 +841,45 @@ mod tests {
         let _ = child.wait();
     }
 
-    /// What a reading skips does not change a verdict: the same checks, run alone, give
-    /// the same processes.
+    /// What a reading skips does not change a verdict: each criterion selects the same
+    /// processes from a reading of only the parts it looks at as from a whole one.
     #[test]
     fn readings_of_some_parts_select_what_whole_readings_select() {
+        use std::os::unix::process::CommandExt;
+        let tag = format!("hx-parts-{}", std::process::id());
+        let mut children: Vec<_> = (0..2)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg0(&tag)
+                    .arg("30")
+                    .spawn()
+                    .expect("sleep starts")
+            })
+            .collect();
+        let ours: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+        let uid = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| reliability_os::procs::parse_status(&s))
+            .map(|s| s.euid)
+            .expect("own uid");
         let checks: Vec<ProcessCheck> = [
             ProcessParams {
-                name: Some("cargo".into()),
+                name: Some("sleep".into()),
                 ..params()
             },
             ProcessParams {
                 name: None,
-                cmdline: Some("sleep|cargo".into()),
-                min_count: 0,
+                cmdline: Some(format!("^{tag} 30$")),
                 ..params()
             },
             ProcessParams {
                 name: None,
-                user: Some("0".into()),
+                user: Some(uid.to_string()),
+                ..params()
+            },
+            ProcessParams {
+                name: Some("sleep".into()),
+                cmdline: Some("^nothing-like-this$".into()),
                 min_count: 0,
                 ..params()
             },
@@ -838,24 +887,23 @@ mod tests {
         .into_iter()
         .map(|p| compile(p).expect("valid"))
         .collect();
-        let me = std::process::id();
-        let whole: Vec<ProcInfo> = reliability_os::procs::list_processes();
-        for check in &checks {
-            let fields = fields_for(std::slice::from_ref(check));
-            let some = list_processes_with(fields);
-            let pick = |t: &[ProcInfo]| -> Vec<u32> {
-                t.iter()
-                    .filter(|p| p.pid != me && check.matches(p, None))
-                    .map(|p| p.pid)
-                    .collect()
-            };
-            // Processes come and go between the two readings: compare those in both.
-            let both = |a: Vec<u32>, other: &[ProcInfo]| -> Vec<u32> {
-                a.into_iter()
-                    .filter(|pid| other.iter().any(|p| p.pid == *pid))
-                    .collect()
-            };
-            assert_eq!(both(pick(&some), &whole), both(pick(&whole), &some), "{}", check.name);
+        let whole = reliability_os::procs::list_processes();
+        let picked = |check: &ProcessCheck, table: &[ProcInfo]| -> Vec<u32> {
+            table
+                .iter()
+                .filter(|p| ours.contains(&p.pid) && check.matches(p, None))
+                .map(|p| p.pid)
+                .collect()
+        };
+        for (i, check) in checks.iter().enumerate() {
+            let some = list_processes_with(fields_for(std::slice::from_ref(check)));
+            let want = if i == 3 { Vec::new() } else { ours.clone() };
+            assert_eq!(picked(check, &some), want, "{} from the parts it reads", check.name);
+            assert_eq!(picked(check, &whole), want, "{} from a whole reading", check.name);
+        }
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
