@@ -17,11 +17,13 @@ use std::time::Duration;
 pub const IDLE: Duration = Duration::from_secs(60);
 
 type Task = Box<dyn FnOnce() + Send>;
+/// An idle thread: its id and the sending end of its channel.
+type Idle = (u64, Sender<Task>);
 
 /// Threads waiting for a run, each by the sending end of its own channel.
 #[derive(Clone)]
 pub struct Workers {
-    idle: Arc<Mutex<Vec<(u64, Sender<Task>)>>>,
+    idle: Arc<Mutex<Vec<Idle>>>,
     next_id: Arc<AtomicU64>,
     name: &'static str,
     idle_for: Duration,
