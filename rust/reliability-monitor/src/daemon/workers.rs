@@ -122,16 +122,24 @@ mod tests {
         rx.recv_timeout(Duration::from_secs(5)).expect("the task ran")
     }
 
-    #[test]
-    fn a_thread_whose_run_ended_takes_the_next() {
-        let workers = Workers::new("test");
-        let first = thread_id(&workers);
-        // Wait until the thread is back on the list.
+    /// Waits until a thread is back on the idle list (after its task sent its answer).
+    fn settled(workers: &Workers) {
         let until = Instant::now() + Duration::from_secs(5);
         while workers.idle() == 0 && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let ids: HashSet<_> = (0..20).map(|_| thread_id(&workers)).collect();
+    }
+
+    #[test]
+    fn a_thread_whose_run_ended_takes_the_next() {
+        let workers = Workers::new("test");
+        let first = thread_id(&workers);
+        let ids: HashSet<_> = (0..20)
+            .map(|_| {
+                settled(&workers);
+                thread_id(&workers)
+            })
+            .collect();
         assert_eq!(ids, HashSet::from([first]), "one thread served every run in turn");
     }
 
@@ -156,10 +164,7 @@ mod tests {
     fn idle_threads_end() {
         let workers = Workers::with_idle("test", Duration::from_millis(50));
         let _ = thread_id(&workers);
-        let until = Instant::now() + Duration::from_secs(5);
-        while workers.idle() == 0 && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        settled(&workers);
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(workers.idle(), 0, "the idle thread ended");
         // And runs still start afterwards.
