@@ -417,10 +417,12 @@ impl Scheduler {
             let tx = self.tx.clone();
             let tables = Arc::clone(&self.tables);
             let id = job.id;
-            let spawned = self.workers.run(move || {
-                let results = engines::run_checks(&request, &tables, due);
-                let _ = tx.send(Msg::Done { id, results });
-            });
+            let spawned = self.workers.run(
+                move || engines::run_checks(&request, &tables, due),
+                move |results| {
+                    let _ = tx.send(Msg::Done { id, results });
+                },
+            );
             if let Err(e) = spawned {
                 self.running -= 1;
                 let job = &mut self.jobs[index];

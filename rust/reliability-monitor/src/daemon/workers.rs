@@ -16,7 +16,9 @@ use std::time::Duration;
 /// How long a thread without a run waits for one before it ends.
 pub const IDLE: Duration = Duration::from_secs(60);
 
-type Task = Box<dyn FnOnce() + Send>;
+/// What a run leaves to do once its thread is back among the idle ones.
+type Then = Box<dyn FnOnce()>;
+type Task = Box<dyn FnOnce() -> Then + Send>;
 /// An idle thread: its id and the sending end of its channel.
 type Idle = (u64, Sender<Task>);
 
@@ -43,14 +45,23 @@ impl Workers {
         }
     }
 
-    /// Runs `task` at once on an idle thread, or on a new one; an error only when no
-    /// thread can be started.
-    pub fn run(&self, task: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        let mut task: Task = Box::new(task);
+    /// Runs `work` at once on an idle thread, or on a new one, then `then` with its
+    /// outcome once the thread is back among the idle ones (so the run `then` announces
+    /// finds it there, instead of starting another thread); an error only when no thread
+    /// can be started.
+    pub fn run<T: 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+        then: impl FnOnce(T) + Send + 'static,
+    ) -> std::io::Result<()> {
+        let mut task: Task = Box::new(move || {
+            let outcome = work();
+            Box::new(move || then(outcome))
+        });
         loop {
             let taken = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let Some((_, tx)) = taken else { break };
-            // A thread taken off the list stays for the task sent to it (see `wait`).
+            // A thread taken off the list stays for the task sent to it (see `serve`).
             match tx.send(task) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::SendError(back)) => task = back,
@@ -61,21 +72,21 @@ impl Workers {
         let workers = self.clone();
         std::thread::Builder::new()
             .name(self.name.into())
-            .spawn(move || {
-                task();
-                workers.serve(id, &tx, &rx);
-            })
+            .spawn(move || workers.serve(id, task, &tx, &rx))
             .map(drop)
     }
 
-    /// Offers this thread for runs until it has been idle for `idle_for`.
-    fn serve(&self, id: u64, tx: &Sender<Task>, rx: &Receiver<Task>) {
+    /// Runs `task`, then offers this thread for runs until it has been idle for
+    /// `idle_for`.
+    fn serve(&self, id: u64, mut task: Task, tx: &Sender<Task>, rx: &Receiver<Task>) {
         loop {
+            let then = task();
             self.idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push((id, tx.clone()));
-            let task = match rx.recv_timeout(self.idle_for) {
+            then();
+            task = match rx.recv_timeout(self.idle_for) {
                 Ok(task) => task,
                 Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {
@@ -97,7 +108,6 @@ impl Workers {
                     }
                 }
             };
-            task();
         }
     }
 
@@ -117,7 +127,7 @@ mod tests {
     fn thread_id(workers: &Workers) -> std::thread::ThreadId {
         let (tx, rx) = mpsc::channel();
         workers
-            .run(move || tx.send(std::thread::current().id()).expect("send"))
+            .run(|| std::thread::current().id(), move |id| tx.send(id).expect("send"))
             .expect("run");
         rx.recv_timeout(Duration::from_secs(5)).expect("the task ran")
     }
@@ -134,12 +144,8 @@ mod tests {
     fn a_thread_whose_run_ended_takes_the_next() {
         let workers = Workers::new("test");
         let first = thread_id(&workers);
-        let ids: HashSet<_> = (0..20)
-            .map(|_| {
-                settled(&workers);
-                thread_id(&workers)
-            })
-            .collect();
+        // Each answer comes once the thread is idle again: the next run finds it.
+        let ids: HashSet<_> = (0..20).map(|_| thread_id(&workers)).collect();
         assert_eq!(ids, HashSet::from([first]), "one thread served every run in turn");
     }
 
@@ -148,9 +154,12 @@ mod tests {
         let workers = Workers::new("test");
         let (release, hold) = mpsc::channel::<()>();
         workers
-            .run(move || {
-                let _ = hold.recv();
-            })
+            .run(
+                move || {
+                    let _ = hold.recv();
+                },
+                |()| {},
+            )
             .expect("run");
         // The hung run is not waited for: another run starts at once, elsewhere.
         let started = Instant::now();
