@@ -1,7 +1,7 @@
 //! `http`: what does a URL answer, how fast, and when does its certificate expire?
 //!
 //! Each URL is one [`reliability_os::http::probe_http`] on a thread of its own (at most
-//! [`MAX_PARALLEL`] at once), so the checks take as long as the slowest. The probe returns
+//! [`MAX_PARALLEL`] at once, the caller's among them), so the checks take as long as the slowest. The probe returns
 //! what it saw; [`judge`] decides, and every part of the verdict is in the one result:
 //!
 //! - no response (refused, timed out, TLS verification failed): critical;
@@ -200,19 +200,22 @@ pub fn check_url(url: &str) -> Result<(), String> {
 pub fn run(checks: &[HttpCheck]) -> Vec<CheckResult> {
     let slots: Vec<Mutex<Option<CheckResult>>> = checks.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..checks.len().min(MAX_PARALLEL) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(check) = checks.get(i) else { break };
-                let probe = probe_http(&check.request);
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let result = judge(check, &probe, i64::try_from(now).unwrap_or(i64::MAX));
-                if let Ok(mut slot) = slots[i].lock() {
-                    *slot = Some(result);
-                }
-            });
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(check) = checks.get(i) else { break };
+        let probe = probe_http(&check.request);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let result = judge(check, &probe, i64::try_from(now).unwrap_or(i64::MAX));
+        if let Ok(mut slot) = slots[i].lock() {
+            *slot = Some(result);
         }
+    };
+    // This thread is one of the workers: one URL needs no other thread.
+    std::thread::scope(|scope| {
+        for _ in 1..checks.len().min(MAX_PARALLEL) {
+            scope.spawn(work);
+        }
+        work();
     });
     slots
         .into_iter()

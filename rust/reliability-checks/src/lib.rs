@@ -21,9 +21,11 @@
 //!    (serde) and checks what a per-option spec cannot: unit names, URLs, regexes,
 //!    threshold ranges, `min_count <= max_count`. Every problem is reported, each naming
 //!    its check and field: `http[1].url: 'htp://x' is not an http or https URL`.
-//! 3. [`run`] runs the five kinds at once, each on a thread of its own (and ports and
-//!    URLs concurrently within their kind), so the wall time is that of the slowest
-//!    check, not the sum. Measuring is `reliability-os`'s; judging a value against its
+//! 3. [`run`] runs the five kinds at once, each on a thread of its own (a request of one
+//!    kind, as each of the daemon's entries is, on the caller's), and ports and URLs
+//!    concurrently within their kind, so the wall time is that of the slowest check, not
+//!    the sum. [`run_shared`] lets the runs of a long-lived caller share readings of the
+//!    process table. Measuring is `reliability-os`'s; judging a value against its
 //!    levels is `reliability-core`'s; the kind modules here hold the glue and the
 //!    kind-specific verdicts (pure functions named `judge`, unit-tested on plain data).
 //! 4. The [`HealthReport`] holds every check's [`CheckResult`], the counts per status,
@@ -247,51 +249,81 @@ impl reliability_core::request::Report for HealthReport {
 
 /// Runs every check of `request` at once and reports.
 pub fn run(request: &HealthRequest) -> HealthReport {
+    run_shared(request, None)
+}
+
+/// What the runs of a long-lived caller share (the daemon's): readings of the process
+/// table (see [`processes::Tables`]), and the instant this run was due.
+#[derive(Clone, Copy, Debug)]
+pub struct Shared<'a> {
+    pub tables: &'a processes::Tables,
+    pub due: Instant,
+}
+
+/// [`run`], with what earlier runs of the caller left in `shared`.
+pub fn run_shared(request: &HealthRequest, shared: Option<Shared<'_>>) -> HealthReport {
     let started = Instant::now();
     let interval = request.sample_interval;
-    let (services, ports, http, processes, resources) = std::thread::scope(|scope| {
-        let services =
-            (!request.services.is_empty()).then(|| scope.spawn(|| services::run(&request.services, interval)));
-        let ports = (!request.ports.is_empty()).then(|| scope.spawn(|| ports::run(&request.ports)));
-        let http = (!request.http.is_empty()).then(|| scope.spawn(|| http::run(&request.http)));
-        let processes =
-            (!request.processes.is_empty()).then(|| scope.spawn(|| processes::run(&request.processes, interval)));
-        let resources = request.resources.as_ref().map(|r| {
-            let store = resources::CpuStore {
-                state_dir: request.state_dir.as_deref(),
-                keep: request.keep_state,
-            };
-            scope.spawn(move || resources::run(r, interval, store))
-        });
-        let resources = resources.map(|h| match h.join() {
-            Ok(got) => got,
-            Err(_) => (panicked("resources"), Vec::new()),
-        });
-        (
-            joined("services", services),
-            joined("ports", ports),
-            joined("http", http),
-            joined("processes", processes),
-            resources,
-        )
-    });
-    let (resources, warnings) = resources.unwrap_or_default();
-    let checks: Vec<CheckResult> = [services, ports, http, processes, resources]
-        .into_iter()
-        .flatten()
-        .collect();
+    let tables = shared.map(|s| (s.tables, s.due));
+    let store = resources::CpuStore {
+        state_dir: request.state_dir.as_deref(),
+        keep: request.keep_state,
+    };
+    // One closure per kind asked; each gives its results and warnings.
+    type Kind<'s> = (
+        &'static str,
+        Box<dyn FnOnce() -> (Vec<CheckResult>, Vec<String>) + Send + 's>,
+    );
+    let mut kinds: Vec<Kind<'_>> = Vec::new();
+    if !request.services.is_empty() {
+        kinds.push((
+            "services",
+            Box::new(|| (services::run(&request.services, interval), Vec::new())),
+        ));
+    }
+    if !request.ports.is_empty() {
+        kinds.push(("ports", Box::new(|| (ports::run(&request.ports), Vec::new()))));
+    }
+    if !request.http.is_empty() {
+        kinds.push(("http", Box::new(|| (http::run(&request.http), Vec::new()))));
+    }
+    if !request.processes.is_empty() {
+        kinds.push((
+            "processes",
+            Box::new(move || (processes::run_shared(&request.processes, interval, tables), Vec::new())),
+        ));
+    }
+    if let Some(r) = request.resources.as_ref() {
+        kinds.push(("resources", Box::new(move || resources::run(r, interval, store))));
+    }
+    // One kind (each daemon entry is one check) runs on this thread; several at once,
+    // each on a thread of its own. A kind that panics gives one unknown result either way.
+    let done: Vec<(Vec<CheckResult>, Vec<String>)> = if kinds.len() <= 1 {
+        kinds
+            .into_iter()
+            .map(|(kind, f)| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                    .unwrap_or_else(|_| (panicked(kind), Vec::new()))
+            })
+            .collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = kinds.into_iter().map(|(kind, f)| (kind, scope.spawn(f))).collect();
+            handles
+                .into_iter()
+                .map(|(kind, h)| h.join().unwrap_or_else(|_| (panicked(kind), Vec::new())))
+                .collect()
+        })
+    };
+    let mut checks = Vec::new();
+    let mut warnings = Vec::new();
+    for (results, warned) in done {
+        checks.extend(results);
+        warnings.extend(warned);
+    }
     let mut report = report(checks, request.fail_on, started.elapsed());
     report.warnings = warnings;
     report
-}
-
-/// The results of one kind's thread; a thread that panicked gives one unknown result
-/// instead of taking the whole run down.
-fn joined(kind: &str, handle: Option<std::thread::ScopedJoinHandle<'_, Vec<CheckResult>>>) -> Vec<CheckResult> {
-    match handle {
-        None => Vec::new(),
-        Some(h) => h.join().unwrap_or_else(|_| panicked(kind)),
-    }
 }
 
 fn panicked(kind: &str) -> Vec<CheckResult> {

@@ -2,8 +2,14 @@
 //!
 //! A check selects processes by any combination of exact `name`, a `cmdline` regex, a
 //! `pidfile` and a `user` (all given criteria must hold), from one reading of the process
-//! table ([`reliability_os::procs::list_processes`]) shared by every check. The module's
-//! own process is never counted, nor are zombies.
+//! table ([`reliability_os::procs::list_processes_with`]) shared by every check of the run,
+//! which reads of each process only what the criteria look at; the processes selected are
+//! then read whole. The module's own process is never counted, nor are zombies.
+//!
+//! A long-lived caller (the daemon, whose process checks are separate runs) shares one
+//! reading among runs through [`Tables`]: a run due at T takes a reading begun at or after
+//! T, so N process checks due together cost one reading of the table, not N, and no run
+//! sees the table as it was before the run was due.
 //!
 //! - The count must lie within `min_count`..`max_count` (default at least one): critical
 //!   otherwise. In perfdata this is the critical range `min:max`.
@@ -17,11 +23,13 @@ use reliability_core::check::{CheckResult, Perfdata, Status, Unit};
 use reliability_core::size::format_size;
 use reliability_core::spec::{Kind, Opt, Spec};
 use reliability_core::threshold::{format_number, Levels, Range};
-use reliability_os::procs::{list_processes, read_pidfile, sample_cpu, ProcInfo};
+use reliability_os::procs::{list_processes_with, read_pidfile, read_processes, sample_cpu, Fields, ProcInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::levels::{any, at, levels, size_levels, Problems};
@@ -203,6 +211,17 @@ impl ProcessCheck {
     /// Whether `p` is one of this check's processes. `pidfile_pid` is the pid the
     /// pidfile names (when the check has one).
     pub fn matches(&self, p: &ProcInfo, pidfile_pid: Option<u32>) -> bool {
+        let line = if self.cmdline.is_some() {
+            p.cmdline.join(" ")
+        } else {
+            String::new()
+        };
+        self.matches_line(p, &line, pidfile_pid)
+    }
+
+    /// [`ProcessCheck::matches`], given the command line joined by spaces (joined once
+    /// per reading of the table, not once per check: a compiler's is kilobytes long).
+    pub fn matches_line(&self, p: &ProcInfo, line: &str, pidfile_pid: Option<u32>) -> bool {
         if matches!(p.state, 'Z' | 'X' | 'x') {
             return false;
         }
@@ -222,7 +241,7 @@ impl ProcessCheck {
             }
         }
         if let Some(re) = &self.cmdline {
-            if !re.is_match(&p.cmdline.join(" ")) {
+            if !re.is_match(line) {
                 return false;
             }
         }
@@ -236,12 +255,100 @@ impl ProcessCheck {
     }
 }
 
+/// Readings of the process table shared by the runs of one long-lived caller (the
+/// daemon). A run due at T is handed the last reading if it began at or after T and has
+/// the parts the run's criteria look at; otherwise it reads the table and leaves its
+/// reading for the runs after it. Runs take turns on the reading (one lock): N runs due
+/// together read once; a reading that hangs in `/proc` holds up only process checks,
+/// which would all have hung on it anyway.
+#[derive(Debug, Default)]
+pub struct Tables {
+    last: Mutex<Option<Reading>>,
+    reads: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Reading {
+    at: Instant,
+    fields: Fields,
+    table: Arc<Table>,
+}
+
+/// One reading of the process table, with each process's command line joined.
+#[derive(Debug)]
+struct Table {
+    procs: Vec<ProcInfo>,
+    lines: Vec<String>,
+}
+
+impl Table {
+    fn read(fields: Fields) -> Table {
+        let procs = list_processes_with(fields);
+        let lines = procs.iter().map(|p| p.cmdline.join(" ")).collect();
+        Table { procs, lines }
+    }
+}
+
+impl Tables {
+    pub fn new() -> Tables {
+        Tables::default()
+    }
+
+    /// A reading begun at or after `due` with at least `fields`.
+    fn reading(&self, due: Instant, fields: Fields) -> Arc<Table> {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        // Parts a recent reading had are read again too, so that runs with different
+        // criteria do not take turns reading the table.
+        let fields = match last.as_ref() {
+            Some(r) if r.at >= due && r.fields.covers(fields) => return Arc::clone(&r.table),
+            Some(r) if r.at >= due => r.fields.union(fields),
+            _ => fields,
+        };
+        let at = Instant::now();
+        let table = Arc::new(Table::read(fields));
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        *last = Some(Reading {
+            at,
+            fields,
+            table: Arc::clone(&table),
+        });
+        table
+    }
+
+    /// How many times the table was read.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+}
+
+/// The parts of each process that `checks`' criteria look at.
+fn fields_for(checks: &[ProcessCheck]) -> Fields {
+    checks.iter().fold(Fields::STAT, |f, c| {
+        f.union(Fields {
+            cmdline: c.cmdline.is_some() || c.process_name.is_some(),
+            exe: c.process_name.is_some(),
+            owner: c.user.is_some(),
+            fds: false,
+        })
+    })
+}
+
 /// Runs every check against one reading of the process table.
 pub fn run(checks: &[ProcessCheck], interval: Duration) -> Vec<CheckResult> {
+    run_shared(checks, interval, None)
+}
+
+/// Runs every check against one reading of the process table: `shared`'s, when it has
+/// one begun at or after its instant (when the run was due), else a new one.
+pub fn run_shared(checks: &[ProcessCheck], interval: Duration, shared: Option<(&Tables, Instant)>) -> Vec<CheckResult> {
     let started = Instant::now();
     let me = std::process::id();
-    let table: Vec<ProcInfo> = list_processes().into_iter().filter(|p| p.pid != me).collect();
-    let selected: Vec<(Vec<&ProcInfo>, Option<String>)> = checks
+    let fields = fields_for(checks);
+    let table = match shared {
+        Some((tables, due)) => tables.reading(due, fields),
+        None => Arc::new(Table::read(fields)),
+    };
+    let chosen: Vec<(Vec<u32>, Option<String>)> = checks
         .iter()
         .map(|check| {
             let (pid, error) = match &check.pidfile {
@@ -251,12 +358,33 @@ pub fn run(checks: &[ProcessCheck], interval: Duration) -> Vec<CheckResult> {
                 },
                 None => (None, None),
             };
-            let procs = match (&check.pidfile, pid) {
+            let pids = match (&check.pidfile, pid) {
                 (Some(_), None) => Vec::new(),
-                _ => table.iter().filter(|p| check.matches(p, pid)).collect(),
+                _ => table
+                    .procs
+                    .iter()
+                    .zip(&table.lines)
+                    .filter(|(p, line)| p.pid != me && check.matches_line(p, line, pid))
+                    .map(|(p, _)| p.pid)
+                    .collect(),
             };
-            (procs, error)
+            (pids, error)
         })
+        .collect();
+    // The chosen processes read whole (owner, descriptors); one that ended since the
+    // reading, or whose pid now belongs to another process, is left out.
+    let mut wanted: Vec<u32> = chosen.iter().flat_map(|(pids, _)| pids.iter().copied()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let started_at: HashMap<u32, u64> = table.procs.iter().map(|p| (p.pid, p.start_time_ticks)).collect();
+    let whole: HashMap<u32, ProcInfo> = read_processes(&wanted)
+        .into_iter()
+        .filter(|p| started_at.get(&p.pid) == Some(&p.start_time_ticks))
+        .map(|p| (p.pid, p))
+        .collect();
+    let selected: Vec<(Vec<&ProcInfo>, Option<String>)> = chosen
+        .into_iter()
+        .map(|(pids, error)| (pids.iter().filter_map(|pid| whole.get(pid)).collect(), error))
         .collect();
     let mut sampled: Vec<u32> = checks
         .iter()
@@ -655,5 +783,127 @@ mod tests {
             r.message,
             "process web: 0 processes (critical: below 1), pidfile /run/web.pid does not exist"
         );
+    }
+
+    /// The daemon's process checks are separate runs: those due together must share one
+    /// reading of the table, and a run due after a reading must not be handed it.
+    #[test]
+    fn runs_due_together_share_one_reading_of_the_table() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
+        let pid = child.id();
+        let check = |p: ProcessParams| compile(p).expect("valid");
+        let by_cmdline = check(ProcessParams {
+            name: None,
+            cmdline: Some("^sleep 30$".into()),
+            ..params()
+        });
+        let tables = Tables::new();
+        let due = Instant::now();
+        let results: Vec<CheckResult> = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| run_shared(std::slice::from_ref(&by_cmdline), Duration::ZERO, Some((&tables, due))))
+                })
+                .collect();
+            runs.into_iter().flat_map(|r| r.join().expect("no panic")).collect()
+        });
+        assert_eq!(tables.reads(), 1, "eight runs due together, one reading");
+        for r in &results {
+            assert!(
+                r.details["pids"].as_array().is_some_and(|p| p.contains(&json!(pid))),
+                "{r:?}"
+            );
+            // The selected process is read whole: its descriptors and owner too.
+            let me = &r.details["processes"][0];
+            assert!(me["open_fds"].is_u64() && me["user"].is_string(), "{me}");
+        }
+        // A run due after the reading reads the table again.
+        run_shared(
+            std::slice::from_ref(&by_cmdline),
+            Duration::ZERO,
+            Some((&tables, Instant::now())),
+        );
+        assert_eq!(tables.reads(), 2);
+        // A run due before it takes it, unless it needs parts the reading skipped.
+        run_shared(std::slice::from_ref(&by_cmdline), Duration::ZERO, Some((&tables, due)));
+        assert_eq!(tables.reads(), 2);
+        let by_user = check(ProcessParams {
+            name: None,
+            user: Some("root".into()),
+            ..params()
+        });
+        run_shared(std::slice::from_ref(&by_user), Duration::ZERO, Some((&tables, due)));
+        assert_eq!(tables.reads(), 3, "the owner was not read");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// What a reading skips does not change a verdict: each criterion selects the same
+    /// processes from a reading of only the parts it looks at as from a whole one.
+    #[test]
+    fn readings_of_some_parts_select_what_whole_readings_select() {
+        use std::os::unix::process::CommandExt;
+        let tag = format!("hx-parts-{}", std::process::id());
+        let mut children: Vec<_> = (0..2)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg0(&tag)
+                    .arg("30")
+                    .spawn()
+                    .expect("sleep starts")
+            })
+            .collect();
+        let ours: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+        let uid = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| reliability_os::procs::parse_status(&s))
+            .map(|s| s.euid)
+            .expect("own uid");
+        let checks: Vec<ProcessCheck> = [
+            ProcessParams {
+                name: Some("sleep".into()),
+                ..params()
+            },
+            ProcessParams {
+                name: None,
+                cmdline: Some(format!("^{tag} 30$")),
+                ..params()
+            },
+            ProcessParams {
+                name: None,
+                user: Some(uid.to_string()),
+                ..params()
+            },
+            ProcessParams {
+                name: Some("sleep".into()),
+                cmdline: Some("^nothing-like-this$".into()),
+                min_count: 0,
+                ..params()
+            },
+        ]
+        .into_iter()
+        .map(|p| compile(p).expect("valid"))
+        .collect();
+        let whole = reliability_os::procs::list_processes();
+        let picked = |check: &ProcessCheck, table: &[ProcInfo]| -> Vec<u32> {
+            table
+                .iter()
+                .filter(|p| ours.contains(&p.pid) && check.matches(p, None))
+                .map(|p| p.pid)
+                .collect()
+        };
+        for (i, check) in checks.iter().enumerate() {
+            let some = list_processes_with(fields_for(std::slice::from_ref(check)));
+            let want = if i == 3 { Vec::new() } else { ours.clone() };
+            assert_eq!(picked(check, &some), want, "{} from the parts it reads", check.name);
+            assert_eq!(picked(check, &whole), want, "{} from a whole reading", check.name);
+        }
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

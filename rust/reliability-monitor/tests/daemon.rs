@@ -349,3 +349,106 @@ fn a_failing_service_is_handed_to_the_recovery_engine_with_backoff() {
     assert_eq!(health["services"][0]["service"], "hx-daemon-test.service", "{health}");
     assert!(health["services"][0]["attempts"].as_u64() >= Some(1), "{health}");
 }
+
+/// Twenty process checks due each second read the process table once a second, not
+/// twenty times (counted in the daemon's read syscalls against the processes there are).
+#[test]
+fn process_checks_due_together_read_the_process_table_once() {
+    use std::os::unix::process::CommandExt;
+    let tag = format!("hx-table-{}", std::process::id());
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg0(&tag)
+        .arg("120")
+        .spawn()
+        .expect("sleep starts");
+    let checks: String = std::iter::once("  processes:\n".to_string())
+        .chain((0..20).map(|_| format!("    - {{cmdline: '^{tag} '}}\n")))
+        .collect();
+    let d = Daemon::start("", &checks, &[]);
+    d.wait_ready();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = d.child.id();
+    let runs = |h: &Value| entry(h, "health_checks.processes[0]")["runs"].as_u64().unwrap_or(0);
+    let (_, before) = d.health();
+    let reads_before = read_syscalls(pid);
+    std::thread::sleep(Duration::from_secs(4));
+    let reads = read_syscalls(pid) - reads_before;
+    let (_, after) = d.health();
+    let cycles = runs(&after) - runs(&before);
+    let processes = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok()))
+        .count() as u64;
+    for i in 0..20 {
+        let e = entry(&after, &format!("health_checks.processes[{i}]"));
+        assert_eq!(e["results"][0]["status"], "ok", "{e}");
+    }
+    assert!(cycles >= 3, "{cycles} cycles in 4 s: {after}");
+    // One reading is two reads each of `stat` and `cmdline` per process; each check then
+    // reads its own process whole. Twenty readings would be over 120 per process.
+    let per_cycle = reads / cycles;
+    assert!(
+        per_cycle <= 12 * processes + 1000,
+        "{per_cycle} read syscalls per cycle with {processes} processes on the host"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
+/// Entries due while every slot is taken wait for a run to end without spinning: the
+/// daemon stays idle between results (a busy wait burns a core until the slot frees).
+#[test]
+fn a_check_waiting_for_a_slot_costs_no_cpu() {
+    // Answers each request after 600 ms: with one slot, the other entries wait for it
+    // most of every second.
+    let slow = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let slow_port = slow.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut s in slow.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(600));
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            });
+        }
+    });
+    let fast = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let fast_port = fast.local_addr().expect("addr").port();
+    let checks = format!(
+        "{}  http:\n    - {{name: slow, url: 'http://127.0.0.1:{slow_port}/', timeout: 5}}\n",
+        port_check(fast_port)
+    );
+    let d = Daemon::start("  max_concurrent_checks: 1\n", &checks, &[]);
+    d.wait_ready();
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = d.child.id();
+    let runs = |h: &Value, path: &str| entry(h, path)["runs"].as_u64().unwrap_or(0);
+    let (_, before) = d.health();
+    let ticks_before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let ticks = cpu_ticks(pid) - ticks_before;
+    let (_, after) = d.health();
+    // Every entry still gets its turn each second.
+    for path in [
+        "health_checks.ports[0]",
+        "health_checks.http[0]",
+        "health_checks.resources",
+    ] {
+        let n = runs(&after, path) - runs(&before, path);
+        assert!(n >= 2, "{path}: {n} runs in 3 s: {after}");
+    }
+    let hz = 100; // USER_HZ on Linux
+    assert!(
+        ticks * 1000 / hz <= 150,
+        "{} ms of CPU in 3 s while checks waited for the slot",
+        ticks * 1000 / hz
+    );
+}

@@ -59,6 +59,13 @@ pub const SYSTEM_CA_BUNDLES: &[&str] = &[
 /// Longer timeouts are cut to this.
 const LONGEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
+/// The buffers of one exchange. ureq's defaults (128 KiB each) are allocated and zeroed for
+/// every probe, which cost more than a probe on loopback itself; a request head and a
+/// monitoring answer fit in far less. The input buffer still holds ureq's largest response
+/// head (64 KiB), so no answer is refused that was read before.
+const INPUT_BUFFER: usize = 64 * 1024 + 8 * 1024;
+const OUTPUT_BUFFER: usize = 16 * 1024;
+
 /// Redirects followed when `follow_redirects` is set.
 pub const MAX_REDIRECTS: u32 = 10;
 
@@ -214,6 +221,8 @@ fn prepare(request: &HttpRequest, seen: &SeenCert) -> Result<(ureq::Agent, Strin
         .max_redirects(0)
         .proxy(None)
         .user_agent(concat!("hx.reliability/", env!("CARGO_PKG_VERSION")))
+        .input_buffer_size(INPUT_BUFFER)
+        .output_buffer_size(OUTPUT_BUFFER)
         .build();
     let connector = ().chain(TcpConnector::default()).chain(tls);
     Ok((

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -106,17 +106,68 @@ pub enum ProcError {
     Unparsable { path: PathBuf, content: String },
 }
 
+/// What a reading of the process table reads of each process besides `stat` (pid, name,
+/// parent, state, memory, threads, start time and CPU counters are always read). A part
+/// not read is left empty in [`ProcInfo`]: no `cmdline`, no `exe`, uids 0 and no `user`,
+/// no `open_fds`. Each part costs about as much as `stat` itself (`/proc/PID/fd` more,
+/// with many descriptors), so a reading that only selects processes skips what the
+/// selection does not look at and reads the chosen few whole ([`read_processes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fields {
+    pub cmdline: bool,
+    pub exe: bool,
+    /// `status` (real and effective uid) and the user name of the effective uid.
+    pub owner: bool,
+    pub fds: bool,
+}
+
+impl Fields {
+    pub const ALL: Fields = Fields {
+        cmdline: true,
+        exe: true,
+        owner: true,
+        fds: true,
+    };
+    pub const STAT: Fields = Fields {
+        cmdline: false,
+        exe: false,
+        owner: false,
+        fds: false,
+    };
+
+    /// Every part either reads.
+    #[must_use]
+    pub fn union(self, other: Fields) -> Fields {
+        Fields {
+            cmdline: self.cmdline || other.cmdline,
+            exe: self.exe || other.exe,
+            owner: self.owner || other.owner,
+            fds: self.fds || other.fds,
+        }
+    }
+
+    /// Whether a reading of `self` has every part `other` asks for.
+    pub fn covers(self, other: Fields) -> bool {
+        self.union(other) == self
+    }
+}
+
 /// Every process on the host, ordered by pid. Processes that end while being read are
 /// left out.
 pub fn list_processes() -> Vec<ProcInfo> {
-    let users = read_users();
+    list_processes_with(Fields::ALL)
+}
+
+/// Every process on the host with the parts `fields` names, ordered by pid.
+pub fn list_processes_with(fields: Fields) -> Vec<ProcInfo> {
+    let users = if fields.owner { read_users() } else { HashMap::new() };
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     let mut procs: Vec<ProcInfo> = dir
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| read_process_with(pid, &users).ok())
+        .filter_map(|pid| read_process_with(pid, &users, fields).ok())
         .collect();
     procs.sort_by_key(|p| p.pid);
     procs
@@ -124,33 +175,61 @@ pub fn list_processes() -> Vec<ProcInfo> {
 
 /// One process by pid.
 pub fn read_process(pid: u32) -> Result<ProcInfo, ProcError> {
-    read_process_with(pid, &read_users())
+    read_process_with(pid, &read_users(), Fields::ALL)
 }
 
-fn read_process_with(pid: u32, users: &HashMap<u32, String>) -> Result<ProcInfo, ProcError> {
+/// The processes `pids` names, read whole (`/etc/passwd` once), in the given order;
+/// those that ended are left out.
+pub fn read_processes(pids: &[u32]) -> Vec<ProcInfo> {
+    if pids.is_empty() {
+        return Vec::new();
+    }
+    let users = read_users();
+    pids.iter()
+        .filter_map(|&pid| read_process_with(pid, &users, Fields::ALL).ok())
+        .collect()
+}
+
+fn read_process_with(pid: u32, users: &HashMap<u32, String>, fields: Fields) -> Result<ProcInfo, ProcError> {
     let dir = PathBuf::from(format!("/proc/{pid}"));
     let stat = read_stat(pid)?;
-    let status_path = dir.join("status");
-    let status_text = read_proc_file(pid, &status_path)?;
-    let status = parse_status(&status_text).ok_or_else(|| unparsable(&status_path, &status_text))?;
-    let cmdline = fs::read(dir.join("cmdline"))
-        .map(|bytes| parse_cmdline(&bytes))
-        .unwrap_or_default();
-    let exe = fs::read_link(dir.join("exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned());
-    let open_fds = fs::read_dir(dir.join("fd"))
-        .ok()
-        .map(|d| u32::try_from(d.count()).unwrap_or(u32::MAX));
+    let status = if fields.owner {
+        let status_path = dir.join("status");
+        let status_text = read_proc_file(pid, &status_path)?;
+        Some(parse_status(&status_text).ok_or_else(|| unparsable(&status_path, &status_text))?)
+    } else {
+        None
+    };
+    let cmdline = if fields.cmdline {
+        read_all(&dir.join("cmdline"))
+            .map(|bytes| parse_cmdline(&bytes))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let exe = if fields.exe {
+        fs::read_link(dir.join("exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    } else {
+        None
+    };
+    let open_fds = if fields.fds {
+        fs::read_dir(dir.join("fd"))
+            .ok()
+            .map(|d| u32::try_from(d.count()).unwrap_or(u32::MAX))
+    } else {
+        None
+    };
     Ok(ProcInfo {
         pid,
         ppid: stat.ppid,
         name: stat.comm,
         exe,
         cmdline,
-        uid: status.uid,
-        euid: status.euid,
-        user: users.get(&status.euid).cloned(),
+        uid: status.map_or(0, |s| s.uid),
+        euid: status.map_or(0, |s| s.euid),
+        user: status.and_then(|s| users.get(&s.euid).cloned()),
         state: stat.state,
         rss_bytes: stat.rss_pages.saturating_mul(page_size()),
         vsize: stat.vsize,
@@ -168,18 +247,37 @@ fn read_stat(pid: u32) -> Result<Stat, ProcError> {
     parse_stat(&text).ok_or_else(|| unparsable(&path, &text))
 }
 
+/// The bytes of a `/proc` file: opened and read to its end, nothing else. (`fs::read`
+/// asks the file's size first, which `/proc` files do not have: a system call per file
+/// for nothing, a few thousand per reading of the table.)
+fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Read a file under `/proc/PID`; "gone" (ENOENT, ESRCH) means the process ended.
 fn read_proc_file(pid: u32, path: &Path) -> Result<String, ProcError> {
-    fs::read_to_string(path).map_err(|source| {
-        if source.kind() == ErrorKind::NotFound || source.raw_os_error() == Some(libc::ESRCH) {
-            ProcError::NoSuchProcess { pid }
-        } else {
-            ProcError::Io {
-                path: path.to_owned(),
-                source,
+    read_all(path)
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e)))
+        .map_err(|source| {
+            if source.kind() == ErrorKind::NotFound || source.raw_os_error() == Some(libc::ESRCH) {
+                ProcError::NoSuchProcess { pid }
+            } else {
+                ProcError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
             }
-        }
-    })
+        })
 }
 
 fn unparsable(path: &Path, content: &str) -> ProcError {

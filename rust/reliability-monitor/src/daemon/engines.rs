@@ -8,7 +8,8 @@
 //! lose no count; breakers, failure counts and incidents outlive the daemon (kill -9,
 //! reboot) because they only ever live in those files.
 
-use reliability_checks::HealthRequest;
+pub use reliability_checks::processes::Tables;
+use reliability_checks::{HealthRequest, Shared};
 use reliability_core::breaker::State as BreakerState;
 use reliability_core::cancel::{Cancel, RunContext};
 use reliability_core::check::CheckResult;
@@ -20,9 +21,11 @@ use reliability_recovery::RecoveryRequest;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Runs one check entry's request once.
-pub fn run_checks(request: &HealthRequest) -> Vec<CheckResult> {
-    reliability_checks::run(request).checks
+/// Runs one check entry's request once. `due` is when the run was due: a process check
+/// takes a reading of the process table in `tables` begun at or after it, so the process
+/// checks due together read the table once.
+pub fn run_checks(request: &HealthRequest, tables: &Tables, due: Instant) -> Vec<CheckResult> {
+    reliability_checks::run_shared(request, Some(Shared { tables, due })).checks
 }
 
 /// What one recovery run came to.

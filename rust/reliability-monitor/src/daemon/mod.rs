@@ -27,6 +27,7 @@ mod notify;
 mod scheduler;
 mod signals;
 mod view;
+mod workers;
 
 use crate::config::{self, Config};
 use reliability_core::spec::Env;

@@ -1,17 +1,21 @@
 //! The scheduler: the one thread that decides what runs when.
 //!
 //! - Each check entry runs at its own interval (its `interval`, else
-//!   `service_monitoring.check_interval`), on a thread of its own; at most
-//!   `max_concurrent_checks` run at once, the rest wait their turn.
+//!   `service_monitoring.check_interval`), on a thread of its own (kept for the next run,
+//!   [`super::workers`]); at most `max_concurrent_checks` run at once, the rest wait
+//!   their turn, without waking the scheduler until a slot frees.
+//! - Process checks due together share one reading of the process table (the engine's
+//!   [`super::engines::Tables`], handed the instant each run was due).
 //! - Each run has a deadline (its interval): a run still going then is recorded as a
 //!   timed-out failure and no longer holds a slot; it is not started again until that
 //!   thread ends, so one hung check is at most one thread and never delays another check
 //!   or the endpoints. (Threads are therefore bounded by the slots plus the entries.)
 //! - Results go through [`Debounce`]; a service with a `recovery` entry whose checks are
 //!   confirmed failing is healed through the engine ([`super::heal`] decides when).
-//! - After a change the [`View`] is rendered into a new [`Snapshot`] and swapped in (at
-//!   most every [`PUBLISH_EVERY`]: a hundred results a second are one rendering, not a
-//!   hundred); the endpoints never wait for a check.
+//! - After a change the [`View`] is rendered into a new [`Snapshot`] and swapped in once
+//!   the runs going have ended (at most every [`PUBLISH_EVERY`], and within
+//!   [`PUBLISH_WITHIN`] while runs go on): a hundred results a second are one rendering,
+//!   not a hundred; the endpoints never wait for a check.
 //!
 //! The scheduler only sleeps in `recv_timeout` on its channel (at most [`TICK`]), so a
 //! stop or reload is seen at once, and it stamps a heartbeat each turn, which `/alive`
@@ -19,10 +23,11 @@
 
 use super::alerting::{Alerting, Detail};
 use super::debounce::{Debounce, State};
-use super::engines::{self, Figures, Healed};
+use super::engines::{self, Figures, Healed, Tables};
 use super::heal::{Backoff, Decision, Healer};
 use super::log::Logger;
 use super::view::{CheckView, ServiceView, View};
+use super::workers::Workers;
 use super::{Event, Shared};
 use crate::config::{CheckKind, Config, HealthEntry, RecoveryEntry};
 use reliability_alerts::{Category, EventKind};
@@ -44,6 +49,9 @@ pub const TICK: Duration = Duration::from_millis(500);
 const FIGURES_EVERY: Duration = Duration::from_secs(15);
 /// The most often a new snapshot is rendered (results of many checks come together).
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+/// The longest a result waits for its snapshot while other runs are still going: results
+/// are rendered once the runs going have ended (once a cycle), or after this.
+const PUBLISH_WITHIN: Duration = Duration::from_secs(1);
 /// The longest wait between two recovery attempts of one service.
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 
@@ -99,6 +107,10 @@ pub struct Scheduler {
     orphans: HashMap<u64, bool>,
     services: Vec<Service>,
     running: usize,
+    /// Readings of the process table the process checks due together share.
+    tables: Arc<Tables>,
+    /// The threads check runs are made on, kept between runs.
+    workers: Workers,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     shared: Arc<Shared>,
@@ -168,6 +180,8 @@ impl Scheduler {
             jobs: Vec::new(),
             services: Vec::new(),
             running: 0,
+            tables: Arc::new(Tables::new()),
+            workers: Workers::new("check"),
             tx,
             rx,
             shared,
@@ -348,13 +362,17 @@ impl Scheduler {
     fn next_wake(&self, now: Instant) -> Duration {
         let mut at = now + TICK;
         if self.dirty {
-            at = at.min(self.published_at + PUBLISH_EVERY);
+            at = at.min(self.published_at + self.publish_gap());
         }
+        // With every slot taken, a due entry waits for a run to end (a message) or to pass
+        // its deadline, not for its own time: waking for it would spin until a slot frees.
+        let slot_free = self.running < self.config.service_monitoring.max_concurrent_checks.max(1);
         for j in &self.jobs {
             match j.running {
                 Some((started, false)) => at = at.min(started + j.entry.schedule.interval),
                 Some(_) => {}
-                None => at = at.min(j.next_due),
+                None if slot_free => at = at.min(j.next_due),
+                None => {}
             }
         }
         let now_ms = self.ms(now);
@@ -388,6 +406,7 @@ impl Scheduler {
                 break;
             }
             job.running = Some((now, false));
+            let due = job.next_due;
             // Fixed rate while on time; after a late start, one interval from now.
             job.next_due = (job.next_due + interval).max(now);
             if job.next_due <= now {
@@ -396,11 +415,14 @@ impl Scheduler {
             self.running += 1;
             let request = job.entry.request.clone();
             let tx = self.tx.clone();
+            let tables = Arc::clone(&self.tables);
             let id = job.id;
-            let spawned = std::thread::Builder::new().name("check".into()).spawn(move || {
-                let results = engines::run_checks(&request);
-                let _ = tx.send(Msg::Done { id, results });
-            });
+            let spawned = self.workers.run(
+                move || engines::run_checks(&request, &tables, due),
+                move |results| {
+                    let _ = tx.send(Msg::Done { id, results });
+                },
+            );
             if let Err(e) = spawned {
                 self.running -= 1;
                 let job = &mut self.jobs[index];
@@ -723,12 +745,22 @@ impl Scheduler {
         }
     }
 
+    /// How long after the last snapshot the next may be rendered: results that come
+    /// together (a cycle of a hundred checks) are rendered together, once no run is
+    /// going; while runs go on, at most every [`PUBLISH_WITHIN`].
+    fn publish_gap(&self) -> Duration {
+        if self.running == 0 {
+            PUBLISH_EVERY
+        } else {
+            PUBLISH_WITHIN
+        }
+    }
+
     fn publish(&mut self, force: bool) {
         let now = Instant::now();
-        // Many results a second are rendered together: at most one snapshot per
-        // PUBLISH_EVERY, except the first ready one, which is wanted at once.
+        // The first ready snapshot is wanted at once; the rest wait for the runs going.
         let ready_news = self.ready && !self.shared.snapshot().ready;
-        if !self.dirty || (!force && !ready_news && now < self.published_at + PUBLISH_EVERY) {
+        if !self.dirty || (!force && !ready_news && now < self.published_at + self.publish_gap()) {
             return;
         }
         self.dirty = false;

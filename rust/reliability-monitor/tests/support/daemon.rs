@@ -207,3 +207,21 @@ pub fn sample(body: &str, metric: &str, labels: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {metric} with {labels} in\n{body}"))
 }
+
+/// CPU time (user + system) the process `pid` has used so far, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<u64> = after.split(' ').map(|f| f.parse().unwrap_or(0)).collect();
+    // utime and stime are fields 14 and 15 of proc_pid_stat(5); `after` starts at field 3.
+    fields[11] + fields[12]
+}
+
+/// Read syscalls the process `pid` has made so far (`syscr` of /proc/PID/io).
+pub fn read_syscalls(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/PID/io");
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscr:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("syscr")
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Where the daemon's CPU goes: bench/footprint.sh's configuration cut down to one kind of
+# check (50 ports, 20 HTTP GETs or 20 processes by command line; the memory check runs
+# once an hour except with `all`), and the daemon's CPU per 1 s cycle over SECONDS.
+#   bench/kinds.sh BINARY ports|http|processes|all|none [SECONDS]
+# PID_HOOK=CMD runs `CMD DAEMON_PID SECONDS-2` during the measurement (perf record -p,
+# strace -c -f -p); WRK=S runs wrk -t2 -c16 for S seconds on /metrics and /alive afterwards.
+set -euo pipefail
+bin=$1 kind=$2 secs=${3:-20}
+out=$(mktemp -d "${TMPDIR:-/tmp}/hx-kinds.XXXXXX")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$out"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+python3 -c 'import socket
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(512); print(s.getsockname()[1], flush=True)
+while True: s.accept()[0].close()' > "$out/port" &
+pids+=($!)
+hport=$(free_port)
+python3 -m http.server --bind 127.0.0.1 "$hport" --directory "$out" >/dev/null 2>&1 &
+pids+=($!)
+for i in $(seq 1 20); do bash -c "exec -a hx-bench-proc-$i sleep 1000000" & pids+=($!); done
+until [[ -s $out/port ]] && python3 -c "import socket; socket.create_connection(('127.0.0.1',$hport),1)" 2>/dev/null; do sleep 0.05; done
+lport=$(cat "$out/port")
+touch "$out/ok"
+dport=$(free_port)
+has() { [[ $kind == all || $kind == "$1" ]]; }
+{
+  printf 'service_monitoring:\n  check_interval: 1\n  max_concurrent_checks: 8\n  state_dir: %s/state\n' "$out"
+  printf '  listen: {port: %d}\nperformance_monitoring: {enabled: false}\nhealth_checks:\n' "$dport"
+  if has none; then printf '  resources: {include: [memory]}\n'; else printf '  resources: {include: [memory], interval: 3600}\n'; fi
+  if has ports; then printf '  ports:\n'; for i in $(seq 1 50); do printf '    - {name: p%d, port: %d, timeout: 1}\n' "$i" "$lport"; done; fi
+  if has http; then printf '  http:\n'; for i in $(seq 1 20); do printf '    - {name: h%d, url: "http://127.0.0.1:%d/ok", timeout: 1}\n' "$i" "$hport"; done; fi
+  if has processes; then printf '  processes:\n'; for i in $(seq 1 20); do printf '    - {cmdline: "^hx-bench-proc-%d "}\n' "$i"; done; fi
+} > "$out/daemon.yml"
+chmod 600 "$out/daemon.yml"
+"$bin" --config "$out/daemon.yml" daemon 2> "$out/daemon.log" &
+dpid=$!
+pids+=("$dpid")
+until grep -q 'first cycle done' "$out/daemon.log"; do sleep 0.1; done
+sleep 3
+hook=
+if [[ -n ${PID_HOOK:-} ]]; then $PID_HOOK "$dpid" "$((secs - 2))" & hook=$!; fi
+t0=$(ticks "$dpid") s0=$(date +%s.%N)
+sleep "$secs"
+t1=$(ticks "$dpid") s1=$(date +%s.%N)
+[[ -n $hook ]] && wait "$hook"
+notok=$(curl -s "http://127.0.0.1:$dport/metrics" | awk '/^reliability_monitor_check_status\{/ && $NF != 0' | wc -l)
+tck=$(getconf CLK_TCK)
+echo "$kind: $(echo "scale=2; ($t1 - $t0) * 1000 / $tck / ($s1 - $s0)" | bc) ms CPU per s, VmRSS $(awk '/VmRSS/ {print $2}' "/proc/$dpid/status") KiB, checks not ok: $notok, load $(cut -d' ' -f1 /proc/loadavg)"
+if [[ -n ${WRK:-} ]]; then
+  for path in /metrics /alive; do
+    wrk -t2 -c16 -d"${WRK}s" --latency "http://127.0.0.1:$dport$path" > "$out/wrk" 2>&1
+    echo "  wrk $path: $(awk '/Requests\/sec/ {r=$2} /^ +50%/ {m=$2} /^ +99%/ {p=$2} END {print r " req/s, p50 " m ", p99 " p}' "$out/wrk")"
+  done
+fi
