@@ -20,12 +20,15 @@ ARCHES      := x86_64 aarch64
 TRIPLE_x86_64  := x86_64-unknown-linux-musl
 TRIPLE_aarch64 := aarch64-unknown-linux-musl
 # No cross gcc: rust-lld links static aarch64 binaries on its own, and clang compiles the
-# little C and assembly that ring (rustls' crypto) carries, for either target.
+# C and assembly that ring (rustls' crypto) and libzstd (tar.zst restores) carry, for either
+# target. ring needs no libc headers; libzstd's few (stdlib.h, string.h: malloc, memcpy)
+# come from the host's glibc headers for x86_64 and from libc6-dev-arm64-cross's for
+# aarch64, declarations musl's libc.a (linked by rustc) satisfies alike.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER := rust-lld
 export CC_x86_64_unknown_linux_musl := clang
 export CFLAGS_x86_64_unknown_linux_musl := --target=x86_64-linux-musl
 export CC_aarch64_unknown_linux_musl := clang
-export CFLAGS_aarch64_unknown_linux_musl := --target=aarch64-linux-musl
+export CFLAGS_aarch64_unknown_linux_musl := --target=aarch64-linux-musl -isystem /usr/aarch64-linux-gnu/include
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 

@@ -6,6 +6,8 @@
 # (hashing is bench/backup.sh's subject).
 #   a few large files of compressible text plus 10,000 small ones, HX_BENCH_RESTORE_MIB in
 #   total (default 512)
+# HX_BENCH_RESTORE_ALSO=BINARY adds another build of backup_verify (e.g. one from before a
+# change) as a third command, "other build".
 # Usage: bench/restore.sh [RUNS]   (from the repo root, after `make build`)
 set -euo pipefail
 # shellcheck source=bench/common.sh
@@ -69,9 +71,11 @@ for f in b.tar b.tar.gz b.tar.zst; do
   esac
   echo
   echo "## $f, $runs runs"
+  also=()
+  [[ -n ${HX_BENCH_RESTORE_ALSO:-} ]] && also=(-n "other build" "$HX_BENCH_RESTORE_ALSO $out/$f.json > /dev/null")
   "${measure[@]}" --runs "$runs" --warmup 1 --json "$out/$f.m.json" --baseline "GNU tar" --title "restore $f" \
     -n backup_verify "$bin $out/$f.json > /dev/null" \
-    -n "GNU tar" "mkdir $out/x && tar $flag -xf $out/$f -C $out/x && rm -rf $out/x"
+    -n "GNU tar" "mkdir $out/x && tar $flag -xf $out/$f -C $out/x && rm -rf $out/x" "${also[@]}"
 done
 
 echo

@@ -28,6 +28,8 @@
 //!   decompressor and the crate reads every header block first, refuses a PAX header (`x`,
 //!   `g`) over [`MAX_PAX_HEADER`] and a GNU long name or link (`L`, `K`) over
 //!   [`MAX_LONG_NAME`] by its size field, and follows the stream's layout as the crate does.
+//!   The zstd decoder's memory is bounded too: a frame asking for a window over
+//!   2^[`ZSTD_WINDOW_LOG_MAX`] bytes is refused before its data is decoded.
 //! - Names in messages are escaped (control bytes and invalid UTF-8 as `\xNN`) and cut to a
 //!   short prefix with their length ([`shown_name`], the one way a member name is shown). The compressed stream is read to its end after the last member,
 //!   so a truncated or corrupt gzip or zstd stream is caught by its checksum; a tar stream
@@ -325,47 +327,40 @@ impl<R: Read> Read for Tracked<R> {
     }
 }
 
-/// Every frame of a zstd stream, one after another (as `zstd -d` reads them), with each
-/// frame's content checksum verified when the frame carries one.
-struct ZstdFrames<R: BufRead> {
-    decoder: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+/// The largest zstd window a frame may ask for, as a power of two: 2^27 = 128 MiB, what
+/// `zstd -d` (and so GNU tar) accepts without `--memory`. The decoder's memory is this
+/// window plus a block, whatever the frame header says; a frame asking for more is refused.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+
+/// A zstd stream, every frame one after another (as `zstd -d` reads them), decoded by the C
+/// library (libzstd, built with the workspace's C compiler), which verifies each frame's
+/// content checksum when the frame carries one, refuses bytes after a frame that do not
+/// start another one, and calls a stream that ends inside a frame an incomplete frame.
+struct Zstd<R: BufRead> {
+    decoder: zstd::stream::read::Decoder<'static, R>,
 }
 
-impl<R: BufRead> ZstdFrames<R> {
+impl<R: BufRead> Zstd<R> {
     fn new(source: R) -> io::Result<Self> {
-        let decoder = ruzstd::decoding::StreamingDecoder::new(source).map_err(io::Error::other)?;
-        Ok(ZstdFrames { decoder: Some(decoder) })
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?;
+        decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+        Ok(Zstd { decoder })
     }
 }
 
-impl<R: BufRead> Read for ZstdFrames<R> {
+impl<R: BufRead> Read for Zstd<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let Some(decoder) = self.decoder.as_mut() else {
-                return Ok(0);
-            };
-            let n = decoder.read(buf)?;
-            if n > 0 || buf.is_empty() {
-                return Ok(n);
+        self.decoder.read(buf).map_err(|e| {
+            // libzstd's words for a window over the cap say nothing of the cap.
+            if e.to_string().contains("too much memory") {
+                io::Error::other(format!(
+                    "a zstd frame asks for a window over {} MiB, the most a restore decodes with: {e}",
+                    (1u64 << ZSTD_WINDOW_LOG_MAX) >> 20
+                ))
+            } else {
+                e
             }
-            let frame = &decoder.decoder;
-            if let (Some(want), Some(got)) = (frame.get_checksum_from_data(), frame.get_calculated_checksum()) {
-                if want != got {
-                    return Err(io::Error::other(format!(
-                        "zstd content checksum mismatch (frame says {want:08x}, data gives {got:08x})"
-                    )));
-                }
-            }
-            let Some(decoder) = self.decoder.take() else {
-                return Ok(0);
-            };
-            let (mut source, frame) = decoder.into_parts();
-            if source.fill_buf()?.is_empty() {
-                return Ok(0);
-            }
-            let next = ruzstd::decoding::StreamingDecoder::new_with_decoder(source, frame).map_err(io::Error::other)?;
-            self.decoder = Some(next);
-        }
+        })
     }
 }
 
@@ -677,9 +672,7 @@ fn extract_into(
     let stream: Box<dyn Read> = match found {
         Format::Tar => Box::new(reader),
         Format::TarGz => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-        Format::TarZst => {
-            Box::new(ZstdFrames::new(reader).map_err(|e| corrupt(format!("not a valid zstd stream: {e}")))?)
-        }
+        Format::TarZst => Box::new(Zstd::new(reader).map_err(|e| corrupt(format!("not a valid zstd stream: {e}")))?),
     };
     let stream_failed = Rc::new(Cell::new(false));
     let stop = Rc::new(RefCell::new(None));

@@ -497,6 +497,53 @@ fn a_zstd_stream_of_several_frames_restores() {
     assert_eq!(s.attempt("two.tar.gz", &two, None, &ROOMY).unwrap().files, 8);
 }
 
+/// Compresses with the real `zstd` binary reading a pipe, so the frame keeps the window
+/// `--long=LOG` asks for (a file's known size would shrink it).
+fn zstd_window(bytes: &[u8], log: u32) -> Vec<u8> {
+    use std::process::Stdio;
+    let mut child = Command::new("zstd")
+        .args(["-q", "-c", &format!("--long={log}"), "--memory=2048MB"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success(), "zstd: {}", String::from_utf8_lossy(&out.stderr));
+    // The window descriptor (after the magic and the frame header descriptor): exponent
+    // 10 + its top five bits.
+    assert_eq!(
+        u32::from(out.stdout[5] >> 3) + 10,
+        log,
+        "zstd kept --long={log}'s window"
+    );
+    out.stdout
+}
+
+#[test]
+fn a_zstd_window_over_128_mib_is_refused_and_zstd_s_largest_default_restores() {
+    // The decoder's memory is bounded by the window a frame asks for: up to 2^27 (what
+    // `zstd -d` and GNU tar accept without --memory), never more, whatever the header says.
+    let s = Scene::new();
+    let src = s.path("src");
+    source_tree(&src);
+    let plain = s.path("input/p.tar");
+    gnu_tar(&["-cf"], &src, &plain);
+    let tar = std::fs::read(&plain).unwrap();
+    let got = s.attempt("w27.tar.zst", &zstd_window(&tar, 27), None, &ROOMY).unwrap();
+    assert_eq!(got.files, 8);
+    let err = s
+        .attempt("w28.tar.zst", &zstd_window(&tar, 28), None, &ROOMY)
+        .unwrap_err();
+    assert!(
+        err.contains("the tar.zst stream is damaged: a zstd frame asks for a window over 128 MiB"),
+        "{err}"
+    );
+}
+
 #[test]
 fn damaged_and_foreign_input_is_named() {
     let s = Scene::new();
