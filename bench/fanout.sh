@@ -13,8 +13,8 @@
 # (bench/measure.py): the wall time of the play and the controller's CPU per host (user +
 # sys of ansible-playbook and everything it waited for, plus the SSH connection masters,
 # divided by the hosts). The aliases of one test host share its connection master
-# (ControlPersist, one control path per address, port and user), as a fleet behind a jump
-# host would not: the SSH handshakes are left out, the per-task work is not.
+# (ControlPersist keys it on address, port and user), where 100 real hosts would need 100:
+# the SSH handshakes are left out, the per-task work is not.
 # Without a test host (BENCH_QUICK=1, HX_BENCH_SSH=0): aliases of localhost over the local
 # connection, without the services (no systemd here).
 # Usage: bench/fanout.sh [RUNS]   (from the repo root, after `make install`)
