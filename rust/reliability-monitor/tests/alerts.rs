@@ -109,7 +109,12 @@ fn a_failing_port_alerts_once_then_resolves_when_it_is_back() {
     wait(Duration::from_secs(5), "the deliveries in the audit trail", || {
         delivered().len() == 2
     });
-    assert_eq!(delivered(), hook.seen.lock().expect("lock").keys, "{:?}", audit_records(&state));
+    assert_eq!(
+        delivered(),
+        hook.seen.lock().expect("lock").keys,
+        "{:?}",
+        audit_records(&state)
+    );
     assert!(reliability_os::audit::verify(&state.join("audit")).expect("verify").ok);
     wait(Duration::from_secs(5), "the counters", || {
         let (_, m) = d.get("/metrics", None);
