@@ -181,8 +181,28 @@ impl Trail {
         Ok(new_head)
     }
 
-    /// Check the whole trail, oldest file first, one file in memory at a time.
+    /// A shared hold on the trail's lock, so that a reader never sees an append half done
+    /// (its line written, the head not yet). None when no append ever made the lock file
+    /// (nothing to wait for); a lock file that cannot be opened (a reader without write
+    /// access) is read without it.
+    fn read_lock(&self) -> Result<Option<nix::fcntl::Flock<fs::File>>, AuditError> {
+        let lock_path = self.dir.join(LOCK);
+        let lock = match small_file::open(OpenOptions::new().read(true), &lock_path, Follow::No) {
+            Ok(f) => f,
+            Err(_) => return Ok(None),
+        };
+        Ok(Some(state::flock(
+            lock,
+            FlockArg::LockSharedNonblock,
+            &lock_path,
+            self.lock_timeout,
+        )?))
+    }
+
+    /// Check the whole trail, oldest file first, one file in memory at a time, under a
+    /// shared hold on the lock (appends wait; a verify never reports one half done).
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
+        let _lock = self.read_lock()?;
         let mut verifier = Verifier::default();
         for path in self.files()? {
             let bytes = small_file::read(&path, MAX_FILE_BYTES, Follow::No)?;
@@ -426,6 +446,34 @@ mod tests {
         let r = verify(&dir).expect("verify");
         assert!(r.ok, "{r:?}");
         assert_eq!(r.records, 100);
+    }
+
+    #[test]
+    fn a_verify_during_appends_never_sees_one_half_done() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        Trail::new(&dir).append(record("first")).expect("append");
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (dir, done) = (dir.clone(), done.clone());
+            std::thread::spawn(move || {
+                let trail = Trail::new(dir);
+                let appended = (0..200).try_for_each(|i| trail.append(record(&format!("w{i}"))).map(drop));
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                appended
+            })
+        };
+        let mut verified = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let r = verify(&dir).expect("verify");
+            assert!(r.ok, "a verify during appends: {r:?}");
+            verified += 1;
+            // A reader that let go of the lock for no time at all would starve the writer.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        writer.join().expect("writer").expect("append");
+        assert!(verified > 0);
+        assert_eq!(verify(&dir).expect("verify").records, 201);
     }
 
     #[test]
