@@ -78,9 +78,9 @@ pub const SECTIONS: [&str; 15] = [
     "monitoring_integration",
 ];
 
-/// The sections the commands of this version act on (`check`, `daemon`); the others are validated
-/// and reported as accepted, not used.
-const USED: [&str; 10] = [
+/// The sections the commands of this version act on (`check`, `daemon`, `report`); the others
+/// are validated and reported as accepted, not used.
+const USED: [&str; 11] = [
     "service_monitoring",
     "health_checks",
     "circuit_breaker",
@@ -91,6 +91,8 @@ const USED: [&str; 10] = [
     "alerting",
     "notifications",
     "maintenance_windows",
+    // `report` and `status` judge availability against its `sla_target`.
+    "reliability_metrics",
 ];
 
 /// Keys of a check entry that belong to the monitor, not to the engine.
