@@ -1794,8 +1794,11 @@ def monitor_story(host: SystemdHost, tmp: Path) -> dict[str, str]:
         s.shown("audit", "reliability-monitor audit verify", [mon, "audit", "verify"])
         s.shown("audit", "cut -d, -f1,4-7 /var/lib/reliability_monitor/audit/audit.jsonl",
                 ["cut", "-d,", "-f1,4-7", "/var/lib/reliability_monitor/audit/audit.jsonl"])
-        s.shown("audit", "sed -i '5s/\"reason\":\"kernel update\"/\"reason\":\"routine\"/' /var/lib/reliability_monitor/audit/audit.jsonl",
-                ["sed", "-i", '5s/"reason":"kernel update"/"reason":"routine"/', "/var/lib/reliability_monitor/audit/audit.jsonl"])
+        # The window's opening by the CLI is edited (its line number depends on the alerts
+        # delivered before it, each an audit record).
+        edit = '/"maintenance.open"/s/"reason":"kernel update"/"reason":"routine"/'
+        s.shown("audit", f"sed -i '{edit}' /var/lib/reliability_monitor/audit/audit.jsonl",
+                ["sed", "-i", edit, "/var/lib/reliability_monitor/audit/audit.jsonl"])
         s.shown("audit", "reliability-monitor audit verify; echo $?", [mon, "audit", "verify"], rc=True)
     finally:
         host.run("systemctl", "stop", "reliability-monitor.service")
