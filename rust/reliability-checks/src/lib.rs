@@ -326,6 +326,86 @@ pub fn run_shared(request: &HealthRequest, shared: Option<Shared<'_>>) -> Health
     report
 }
 
+/// Which requests may run as one batch ([`run_batch`]): those with the same key. Only
+/// requests of ports and processes have one: ports of many requests are one poll loop,
+/// processes one reading of the table (at one sample interval). Services, URLs (a
+/// blocking probe each) and resources run as requests of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BatchKey {
+    ports: bool,
+    processes: bool,
+    sample_interval: Duration,
+}
+
+impl HealthRequest {
+    /// The key of the batches this request may join; `None`: it runs alone.
+    pub fn batch_key(&self) -> Option<BatchKey> {
+        let batchable = self.services.is_empty() && self.http.is_empty() && self.resources.is_none();
+        let key = BatchKey {
+            ports: !self.ports.is_empty(),
+            processes: !self.processes.is_empty(),
+            sample_interval: self.sample_interval,
+        };
+        (batchable && (key.ports || key.processes)).then_some(key)
+    }
+}
+
+/// Runs several requests as one: every port of all of them in one poll loop, every
+/// process check against one reading of the table, then hands each request its own
+/// results, as [`run_shared`] would have given them (ports first, in order). A request
+/// without a [`HealthRequest::batch_key`], or with another key than the first's, runs
+/// on its own after the batch. This is how a long-lived caller with many small entries
+/// (the daemon: one port each) pays for one run a cycle instead of one per entry.
+pub fn run_batch(requests: &[&HealthRequest], shared: Option<Shared<'_>>) -> Vec<Vec<CheckResult>> {
+    let key = requests.first().and_then(|r| r.batch_key());
+    let joins = |r: &HealthRequest| key.is_some() && r.batch_key() == key;
+    let together: Vec<&HealthRequest> = requests.iter().copied().filter(|r| joins(r)).collect();
+    let ports: Vec<ports::PortCheck> = together.iter().flat_map(|r| r.ports.iter().cloned()).collect();
+    let processes: Vec<processes::ProcessCheck> = together.iter().flat_map(|r| r.processes.iter().cloned()).collect();
+    let interval = together.first().map_or(Duration::ZERO, |r| r.sample_interval);
+    let tables = shared.map(|s| (s.tables, s.due));
+    let guarded = |kind: &str, f: &mut dyn FnMut() -> Vec<CheckResult>| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| panicked(kind))
+    };
+    let port_results = guarded("ports", &mut || {
+        if ports.is_empty() {
+            Vec::new()
+        } else {
+            ports::run(&ports)
+        }
+    });
+    let process_results = guarded("processes", &mut || {
+        if processes.is_empty() {
+            Vec::new()
+        } else {
+            processes::run_shared(&processes, interval, tables)
+        }
+    });
+    let mut port_results = port_results.map(Vec::into_iter);
+    let mut process_results = process_results.map(Vec::into_iter);
+    requests
+        .iter()
+        .map(|request| {
+            if !joins(request) {
+                return run_shared(request, shared).checks;
+            }
+            let mut mine = Vec::new();
+            let port_count: usize = request.ports.iter().map(|p| p.hosts.len()).sum();
+            match &mut port_results {
+                Ok(all) => mine.extend(all.by_ref().take(port_count)),
+                Err(failed) if port_count > 0 => mine.extend(failed.iter().cloned()),
+                Err(_) => {}
+            }
+            match &mut process_results {
+                Ok(all) => mine.extend(all.by_ref().take(request.processes.len())),
+                Err(failed) if !request.processes.is_empty() => mine.extend(failed.iter().cloned()),
+                Err(_) => {}
+            }
+            mine
+        })
+        .collect()
+}
+
 fn panicked(kind: &str) -> Vec<CheckResult> {
     vec![CheckResult::unknown(
         kind,
@@ -538,5 +618,69 @@ mod tests {
             "{}",
             r.msg
         );
+    }
+
+    fn parsed(input: Value) -> HealthRequest {
+        HealthRequest::parse(input.as_object().expect("an object"), &Env::default()).expect("a valid request")
+    }
+
+    /// What a batch hands each request is what the request gets on its own: the same
+    /// checks, in the same order, with the same verdicts; a request that cannot join (a
+    /// URL, another sample interval) still runs, on its own.
+    #[test]
+    fn a_batch_gives_each_request_what_it_would_get_alone() {
+        let open = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let open = open.local_addr().expect("its address").port();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+            l.local_addr().expect("its address").port()
+        };
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000.4711")
+            .spawn()
+            .expect("sleep runs");
+        let requests = [
+            parsed(json!({"ports": [{"name": "a", "port": open}]})),
+            parsed(json!({"ports": [{"name": "b", "hosts": ["127.0.0.1", "::1"], "port": closed}]})),
+            parsed(json!({"processes": [{"cmdline": "^sleep 1000\\.4711$"}]})),
+            parsed(json!({"http": [{"url": format!("http://127.0.0.1:{closed}/"), "timeout": 2}]})),
+            parsed(json!({"ports": [{"name": "c", "port": open, "state": "closed"}], "sample_interval": 0.1})),
+            parsed(
+                json!({"processes": [{"cmdline": "^no such process 4711$"}], "ports": [{"name": "d", "port": open}]}),
+            ),
+        ];
+        assert!(requests[3].batch_key().is_none(), "a URL runs alone");
+        assert_ne!(
+            requests[4].batch_key(),
+            requests[0].batch_key(),
+            "another sample interval"
+        );
+        let refs: Vec<&HealthRequest> = requests.iter().collect();
+        let tables = processes::Tables::new();
+        let shared = Some(Shared {
+            tables: &tables,
+            due: Instant::now(),
+        });
+        let batch = run_batch(&refs, shared);
+        let shape = |results: &[CheckResult]| {
+            results
+                .iter()
+                .map(|r| format!("{} {} {}", r.name, r.kind, r.status))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let alone: Vec<String> = requests.iter().map(|r| shape(&run(r).checks)).collect();
+        let batched: Vec<String> = batch.iter().map(|results| shape(results)).collect();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(batched, alone);
+        assert_eq!(batched.len(), 6);
+        assert_eq!(tables.reads(), 1, "the processes of the batch read the table once");
+        assert!(
+            batched[1].matches("port").count() == 2,
+            "one result per host: {}",
+            batched[1]
+        );
+        assert!(batched[2].ends_with("ok"), "the sleep is found: {}", batched[2]);
     }
 }

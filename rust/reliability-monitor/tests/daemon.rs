@@ -452,3 +452,83 @@ fn a_check_waiting_for_a_slot_costs_no_cpu() {
         ticks * 1000 / hz
     );
 }
+
+/// Port and process entries due together are one run per kind (a batch), on one thread
+/// and in one slot, each entry keeping its own result. Twenty ports that never answer
+/// (a listener whose backlog is full drops the handshake) take their 0.4 s timeout
+/// together: with two slots, one run per entry would take four seconds a cycle.
+#[test]
+fn ports_and_processes_due_together_run_as_one_batch_each() {
+    use std::os::unix::process::CommandExt;
+    let tag = format!("hx-batch-{}", std::process::id());
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg0(&tag)
+        .arg("120")
+        .spawn()
+        .expect("sleep starts");
+    let open = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let open_port = open.local_addr().expect("addr").port();
+    // Accepted and closed: forty handshakes a second would fill a backlog never taken.
+    std::thread::spawn(move || for _ in open.incoming() {});
+    let closed_port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let full = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let full_addr = full.local_addr().expect("addr");
+    let mut queued = Vec::new();
+    loop {
+        match TcpStream::connect_timeout(&full_addr, Duration::from_millis(200)) {
+            Ok(s) => queued.push(s),
+            Err(_) => break,
+        }
+        assert!(queued.len() < 100_000, "the backlog never filled");
+    }
+    let mut checks = String::from("  ports:\n");
+    for i in 0..40 {
+        let port = if i == 7 { closed_port } else { open_port };
+        checks.push_str(&format!("    - {{name: p{i}, port: {port}, timeout: 1}}\n"));
+    }
+    for i in 40..60 {
+        checks.push_str(&format!(
+            "    - {{name: p{i}, port: {}, timeout: 0.4}}\n",
+            full_addr.port()
+        ));
+    }
+    checks.push_str("  processes:\n");
+    for i in 0..20 {
+        let cmdline = if i == 3 {
+            "^no such process$".to_string()
+        } else {
+            format!("^{tag} ")
+        };
+        checks.push_str(&format!("    - {{cmdline: '{cmdline}'}}\n"));
+    }
+    let d = Daemon::start("  max_concurrent_checks: 2\n", &checks, &[]);
+    d.wait_ready();
+    std::thread::sleep(Duration::from_millis(1500));
+    let runs = |h: &Value, path: &str| entry(h, path)["runs"].as_u64().unwrap_or(0);
+    let (_, before) = d.health();
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, after) = d.health();
+    for i in 0..60 {
+        let path = format!("health_checks.ports[{i}]");
+        let e = entry(&after, &path);
+        let n = runs(&after, &path) - runs(&before, &path);
+        assert!(n >= 2, "{path}: {n} runs in 3 s: {e}");
+        let want = if i == 7 || i >= 40 { "critical" } else { "ok" };
+        assert_eq!(e["results"][0]["status"], want, "{path}: {e}");
+        assert_eq!(e["results"][0]["name"], format!("p{i}"), "{path}: {e}");
+        assert_eq!(e["timeouts"], 0, "{path}: {e}");
+    }
+    for i in 0..20 {
+        let path = format!("health_checks.processes[{i}]");
+        let e = entry(&after, &path);
+        assert!(runs(&after, &path) - runs(&before, &path) >= 2, "{path}: {e}");
+        let want = if i == 3 { "critical" } else { "ok" };
+        assert_eq!(e["results"][0]["status"], want, "{path}: {e}");
+    }
+    drop(queued);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}

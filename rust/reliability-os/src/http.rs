@@ -40,7 +40,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
-use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     time::Duration as UreqDuration, time::Instant as UreqInstant, Buffers, ConnectionDetails, Connector, Either,
     LazyBuffers, NextTimeout, TcpConnector, Transport, TransportAdapter,
@@ -226,9 +226,46 @@ fn prepare(request: &HttpRequest, seen: &SeenCert) -> Result<(ureq::Agent, Strin
         .build();
     let connector = ().chain(TcpConnector::default()).chain(tls);
     Ok((
-        ureq::Agent::with_parts(config, connector, DefaultResolver::default()),
+        ureq::Agent::with_parts(config, connector, LiteralsFirst::default()),
         host,
     ))
+}
+
+/// ureq's resolver, except that an IP literal (`127.0.0.1`, `[::1]`) is its own address.
+/// ureq's own starts a thread for every lookup that has a timeout, literals included:
+/// a thread per URL per run, most of a daemon's HTTP checks' cost.
+#[derive(Debug, Default)]
+struct LiteralsFirst(DefaultResolver);
+
+impl Resolver for LiteralsFirst {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let literal = uri.authority().and_then(|authority| {
+            let host = authority.host();
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            let ip: std::net::IpAddr = host.parse().ok()?;
+            let port = authority.port_u16().or_else(|| {
+                uri.scheme().and_then(|s| match s.as_str() {
+                    "http" => Some(80),
+                    "https" => Some(443),
+                    _ => None,
+                })
+            })?;
+            Some(std::net::SocketAddr::new(ip, port))
+        });
+        match literal {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                Ok(addrs)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
 }
 
 fn exchange(

@@ -21,11 +21,14 @@ use reliability_recovery::RecoveryRequest;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Runs one check entry's request once. `due` is when the run was due: a process check
-/// takes a reading of the process table in `tables` begun at or after it, so the process
-/// checks due together read the table once.
-pub fn run_checks(request: &HealthRequest, tables: &Tables, due: Instant) -> Vec<CheckResult> {
-    reliability_checks::run_shared(request, Some(Shared { tables, due })).checks
+/// Runs check entries' requests once, together: entries of ports and processes as one
+/// batch (one poll loop, one reading of the process table), any other alone; each gets
+/// its own results, in order. `due` is when the run was due: a process check takes a
+/// reading of the process table in `tables` begun at or after it, so the process checks
+/// due together read the table once.
+pub fn run_checks(requests: &[HealthRequest], tables: &Tables, due: Instant) -> Vec<Vec<CheckResult>> {
+    let requests: Vec<&HealthRequest> = requests.iter().collect();
+    reliability_checks::run_batch(&requests, Some(Shared { tables, due }))
 }
 
 /// What one recovery run came to.

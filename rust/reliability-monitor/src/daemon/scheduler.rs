@@ -4,8 +4,12 @@
 //!   `service_monitoring.check_interval`), on a thread of its own (kept for the next run,
 //!   [`super::workers`]); at most `max_concurrent_checks` run at once, the rest wait
 //!   their turn, without waking the scheduler until a slot frees.
-//! - Process checks due together share one reading of the process table (the engine's
-//!   [`super::engines::Tables`], handed the instant each run was due).
+//! - Entries of ports and processes due together run as one batch (the engine's
+//!   `run_batch`): every port in one poll loop, the process checks on one reading of the
+//!   process table, on one thread and in one slot, each entry keeping its own results,
+//!   deadline and state. With fifty single-port entries that is one run a cycle, not
+//!   fifty hand-overs to threads. Process checks due together in separate runs still
+//!   share one reading ([`super::engines::Tables`], handed the instant each was due).
 //! - Each run has a deadline (its interval): a run still going then is recorded as a
 //!   timed-out failure and no longer holds a slot; it is not started again until that
 //!   thread ends, so one hung check is at most one thread and never delays another check
@@ -81,6 +85,8 @@ struct Job {
     next_due: Instant,
     /// Started at, and whether it already passed its deadline.
     running: Option<(Instant, bool)>,
+    /// The run (slot) it is part of, while `running`.
+    run: u64,
     last: Option<(u64, Vec<CheckResult>, bool)>,
     runs: u64,
     timeouts: u64,
@@ -103,10 +109,14 @@ pub struct Scheduler {
     config: Config,
     next_id: u64,
     jobs: Vec<Job>,
-    /// Runs still going of jobs a reload removed: id -> already past its deadline.
-    orphans: HashMap<u64, bool>,
+    /// Runs still going of jobs a reload removed: id -> the run whose slot it still
+    /// holds (`None`: past its deadline, the slot already freed).
+    orphans: HashMap<u64, Option<u64>>,
     services: Vec<Service>,
-    running: usize,
+    /// The runs going that hold a slot: run -> how many of its jobs still hold it (a
+    /// batch's slot is freed once every job of it has its result or passed its deadline).
+    slots: HashMap<u64, usize>,
+    next_run: u64,
     /// Readings of the process table the process checks due together share.
     tables: Arc<Tables>,
     /// The threads check runs are made on, kept between runs.
@@ -179,7 +189,8 @@ impl Scheduler {
             orphans: HashMap::new(),
             jobs: Vec::new(),
             services: Vec::new(),
-            running: 0,
+            slots: HashMap::new(),
+            next_run: 0,
             tables: Arc::new(Tables::new()),
             workers: Workers::new("check"),
             tx,
@@ -226,6 +237,7 @@ impl Scheduler {
                     debounce: Debounce::default(),
                     next_due: now,
                     running: None,
+                    run: 0,
                     last: None,
                     runs: 0,
                     timeouts: 0,
@@ -234,7 +246,7 @@ impl Scheduler {
             .collect();
         for (_, j) in old {
             if let Some((_, timed_out)) = j.running {
-                self.orphans.insert(j.id, timed_out);
+                self.orphans.insert(j.id, (!timed_out).then_some(j.run));
             }
         }
         let mut old_services: HashMap<String, Service> = self
@@ -366,7 +378,7 @@ impl Scheduler {
         }
         // With every slot taken, a due entry waits for a run to end (a message) or to pass
         // its deadline, not for its own time: waking for it would spin until a slot frees.
-        let slot_free = self.running < self.config.service_monitoring.max_concurrent_checks.max(1);
+        let slot_free = self.slots.len() < self.config.service_monitoring.max_concurrent_checks.max(1);
         for j in &self.jobs {
             match j.running {
                 Some((started, false)) => at = at.min(started + j.entry.schedule.interval),
@@ -389,6 +401,9 @@ impl Scheduler {
         // The most overdue first.
         let mut due: Vec<usize> = (0..self.jobs.len()).filter(|i| self.jobs[*i].next_due <= now).collect();
         due.sort_by_key(|i| self.jobs[*i].next_due);
+        // The runs to start: one job each, or the jobs of one batch key together.
+        let mut starting: Vec<Vec<usize>> = Vec::new();
+        let mut batches: HashMap<reliability_checks::BatchKey, usize> = HashMap::new();
         for index in due {
             let job = &mut self.jobs[index];
             let interval = job.entry.schedule.interval;
@@ -402,35 +417,75 @@ impl Scheduler {
                 ));
                 continue;
             }
-            if self.running >= slots {
-                break;
+            let key = job.entry.request.batch_key();
+            match key.and_then(|k| batches.get(&k)) {
+                Some(&run) => starting[run].push(index),
+                None if self.slots.len() + starting.len() >= slots => continue,
+                None => {
+                    if let Some(k) = key {
+                        batches.insert(k, starting.len());
+                    }
+                    starting.push(vec![index]);
+                }
             }
+        }
+        for members in starting {
+            self.start(members, now);
+        }
+    }
+
+    /// Starts one run (one slot, one thread) of the jobs `members`.
+    fn start(&mut self, members: Vec<usize>, now: Instant) {
+        let run = self.next_run;
+        self.next_run += 1;
+        let mut due = None;
+        for &index in &members {
+            let job = &mut self.jobs[index];
+            let interval = job.entry.schedule.interval;
             job.running = Some((now, false));
-            let due = job.next_due;
+            job.run = run;
+            // A reading of the process table begun at or after every member was due.
+            due = due.max(Some(job.next_due));
             // Fixed rate while on time; after a late start, one interval from now.
             job.next_due = (job.next_due + interval).max(now);
             if job.next_due <= now {
                 job.next_due = now + interval;
             }
-            self.running += 1;
-            let request = job.entry.request.clone();
-            let tx = self.tx.clone();
-            let tables = Arc::clone(&self.tables);
-            let id = job.id;
-            let spawned = self.workers.run(
-                move || engines::run_checks(&request, &tables, due),
-                move |results| {
+        }
+        self.slots.insert(run, members.len());
+        let due = due.unwrap_or(now);
+        let requests: Vec<_> = members.iter().map(|&i| self.jobs[i].entry.request.clone()).collect();
+        let ids: Vec<u64> = members.iter().map(|&i| self.jobs[i].id).collect();
+        let tx = self.tx.clone();
+        let tables = Arc::clone(&self.tables);
+        let spawned = self.workers.run(
+            move || engines::run_checks(&requests, &tables, due),
+            move |results| {
+                for (id, results) in ids.into_iter().zip(results) {
                     let _ = tx.send(Msg::Done { id, results });
-                },
-            );
-            if let Err(e) = spawned {
-                self.running -= 1;
+                }
+            },
+        );
+        if let Err(e) = spawned {
+            self.slots.remove(&run);
+            for index in members {
                 let job = &mut self.jobs[index];
                 job.running = None;
                 let path = job.entry.path.clone();
                 let result =
                     CheckResult::unknown(&path, "daemon", format!("cannot start a thread: {e}"), Duration::ZERO);
                 self.record(index, vec![result], false);
+            }
+        }
+    }
+
+    /// One job of `run` has its result or passed its deadline: the run's slot is freed
+    /// once none of its jobs holds it.
+    fn release(&mut self, run: u64) {
+        if let Some(holding) = self.slots.get_mut(&run) {
+            *holding = holding.saturating_sub(1);
+            if *holding == 0 {
+                self.slots.remove(&run);
             }
         }
     }
@@ -446,8 +501,9 @@ impl Scheduler {
             }
             job.running = Some((started, true));
             job.timeouts += 1;
-            self.running = self.running.saturating_sub(1);
-            let path = job.entry.path.clone();
+            let run = job.run;
+            self.release(run);
+            let path = self.jobs[index].entry.path.clone();
             let msg = format!(
                 "{path}: no result within its deadline of {:.3} s (the interval); counted as a failure",
                 deadline.as_secs_f64()
@@ -461,8 +517,8 @@ impl Scheduler {
     fn done(&mut self, id: u64, results: Vec<CheckResult>) {
         let Some(index) = self.jobs.iter().position(|j| j.id == id) else {
             // Its entry was removed by a reload: only the slot matters.
-            if self.orphans.remove(&id) == Some(false) {
-                self.running = self.running.saturating_sub(1);
+            if let Some(Some(run)) = self.orphans.remove(&id) {
+                self.release(run);
             }
             return;
         };
@@ -476,7 +532,8 @@ impl Scheduler {
                 .info(&format!("{}: the run that timed out has ended", job.entry.path));
             return;
         }
-        self.running = self.running.saturating_sub(1);
+        let run = job.run;
+        self.release(run);
         self.record(index, results, false);
     }
 
@@ -749,7 +806,7 @@ impl Scheduler {
     /// together (a cycle of a hundred checks) are rendered together, once no run is
     /// going; while runs go on, at most every [`PUBLISH_WITHIN`].
     fn publish_gap(&self) -> Duration {
-        if self.running == 0 {
+        if self.slots.is_empty() {
             PUBLISH_EVERY
         } else {
             PUBLISH_WITHIN
