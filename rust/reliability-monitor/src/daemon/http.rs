@@ -311,19 +311,20 @@ impl Server {
             "/ready" if self.shared.snapshot().ready => small(200, "OK", b"ready\n"),
             "/ready" => small(503, "Service Unavailable", b"starting: the first checks are running\n"),
             "/health" | "/metrics" => {
-                // The body stays in the shared snapshot: written from there, not copied.
+                // The body stays in the shared snapshot (rendered there by the first
+                // request that wants it): written from there, not copied.
                 let snapshot = self.shared.snapshot();
                 let (code, reason, ctype, len, metrics) = if path == "/metrics" {
-                    let len = snapshot.metrics_body.len();
+                    let len = snapshot.metrics_body().len();
                     (200, "OK", "text/plain; version=0.0.4; charset=utf-8", len, true)
                 } else if snapshot.health_code == 200 {
-                    (200, "OK", "application/json", snapshot.health_body.len(), false)
+                    (200, "OK", "application/json", snapshot.health_body().len(), false)
                 } else {
                     (
                         503,
                         "Service Unavailable",
                         "application/json",
-                        snapshot.health_body.len(),
+                        snapshot.health_body().len(),
                         false,
                     )
                 };
@@ -382,8 +383,8 @@ impl Reply {
     /// Writes head and body in one vectored write where the socket takes it.
     fn write_to(&self, stream: &mut TcpStream) -> std::io::Result<()> {
         let body: &[u8] = match &self.body {
-            Some((s, true)) => &s.metrics_body,
-            Some((s, false)) => &s.health_body,
+            Some((s, true)) => s.metrics_body(),
+            Some((s, false)) => s.health_body(),
             None => &[],
         };
         let (mut head, mut body) = (&self.head[..], body);

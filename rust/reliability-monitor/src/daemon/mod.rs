@@ -68,10 +68,8 @@ const STUCK: Duration = Duration::from_secs(5);
 impl Shared {
     fn new() -> Shared {
         Shared {
-            snapshot: RwLock::new(Arc::new(view::Snapshot {
-                health_code: 503,
-                ..view::Snapshot::default()
-            })),
+            // Not ready: 503 until the first results.
+            snapshot: RwLock::new(Arc::new(view::View::default().snapshot())),
             heartbeat: AtomicU64::new(0),
             epoch: Instant::now(),
         }

@@ -840,12 +840,13 @@ impl Scheduler {
             .state_dir
             .join("monitor")
             .join("last.json");
-        let body = self.shared.snapshot().health_body.clone();
+        let snapshot = self.shared.snapshot();
+        let body = snapshot.health_body();
         let result = path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .map_err(|e| e.to_string())
-            .and_then(|()| reliability_os::state::write_atomic(&path, &body).map_err(|e| e.to_string()));
+            .and_then(|()| reliability_os::state::write_atomic(&path, body).map_err(|e| e.to_string()));
         if let Err(e) = result {
             self.log
                 .warn(&format!("cannot save the last results to '{}': {e}", path.display()));

@@ -1,7 +1,9 @@
 //! What the daemon knows after its last results, and the two ways it is served: the
-//! `/health` JSON and the `/metrics` Prometheus text (exposition format 0.0.4). Both are
-//! rendered once per change by the scheduler, never per request: endpoints only copy
-//! bytes out of the latest [`Snapshot`].
+//! `/health` JSON and the `/metrics` Prometheus text (exposition format 0.0.4). The
+//! scheduler hands each new [`View`] over in a [`Snapshot`]; each body is rendered from
+//! it once, by the first request that wants it (or the save of `last.json`), never again
+//! for that snapshot. A cycle nobody asks about costs no rendering: with a scrape every
+//! 15 s and a check cycle every second, that was most of the scheduler's CPU.
 
 use super::debounce::State;
 use super::engines::Figures;
@@ -10,6 +12,7 @@ use reliability_core::check::{CheckResult, Overall, Status};
 use reliability_core::timestamp;
 use serde_json::{json, Value};
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 /// One check entry of the configuration and what its last run gave.
 #[derive(Clone, Debug)]
@@ -51,15 +54,32 @@ pub struct View {
     pub updated_ms: u64,
 }
 
-/// What the endpoints serve, as bytes ready to write.
-#[derive(Clone, Debug, Default)]
+/// What the endpoints serve: the view of one moment, its bodies rendered on first use.
+#[derive(Debug, Default)]
 pub struct Snapshot {
     pub ready: bool,
     pub health_code: u16,
-    pub health_body: Vec<u8>,
-    pub metrics_body: Vec<u8>,
     /// `STATUS=` text for systemd.
     pub status_line: String,
+    view: View,
+    health_body: OnceLock<Vec<u8>>,
+    metrics_body: OnceLock<Vec<u8>>,
+}
+
+impl Snapshot {
+    /// The `/health` JSON (also `last.json`).
+    pub fn health_body(&self) -> &[u8] {
+        self.health_body.get_or_init(|| {
+            let mut body = serde_json::to_vec_pretty(&self.view.health_json()).unwrap_or_default();
+            body.push(b'\n');
+            body
+        })
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics_body(&self) -> &[u8] {
+        self.metrics_body.get_or_init(|| self.view.metrics().into_bytes())
+    }
 }
 
 impl View {
@@ -79,21 +99,20 @@ impl View {
         }
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(self) -> Snapshot {
         let overall = self.overall();
         let health_code = if !self.ready || overall == Overall::Unhealthy {
             503
         } else {
             200
         };
-        let mut health_body = serde_json::to_vec_pretty(&self.health_json()).unwrap_or_default();
-        health_body.push(b'\n');
         Snapshot {
             ready: self.ready,
             health_code,
-            health_body,
-            metrics_body: self.metrics().into_bytes(),
             status_line: self.status_line(),
+            view: self,
+            health_body: OnceLock::new(),
+            metrics_body: OnceLock::new(),
         }
     }
 
@@ -508,12 +527,25 @@ mod tests {
             (State::Failing, Status::Critical, 503, "unhealthy"),
         ] {
             let v = view(state, status);
+            let name_of_view = v.status_name();
             let s = v.snapshot();
-            assert_eq!((s.health_code, v.status_name()), (code, name), "{state:?} {status:?}");
+            assert_eq!((s.health_code, name_of_view), (code, name), "{state:?} {status:?}");
+            assert!(s.status_line.starts_with(name), "{}", s.status_line);
         }
         let mut v = view(State::Ok, Status::Ok);
         v.ready = false;
         assert_eq!(v.snapshot().health_code, 503);
+    }
+
+    /// A snapshot renders nothing until a body is asked for, then each body once.
+    #[test]
+    fn bodies_are_rendered_on_first_use_once() {
+        let s = view(State::Ok, Status::Warning).snapshot();
+        assert!(s.health_body.get().is_none() && s.metrics_body.get().is_none());
+        let metrics = s.metrics_body().as_ptr();
+        assert!(s.health_body.get().is_none(), "only the body asked for");
+        assert_eq!(s.metrics_body().as_ptr(), metrics, "rendered once");
+        assert!(std::str::from_utf8(s.health_body()).is_ok_and(|b| b.contains("\"status\": \"degraded\"")));
     }
 
     #[test]
