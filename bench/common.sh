@@ -1,6 +1,6 @@
 # Sourced by bench/*.sh: the paths and settings every benchmark shares.
-# BENCH_QUICK=1: one run, tiny data, a few seconds per script (`make bench-quick`, not in
-# `make test` yet), to keep the scripts working; its figures mean nothing.
+# BENCH_QUICK=1: one run, tiny data, a few seconds per script (`make bench-quick`, run by
+# `make test`), to keep the scripts working; its figures mean nothing.
 # shellcheck shell=bash
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 export BENCH_QUICK=${BENCH_QUICK:-0}

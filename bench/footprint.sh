@@ -16,7 +16,8 @@
 # Usage (root, from the repo root, after `make build` or
 #   cargo build --release --locked -p reliability-monitor --target x86_64-unknown-linux-musl):
 #   bench/footprint.sh                  full run (~3 min), writes bench/results/footprint-<date>.md
-#   BENCH_QUICK=1 bench/footprint.sh    seconds: 3 cycles, 2 s of wrk, 1 kill each
+#   BENCH_QUICK=1 bench/footprint.sh    seconds: 3 cycles, 2 s of wrk, 1 kill each; the report is
+#                                       only printed (`make bench-quick`, in `make test`)
 set -Eeuo pipefail
 trap 'echo "footprint.sh: line $LINENO: exit status $?" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -33,7 +34,10 @@ done
 [[ -x $bin ]] || { echo "no reliability-monitor build (make build)" >&2; exit 1; }
 py=${HX_BENCH_PYTHON:-.venv/bin/python}
 "$py" -c 'import flask, psutil' || { echo "$py lacks flask/psutil (make setup)" >&2; exit 1; }
-command -v monit wrk >/dev/null || { echo "needs monit and wrk (tools/apt-packages.txt)" >&2; exit 1; }
+# One by one: `command -v a b` succeeds when any of them is found.
+for tool in monit wrk curl bc; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (tools/apt-packages.txt)" >&2; exit 1; }
+done
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/hx-footprint.XXXXXX")
 pids=()
@@ -198,8 +202,13 @@ if [[ ${BENCH_RECOVERY:-1} == 1 ]]; then
 fi
 
 # --- report --------------------------------------------------------------------------------------
-mkdir -p bench/results
-report=bench/results/footprint-$(date +%Y-%m-%d).md
+# A quick run's figures mean nothing: its report is printed, never kept in bench/results/.
+if [[ $quick == 1 ]]; then
+  report=$out/footprint.md
+else
+  mkdir -p bench/results
+  report=bench/results/footprint-$(date +%Y-%m-%d).md
+fi
 cmd=bench/footprint.sh
 if [[ $quick == 1 ]]; then cmd="BENCH_QUICK=1 $cmd"; fi
 {
