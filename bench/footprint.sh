@@ -16,14 +16,15 @@
 # Usage (root, from the repo root, after `make build` or
 #   cargo build --release --locked -p reliability-monitor --target x86_64-unknown-linux-musl):
 #   bench/footprint.sh                  full run (~3 min), writes bench/results/footprint-<date>.md
-#   BENCH_QUICK=1 bench/footprint.sh    seconds: 3 cycles, 2 s of wrk, 1 kill each
+#   BENCH_QUICK=1 bench/footprint.sh    seconds: 3 cycles, 2 s of wrk, 1 kill each; the report is
+#                                       only printed (`make bench-quick`, in `make test`)
 set -Eeuo pipefail
 trap 'echo "footprint.sh: line $LINENO: exit status $?" >&2' ERR
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 PATH=$PATH:/usr/sbin:/sbin
 
-quick=${BENCH_QUICK:-0}
-if [[ $quick == 1 ]]; then cycles=3 warm=2 wrk_s=2 kills=1; else cycles=${BENCH_CYCLES:-30} warm=5 wrk_s=10 kills=5; fi
+if quick; then cycles=3 warm=2 wrk_s=2 kills=1; else cycles=${BENCH_CYCLES:-30} warm=5 wrk_s=10 kills=5; fi
 kills=${BENCH_KILLS:-$kills}
 conns=${BENCH_CONNECTIONS:-16}
 bin=${HX_BENCH_DAEMON_BIN:-}
@@ -31,40 +32,27 @@ for b in "$bin" roles/reliability_monitor/files/reliability-monitor_x86_64 targe
   [[ -n $b && -x $b ]] && { bin=$b; break; }
 done
 [[ -x $bin ]] || { echo "no reliability-monitor build (make build)" >&2; exit 1; }
-py=${HX_BENCH_PYTHON:-.venv/bin/python}
+py=${HX_BENCH_PYTHON:-$venv/bin/python}
 "$py" -c 'import flask, psutil' || { echo "$py lacks flask/psutil (make setup)" >&2; exit 1; }
-command -v monit wrk >/dev/null || { echo "needs monit and wrk (tools/apt-packages.txt)" >&2; exit 1; }
+# One by one: `command -v a b` succeeds when any of them is found.
+for tool in monit wrk curl bc; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (tools/apt-packages.txt)" >&2; exit 1; }
+done
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/hx-footprint.XXXXXX")
 pids=()
 hoststate=
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_pids
   if [[ -n $hoststate ]]; then tests/hosts/testhosts down --state "$hoststate" >/dev/null 2>&1 || true; fi
   rm -rf "$out"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tck=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
 # --- what is checked: one listener, one HTTP server, 20 named processes --------------------
-python3 -c 'import socket
-s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(512); print(s.getsockname()[1], flush=True)
-while True: s.accept()[0].close()' > "$out/port" &
-pids+=($!)
-hport=$(free_port)
-python3 -m http.server --bind 127.0.0.1 "$hport" --directory "$out" >/dev/null 2>&1 &
-pids+=($!)
-for i in $(seq 1 20); do
-  bash -c "exec -a hx-bench-proc-$i sleep 1000000" &
-  pids+=($!)
-done
-until [[ -s $out/port ]] && python3 -c "import socket; socket.create_connection(('127.0.0.1',$hport),1)" 2>/dev/null; do sleep 0.05; done
-lport=$(cat "$out/port")
-touch "$out/ok"
+check_targets "$out"
 
 # --- the daemon ------------------------------------------------------------------------------
 dport=$(free_port)
@@ -198,10 +186,15 @@ if [[ ${BENCH_RECOVERY:-1} == 1 ]]; then
 fi
 
 # --- report --------------------------------------------------------------------------------------
-mkdir -p bench/results
-report=bench/results/footprint-$(date +%Y-%m-%d).md
+# A quick run's figures mean nothing: its report is printed, never kept in bench/results/.
+if quick; then
+  report=$out/footprint.md
+else
+  mkdir -p bench/results
+  report=bench/results/footprint-$(date +%Y-%m-%d).md
+fi
 cmd=bench/footprint.sh
-if [[ $quick == 1 ]]; then cmd="BENCH_QUICK=1 $cmd"; fi
+if quick; then cmd="BENCH_QUICK=1 $cmd"; fi
 {
   echo "# Footprint: reliability-monitor daemon vs Monit vs Flask + psutil ($(date -u +%Y-%m-%dT%H:%MZ))"
   echo

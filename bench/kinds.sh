@@ -6,24 +6,15 @@
 # PID_HOOK=CMD runs `CMD DAEMON_PID SECONDS-2` during the measurement (perf record -p,
 # strace -c -f -p); WRK=S runs wrk -t2 -c16 for S seconds on /metrics and /alive afterwards.
 set -euo pipefail
-bin=$1 kind=$2 secs=${3:-20}
+# Before common.sh changes to the repository root: BINARY may be relative to here.
+bin=$(realpath -e "$1") kind=$2 secs=${3:-20}
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 out=$(mktemp -d "${TMPDIR:-/tmp}/hx-kinds.XXXXXX")
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$out"; }
+cleanup() { stop_pids; rm -rf "$out"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-python3 -c 'import socket
-s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(512); print(s.getsockname()[1], flush=True)
-while True: s.accept()[0].close()' > "$out/port" &
-pids+=($!)
-hport=$(free_port)
-python3 -m http.server --bind 127.0.0.1 "$hport" --directory "$out" >/dev/null 2>&1 &
-pids+=($!)
-for i in $(seq 1 20); do bash -c "exec -a hx-bench-proc-$i sleep 1000000" & pids+=($!); done
-until [[ -s $out/port ]] && python3 -c "import socket; socket.create_connection(('127.0.0.1',$hport),1)" 2>/dev/null; do sleep 0.05; done
-lport=$(cat "$out/port")
-touch "$out/ok"
+check_targets "$out"
 dport=$(free_port)
 has() { [[ $kind == all || $kind == "$1" ]]; }
 {

@@ -22,6 +22,7 @@
 //! Times are milliseconds of `CLOCK_BOOTTIME` (monotonic, counts suspend, starts at boot),
 //! read by the caller: nothing here reads a clock or a file.
 
+use crate::cpu_times::CpuTimes;
 use serde::{Deserialize, Serialize};
 
 /// The `kind` of the sample's state file.
@@ -41,33 +42,10 @@ pub struct CpuSample {
     pub boottime_ms: u64,
     /// Wall clock at the reading, unix milliseconds: for people reading the file.
     pub taken_at_ms: u64,
-    /// The counters, in clock ticks since boot.
-    pub user: u64,
-    pub nice: u64,
-    pub system: u64,
-    pub idle: u64,
-    pub iowait: u64,
-    pub irq: u64,
-    pub softirq: u64,
-    pub steal: u64,
-}
-
-impl CpuSample {
-    /// Every counter summed (saturating): the ticks of all CPUs since boot.
-    pub fn total_ticks(&self) -> u64 {
-        [
-            self.user,
-            self.nice,
-            self.system,
-            self.idle,
-            self.iowait,
-            self.irq,
-            self.softirq,
-            self.steal,
-        ]
-        .iter()
-        .fold(0u64, |sum, t| sum.saturating_add(*t))
-    }
+    /// The counters, in clock ticks since boot; in the file, beside the fields above
+    /// (`"user": ..., "steal": ...`), as before they were a struct of their own.
+    #[serde(flatten)]
+    pub times: CpuTimes,
 }
 
 /// The state file: the last readings, oldest first (at most [`KEEP`]).
@@ -135,7 +113,7 @@ pub fn choose(previous: Option<&CpuSample>, now: &CpuSample, min_age_ms: u64, ma
     let Some(age_ms) = now.boottime_ms.checked_sub(previous.boottime_ms) else {
         return Choice::Sample(Why::FromTheFuture);
     };
-    if previous.total_ticks() > now.total_ticks() {
+    if previous.times.total() > now.times.total() {
         return Choice::Sample(Why::FromTheFuture);
     }
     if age_ms < min_age_ms {
@@ -168,7 +146,7 @@ pub fn next(kept: &[CpuSample], now: &CpuSample, min_age_ms: u64) -> Vec<CpuSamp
     let mut out: Vec<CpuSample> = kept
         .iter()
         .filter(|k| {
-            k.boot_id == now.boot_id && k.boottime_ms <= now.boottime_ms && k.total_ticks() <= now.total_ticks()
+            k.boot_id == now.boot_id && k.boottime_ms <= now.boottime_ms && k.times.total() <= now.times.total()
         })
         .cloned()
         .collect();
@@ -197,7 +175,10 @@ mod tests {
     fn chooses_the_previous_reading_within_its_window() {
         let now = at("b1", 100_000);
         let ahead = CpuSample {
-            idle: 1,
+            times: CpuTimes {
+                idle: 1,
+                ..CpuTimes::default()
+            },
             ..at("b1", 90_000)
         };
         let cases: [(Option<CpuSample>, u64, Choice); 9] = [
@@ -235,7 +216,10 @@ mod tests {
         let mut windows = Vec::new();
         for t in (0..2000).step_by(30) {
             let now = CpuSample {
-                idle: t,
+                times: CpuTimes {
+                    idle: t,
+                    ..CpuTimes::default()
+                },
                 ..at("b1", 10_000 + t)
             };
             let (index, choice) = best(&kept, &now, 100, 300_000);
@@ -284,5 +268,26 @@ mod tests {
         assert!(serde_json::from_str::<CpuSample>(ok).is_ok());
         let short = ok.replace(",\"steal\":0", "");
         assert!(serde_json::from_str::<CpuSample>(&short).is_err());
+    }
+
+    #[test]
+    fn the_counters_stand_beside_the_other_fields_in_the_file() {
+        // The state files of earlier versions, from before CpuTimes was embedded, still read.
+        let text = r#"{"boot_id":"b","boottime_ms":1,"taken_at_ms":2,"user":3,"nice":4,"system":5,"idle":6,"iowait":7,"irq":8,"softirq":9,"steal":10}"#;
+        let sample: CpuSample = serde_json::from_str(text).expect("reads");
+        assert_eq!(
+            sample.times,
+            CpuTimes {
+                user: 3,
+                nice: 4,
+                system: 5,
+                idle: 6,
+                iowait: 7,
+                irq: 8,
+                softirq: 9,
+                steal: 10
+            }
+        );
+        assert_eq!(serde_json::to_string(&sample).expect("writes"), text);
     }
 }

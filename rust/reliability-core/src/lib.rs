@@ -10,6 +10,7 @@ pub mod breaker;
 pub mod cancel;
 pub mod check;
 pub mod cpu_sample;
+pub mod cpu_times;
 pub mod duration;
 pub mod incident;
 pub mod maintenance;

@@ -10,10 +10,11 @@
 //! is only noted in [`HostCpu::store_error`].
 
 use crate::clock;
-use crate::facts::{parse_proc_stat, CpuTimes, CpuUsage};
+use crate::facts::parse_proc_stat;
 use crate::state::{StateError, Store};
 use nix::time::{clock_gettime, ClockId};
 use reliability_core::cpu_sample::{self, Choice, CpuSample, Kept, Why};
+use reliability_core::cpu_times::CpuUsage;
 use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -110,7 +111,7 @@ pub fn measure(options: Options<'_>) -> Result<HostCpu, String> {
         }
     }
     if let (Choice::Previous { window_ms }, Some(prev)) = (&choice, &previous) {
-        if let Some(usage) = times(&now).usage_since(&times(prev)) {
+        if let Some(usage) = now.times.usage_since(&prev.times) {
             return Ok(HostCpu {
                 usage: Some(usage),
                 window: Duration::from_millis(*window_ms),
@@ -128,7 +129,7 @@ pub fn measure(options: Options<'_>) -> Result<HostCpu, String> {
     std::thread::sleep(options.fresh.saturating_sub(started.elapsed()));
     let after = read_now()?;
     Ok(HostCpu {
-        usage: times(&after).usage_since(&times(&now)),
+        usage: after.times.usage_since(&now.times),
         window: Duration::from_millis(after.boottime_ms.saturating_sub(now.boottime_ms)),
         source: Source::Sampled,
         sampled_because,
@@ -158,33 +159,12 @@ pub fn read_now() -> Result<CpuSample, String> {
         .to_string();
     let ms = u64::try_from(boottime.tv_sec()).unwrap_or(0) * 1000
         + u64::try_from(boottime.tv_nsec()).unwrap_or(0) / 1_000_000;
-    let c = stat.cpu;
     Ok(CpuSample {
         boot_id,
         boottime_ms: ms,
         taken_at_ms: clock::now_ms(),
-        user: c.user,
-        nice: c.nice,
-        system: c.system,
-        idle: c.idle,
-        iowait: c.iowait,
-        irq: c.irq,
-        softirq: c.softirq,
-        steal: c.steal,
+        times: stat.cpu,
     })
-}
-
-fn times(s: &CpuSample) -> CpuTimes {
-    CpuTimes {
-        user: s.user,
-        nice: s.nice,
-        system: s.system,
-        idle: s.idle,
-        iowait: s.iowait,
-        irq: s.irq,
-        softirq: s.softirq,
-        steal: s.steal,
-    }
 }
 
 fn millis(d: Duration) -> u64 {

@@ -1,10 +1,12 @@
 //! `cpu`: how many processors, which model, and how busy over a short sample.
 //!
 //! Usage is the change between two readings of the aggregate `cpu` line of `/proc/stat`,
-//! as `top` and `mpstat` compute it. A single reading says nothing about the present (its
-//! counters run since boot), hence the sample interval.
+//! as `top` and `mpstat` compute it ([`CpuTimes::usage_since`], in the core). A single
+//! reading says nothing about the present (its counters run since boot), hence the sample
+//! interval.
 
-use super::{percent, round2, Host};
+use super::{round2, Host};
+use reliability_core::cpu_times::CpuTimes;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -30,70 +32,6 @@ pub struct Cpu {
     pub steal_percent: Option<f64>,
     /// Length of the sample actually measured, in seconds; null when not sampled.
     pub sample_seconds: Option<f64>,
-}
-
-/// The aggregate CPU times of `/proc/stat`, in clock ticks since boot.
-///
-/// `guest` and `guest_nice` are left out: the kernel already counts them in `user` and
-/// `nice`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CpuTimes {
-    pub user: u64,
-    pub nice: u64,
-    pub system: u64,
-    pub idle: u64,
-    pub iowait: u64,
-    pub irq: u64,
-    pub softirq: u64,
-    pub steal: u64,
-}
-
-/// Utilisation between two [`CpuTimes`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CpuUsage {
-    pub usage_percent: f64,
-    pub iowait_percent: f64,
-    pub steal_percent: f64,
-}
-
-impl CpuTimes {
-    fn total(&self) -> u64 {
-        [
-            self.user,
-            self.nice,
-            self.system,
-            self.idle,
-            self.iowait,
-            self.irq,
-            self.softirq,
-            self.steal,
-        ]
-        .iter()
-        .fold(0u64, |sum, t| sum.saturating_add(*t))
-    }
-
-    /// Utilisation from `earlier` to `self`; `None` if no tick passed in between.
-    ///
-    /// Each counter's change is clamped at zero: `iowait` is known to step backwards.
-    pub fn usage_since(&self, earlier: &CpuTimes) -> Option<CpuUsage> {
-        let delta = CpuTimes {
-            user: self.user.saturating_sub(earlier.user),
-            nice: self.nice.saturating_sub(earlier.nice),
-            system: self.system.saturating_sub(earlier.system),
-            idle: self.idle.saturating_sub(earlier.idle),
-            iowait: self.iowait.saturating_sub(earlier.iowait),
-            irq: self.irq.saturating_sub(earlier.irq),
-            softirq: self.softirq.saturating_sub(earlier.softirq),
-            steal: self.steal.saturating_sub(earlier.steal),
-        };
-        let total = delta.total() as f64;
-        let busy = delta.total().saturating_sub(delta.idle).saturating_sub(delta.iowait) as f64;
-        Some(CpuUsage {
-            usage_percent: percent(busy, total)?,
-            iowait_percent: percent(delta.iowait as f64, total)?,
-            steal_percent: percent(delta.steal as f64, total)?,
-        })
-    }
 }
 
 /// What the facts need from `/proc/stat`.
@@ -268,41 +206,6 @@ softirq 203875 0 28145 4 10077 40302 0 43 65027 0 60277
         check_stat("cpu0 1 2 3 4\nbtime 5\n", Err("/proc/stat: no aggregate 'cpu' line"));
         check_stat("cpu 1 2 3\n", Err("/proc/stat: no aggregate 'cpu' line"));
         check_stat("", Err("/proc/stat: no aggregate 'cpu' line"));
-    }
-
-    fn check_usage(earlier: [u64; 8], later: [u64; 8], expected: Option<(f64, f64, f64)>) {
-        let times = |t: [u64; 8]| CpuTimes {
-            user: t[0],
-            nice: t[1],
-            system: t[2],
-            idle: t[3],
-            iowait: t[4],
-            irq: t[5],
-            softirq: t[6],
-            steal: t[7],
-        };
-        let got = times(later)
-            .usage_since(&times(earlier))
-            .map(|u| (u.usage_percent, u.iowait_percent, u.steal_percent));
-        assert_eq!(got, expected, "{earlier:?} -> {later:?}");
-    }
-
-    #[test]
-    fn usage() {
-        check_usage([0; 8], [25, 0, 25, 40, 10, 0, 0, 0], Some((50.0, 10.0, 0.0)));
-        check_usage(
-            [100, 0, 100, 100, 0, 0, 0, 0],
-            [130, 0, 100, 160, 0, 0, 0, 10],
-            Some((40.0, 0.0, 10.0)),
-        );
-        // Nothing passed: no answer rather than NaN.
-        check_usage([5; 8], [5; 8], None);
-        // iowait stepped back: clamped, not wrapped.
-        check_usage(
-            [0, 0, 0, 0, 10, 0, 0, 0],
-            [1, 0, 0, 2, 5, 0, 0, 0],
-            Some((33.33, 0.0, 0.0)),
-        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod network;
 mod systemd;
 mod uptime;
 
-pub use cpu::{parse_cpu_model, parse_proc_stat, Cpu, CpuTimes, CpuUsage, ProcStat};
+pub use cpu::{parse_cpu_model, parse_proc_stat, Cpu, ProcStat};
 pub use kernel::{parse_os_release, Kernel, OsRelease};
 pub use load::{parse_loadavg, Load};
 pub use memory::{parse_meminfo, Memory};
