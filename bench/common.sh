@@ -42,7 +42,15 @@ s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(512); print(s.getsockname()
 while True: s.accept()[0].close()' >"$dir/port" &
   pids+=($!)
   hport=$(free_port)
-  "$python" -m http.server --bind 127.0.0.1 "$hport" --directory "$dir" >/dev/null 2>&1 &
+  # http.server's own listen backlog is 5: twenty GETs at once (the daemon runs its checks
+  # concurrently, Monit one after the other) had handshakes dropped and retried after 1 s,
+  # failing checks that timed out at 1 s. The same server with a backlog of 128.
+  "$python" -c 'import functools, http.server, sys
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])
+handler.log_message = lambda *args: None
+Server(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()' "$hport" "$dir" >/dev/null 2>&1 &
   pids+=($!)
   for i in $(seq 1 20); do
     bash -c "exec -a hx-bench-proc-$i sleep 1000000" &
