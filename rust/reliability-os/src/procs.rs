@@ -74,6 +74,18 @@ pub struct Stat {
     pub start_time: u64,
     pub vsize: u64,
     pub rss_pages: u64,
+    /// The kernel's `PF_*` flags of the task (field 9).
+    pub flags: u64,
+}
+
+/// `PF_KTHREAD` (include/linux/sched.h): the task is a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+impl Stat {
+    /// A kernel thread: no command line, no executable, nothing of it to read but `stat`.
+    pub fn kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
 }
 
 /// The fields of `/proc/PID/status` that [`ProcInfo`] uses.
@@ -200,14 +212,16 @@ fn read_process_with(pid: u32, users: &HashMap<u32, String>, fields: Fields) -> 
     } else {
         None
     };
-    let cmdline = if fields.cmdline {
+    // A kernel thread's `cmdline` is empty and `exe` unreadable: not asked for (most of a
+    // host's processes are kernel threads: two opens each saved per reading of the table).
+    let cmdline = if fields.cmdline && !stat.kernel_thread() {
         read_all(&dir.join("cmdline"))
             .map(|bytes| parse_cmdline(&bytes))
             .unwrap_or_default()
     } else {
         Vec::new()
     };
-    let exe = if fields.exe {
+    let exe = if fields.exe && !stat.kernel_thread() {
         fs::read_link(dir.join("exe"))
             .ok()
             .map(|p| p.to_string_lossy().into_owned())
@@ -481,6 +495,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         start_time: num(22)?,
         vsize: num(23)?,
         rss_pages: num(24)?,
+        flags: num(9)?,
     })
 }
 
@@ -588,8 +603,38 @@ mod tests {
                 start_time: 135073,
                 vsize: 2990080,
                 rss_pages: 380,
+                flags: 4194304,
             })
         );
+        assert!(!s.is_some_and(|s| s.kernel_thread()));
+    }
+
+    /// Captured from kthreadd: flags 0x208040 hold PF_KTHREAD.
+    #[test]
+    fn kernel_threads_are_told_by_their_flags() {
+        let kthreadd = "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 7 0 0 20 0 1 0 3 0 0 \
+            18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        assert!(parse_stat(kthreadd).is_some_and(|s| s.kernel_thread()));
+    }
+
+    /// Reading a kernel thread's command line is skipped: what the table holds is what
+    /// reading it gives (nothing), for every process of this host.
+    #[test]
+    fn a_reading_without_kernel_threads_command_lines_is_the_same() {
+        let fields = Fields {
+            cmdline: true,
+            exe: false,
+            owner: false,
+            fds: false,
+        };
+        for p in list_processes_with(fields) {
+            let Ok(stat) = read_stat(p.pid) else { continue };
+            if stat.kernel_thread() {
+                assert!(p.cmdline.is_empty(), "{}: {:?}", p.pid, p.cmdline);
+                let read = read_all(Path::new(&format!("/proc/{}/cmdline", p.pid))).unwrap_or_default();
+                assert!(read.is_empty(), "{}: a kernel thread with a command line", p.pid);
+            }
+        }
     }
 
     #[test]
