@@ -532,3 +532,43 @@ fn ports_and_processes_due_together_run_as_one_batch_each() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }
+
+/// A request head must be whole within 5 s of its first byte being awaited: one trickled a
+/// byte at a time is answered 408 and closed, however steadily it trickles; a keep-alive
+/// connection idle that long is closed; requests that come in time are served.
+#[test]
+fn a_request_trickled_past_the_time_limit_is_answered_408() {
+    let d = Daemon::start("", "", &[]);
+    d.wait_ready();
+    let mut slow = TcpStream::connect(d.addr).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let started = Instant::now();
+    for byte in b"GET /metrics HTTP/1.1\r\nX-Slow: ".iter().cycle() {
+        if slow.write_all(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?} after {took:?}");
+    assert!(
+        took >= Duration::from_millis(4800) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    // Keep-alive: served, then closed once idle for the limit.
+    let mut idle = TcpStream::connect(d.addr).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    idle.write_all(b"GET /alive HTTP/1.1\r\n\r\n").expect("send");
+    let started = Instant::now();
+    let mut all = Vec::new();
+    let _ = idle.read_to_end(&mut all);
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        took >= Duration::from_millis(4800) && took < Duration::from_secs(7),
+        "closed after {took:?}"
+    );
+}

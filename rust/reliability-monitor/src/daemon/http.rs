@@ -158,6 +158,9 @@ impl Server {
         let _ = stream.set_write_timeout(Some(timeout));
         let mut buf: Vec<u8> = Vec::with_capacity(1024);
         let mut chunk = [0u8; 4096];
+        // The read timeout set on the socket: set again only when it changes (a request
+        // begun and not yet whole), not once per request of a keep-alive connection.
+        let mut read_timeout = None;
         loop {
             // One request head: within the time limit, within the size limit.
             let started = Instant::now();
@@ -196,7 +199,11 @@ impl Server {
                     }
                     return;
                 }
-                let _ = stream.set_read_timeout(Some(left));
+                // Nothing of a request yet: the whole time; else what is left of it.
+                let wanted = if buf.is_empty() { timeout } else { left };
+                if read_timeout != Some(wanted) && stream.set_read_timeout(Some(wanted)).is_ok() {
+                    read_timeout = Some(wanted);
+                }
                 match stream.read(&mut chunk) {
                     Ok(0) => return,
                     Ok(n) => {
