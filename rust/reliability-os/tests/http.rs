@@ -570,3 +570,34 @@ fn send_posts_and_puts_the_body_and_follows_no_redirect() {
         assert!(requests.try_recv().is_err(), "the redirect was followed");
     }
 }
+
+/// The heads fit the buffers up to common servers' limits: a response head of 12 KiB is
+/// read and a request header of 6 KiB sent; a response head past 15 KiB is an error that
+/// says so.
+#[test]
+fn heads_up_to_the_buffers_limits_pass_and_larger_ones_are_an_error() {
+    let big = "c".repeat(12 * 1024);
+    let (addr, heads) = http_server(move |_| Reply {
+        delay: Duration::ZERO,
+        bytes: format!("HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .into_bytes(),
+    });
+    let token = "t".repeat(6 * 1024);
+    let probe = probe_http(&HttpRequest {
+        headers: vec![("Authorization".into(), format!("Bearer {token}"))],
+        ..get(format!("http://{addr}/"))
+    });
+    assert_ok(&probe, 200);
+    assert!(heads.recv().unwrap().contains(&token), "the 6 KiB header was sent");
+
+    let huge = "h".repeat(20 * 1024);
+    let (addr, _heads) = http_server(move |_| Reply {
+        delay: Duration::ZERO,
+        bytes: format!("HTTP/1.1 200 OK\r\nX-Huge: {huge}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .into_bytes(),
+    });
+    let probe = probe_http(&get(format!("http://{addr}/")));
+    let error = probe.error.unwrap_or_default();
+    assert!(probe.status.is_none(), "{error}");
+    assert_eq!(error, "invalid HTTP response: its head is larger than 15360 bytes");
+}
