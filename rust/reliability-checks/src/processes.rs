@@ -371,13 +371,21 @@ pub fn run_shared(checks: &[ProcessCheck], interval: Duration, shared: Option<(&
             (pids, error)
         })
         .collect();
-    // The chosen processes read whole (owner, descriptors); one that ended since the
-    // reading, or whose pid now belongs to another process, is left out.
+    // The chosen processes read for what a result tells of them (owner, descriptors: the
+    // command line and executable were read for the selection if it needed them, and no
+    // result shows them); one that ended since the reading, or whose pid now belongs to
+    // another process, is left out.
     let mut wanted: Vec<u32> = chosen.iter().flat_map(|(pids, _)| pids.iter().copied()).collect();
     wanted.sort_unstable();
     wanted.dedup();
     let started_at: HashMap<u32, u64> = table.procs.iter().map(|p| (p.pid, p.start_time_ticks)).collect();
-    let whole: HashMap<u32, ProcInfo> = read_processes(&wanted)
+    let described = Fields {
+        cmdline: false,
+        exe: false,
+        owner: true,
+        fds: true,
+    };
+    let whole: HashMap<u32, ProcInfo> = read_processes(&wanted, described)
         .into_iter()
         .filter(|p| started_at.get(&p.pid) == Some(&p.start_time_ticks))
         .map(|p| (p.pid, p))

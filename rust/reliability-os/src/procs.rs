@@ -123,7 +123,7 @@ pub enum ProcError {
 /// not read is left empty in [`ProcInfo`]: no `cmdline`, no `exe`, uids 0 and no `user`,
 /// no `open_fds`. Each part costs about as much as `stat` itself (`/proc/PID/fd` more,
 /// with many descriptors), so a reading that only selects processes skips what the
-/// selection does not look at and reads the chosen few whole ([`read_processes`]).
+/// selection does not look at and reads the chosen few for the rest ([`read_processes`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fields {
     pub cmdline: bool,
@@ -190,15 +190,15 @@ pub fn read_process(pid: u32) -> Result<ProcInfo, ProcError> {
     read_process_with(pid, &read_users(), Fields::ALL)
 }
 
-/// The processes `pids` names, read whole (`/etc/passwd` once), in the given order;
-/// those that ended are left out.
-pub fn read_processes(pids: &[u32]) -> Vec<ProcInfo> {
+/// The processes `pids` names, read with `fields` (`/etc/passwd` once, when the owner is
+/// asked for), in the given order; those that ended are left out.
+pub fn read_processes(pids: &[u32], fields: Fields) -> Vec<ProcInfo> {
     if pids.is_empty() {
         return Vec::new();
     }
-    let users = read_users();
+    let users = if fields.owner { read_users() } else { HashMap::new() };
     pids.iter()
-        .filter_map(|&pid| read_process_with(pid, &users, Fields::ALL).ok())
+        .filter_map(|&pid| read_process_with(pid, &users, fields).ok())
         .collect()
 }
 
