@@ -257,8 +257,29 @@ fn read_process_with(pid: u32, users: &HashMap<u32, String>, fields: Fields) -> 
 
 fn read_stat(pid: u32) -> Result<Stat, ProcError> {
     let path = PathBuf::from(format!("/proc/{pid}/stat"));
-    let text = read_proc_file(pid, &path)?;
-    parse_stat(&text).ok_or_else(|| unparsable(&path, &text))
+    // One read into a buffer on the stack: `stat` is one line of a few hundred bytes, which
+    // the kernel makes whole for a read with room for it (no second read to see the end,
+    // no allocation: this is read for every process of every reading of the table). A
+    // line that fills the buffer is read again, whole.
+    let mut buf = [0u8; 2048];
+    let read = fs::File::open(&path).and_then(|mut f| loop {
+        match f.read(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    });
+    match read {
+        Ok(n) if n < buf.len() => {
+            let text = std::str::from_utf8(&buf[..n])
+                .map_err(|e| proc_error(pid, &path, std::io::Error::new(ErrorKind::InvalidData, e)))?;
+            parse_stat(text).ok_or_else(|| unparsable(&path, text))
+        }
+        Ok(_) => {
+            let text = read_proc_file(pid, &path)?;
+            parse_stat(&text).ok_or_else(|| unparsable(&path, &text))
+        }
+        Err(source) => Err(proc_error(pid, &path, source)),
+    }
 }
 
 /// The bytes of a `/proc` file: opened and read to its end, nothing else. (`fs::read`
@@ -282,16 +303,19 @@ fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
 fn read_proc_file(pid: u32, path: &Path) -> Result<String, ProcError> {
     read_all(path)
         .and_then(|bytes| String::from_utf8(bytes).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e)))
-        .map_err(|source| {
-            if source.kind() == ErrorKind::NotFound || source.raw_os_error() == Some(libc::ESRCH) {
-                ProcError::NoSuchProcess { pid }
-            } else {
-                ProcError::Io {
-                    path: path.to_owned(),
-                    source,
-                }
-            }
-        })
+        .map_err(|source| proc_error(pid, path, source))
+}
+
+/// An error reading `path` of process `pid`: "gone" when the process ended.
+fn proc_error(pid: u32, path: &Path, source: std::io::Error) -> ProcError {
+    if source.kind() == ErrorKind::NotFound || source.raw_os_error() == Some(libc::ESRCH) {
+        ProcError::NoSuchProcess { pid }
+    } else {
+        ProcError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
 }
 
 fn unparsable(path: &Path, content: &str) -> ProcError {

@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,6 +76,8 @@ struct Inner {
 
 pub struct Logger {
     inner: Mutex<Inner>,
+    /// Whether debug lines are written: asked once per check result, without the lock.
+    debug: AtomicBool,
 }
 
 impl Logger {
@@ -86,6 +89,7 @@ impl Logger {
                 file: None,
                 journal: std::env::var_os("JOURNAL_STREAM").is_some(),
             }),
+            debug: AtomicBool::new(level <= Level::Debug),
         }
     }
 
@@ -99,6 +103,7 @@ impl Logger {
         let mut problem = None;
         if let Ok(mut inner) = self.inner.lock() {
             inner.level = Level::parse(&e.log_level);
+            self.debug.store(inner.level <= Level::Debug, Ordering::Relaxed);
             inner.file = match file {
                 Some(Ok(f)) => Some(f),
                 Some(Err(p)) => {
@@ -115,6 +120,13 @@ impl Logger {
 
     pub fn enabled(&self, level: Level) -> bool {
         self.inner.lock().map(|i| level >= i.level).unwrap_or(true)
+    }
+
+    /// A debug line, its text made only when debug lines are written.
+    pub fn debug_with(&self, msg: impl FnOnce() -> String) {
+        if self.debug.load(Ordering::Relaxed) {
+            self.log(Level::Debug, &msg());
+        }
     }
 
     pub fn log(&self, level: Level, msg: &str) {
@@ -282,5 +294,27 @@ mod tests {
             current.contains("event 5") && !current.contains("below the level"),
             "{current}"
         );
+    }
+
+    /// A debug line's text is made only when debug lines are written, and the level of
+    /// a reloaded configuration counts at once.
+    #[test]
+    fn debug_text_is_made_only_at_the_debug_level() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("monitor.log");
+        let logger = Logger::stderr(Level::Info);
+        let handling = |level: &str| ErrorHandling {
+            enabled: true,
+            log_level: level.into(),
+            log_file: Some(path.clone()),
+            max_log_bytes: 1 << 20,
+            log_retention_days: 1,
+        };
+        logger.configure(&handling("INFO"));
+        logger.debug_with(|| panic!("made at INFO"));
+        logger.configure(&handling("DEBUG"));
+        logger.debug_with(|| "made at DEBUG".into());
+        let written = std::fs::read_to_string(&path).expect("read");
+        assert!(written.contains("DEBUG made at DEBUG"), "{written}");
     }
 }

@@ -411,10 +411,12 @@ impl Scheduler {
                 // Still going (perhaps past its deadline): this turn is skipped.
                 job.next_due = now + interval;
                 // Said once at the deadline (warning); each skipped turn only in debug.
-                self.log.debug(&format!(
-                    "{}: the previous run is still going; this turn is skipped",
-                    job.entry.path
-                ));
+                self.log.debug_with(|| {
+                    format!(
+                        "{}: the previous run is still going; this turn is skipped",
+                        job.entry.path
+                    )
+                });
                 continue;
             }
             let key = job.entry.request.batch_key();
@@ -560,25 +562,27 @@ impl Scheduler {
                     "{}: ok again after {} ok results in a row",
                     job.entry.path, job.debounce.successes
                 )),
-                _ => self.log.debug(&format!("{}: ok", job.entry.path)),
+                _ => self.log.debug_with(|| format!("{}: ok", job.entry.path)),
             }
         }
-        let changed = job.debounce.state != before;
-        let detail = Detail {
-            check: Some(job.entry.path.clone()),
-            value: results
-                .iter()
-                .find(|r| r.status != Status::Ok)
-                .map(|r| r.message.clone()),
-            category: match job.entry.kind {
-                CheckKind::Resources => Category::PerformanceDegradation,
-                _ => Category::ServiceFailure,
-            },
-            summary: String::new(),
-        };
-        let service = alert_service(&job.entry);
+        // What the alert policy hears, only when the state changed (not every result).
+        let change = (job.debounce.state != before).then(|| {
+            let detail = Detail {
+                check: Some(job.entry.path.clone()),
+                value: results
+                    .iter()
+                    .find(|r| r.status != Status::Ok)
+                    .map(|r| r.message.clone()),
+                category: match job.entry.kind {
+                    CheckKind::Resources => Category::PerformanceDegradation,
+                    _ => Category::ServiceFailure,
+                },
+                summary: String::new(),
+            };
+            (alert_service(&job.entry), detail)
+        });
         job.last = Some((now_ms(), results, timed_out));
-        if changed {
+        if let Some((service, detail)) = change {
             self.outage(&service, detail);
         }
         if !self.ready && self.jobs.iter().all(|j| j.last.is_some()) {
