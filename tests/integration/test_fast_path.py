@@ -174,6 +174,30 @@ def test_machine_is_the_last_known_line_of_uname():
     assert machine_from_uname("") == ""
 
 
+def test_binary_hash_is_remembered_per_version_of_the_file(tmp_path: Path, monkeypatch):
+    """The controller hashes a module binary once per run and version of the file, not once
+    per task: a changed file (size or mtime) is hashed again."""
+    sys.path.insert(0, str(REPO / ".cache" / "collections"))
+    from ansible import constants as C
+    from ansible_collections.hx.reliability.plugins.plugin_utils import binary_module
+
+    monkeypatch.setattr(C, "DEFAULT_LOCAL_TMP", str(tmp_path / "run"))
+    hashed = []
+    real = binary_module.file_sha256
+    monkeypatch.setattr(binary_module, "file_sha256", lambda p: hashed.append(p) or real(p))
+    binary = tmp_path / "health_check_x86_64"
+    binary.write_bytes(b"one")
+    first = binary_module.binary_sha256(str(binary))
+    assert first == hashlib.sha256(b"one").hexdigest()
+    assert binary_module.binary_sha256(str(binary)) == first
+    assert len(hashed) == 1, hashed
+    binary.write_bytes(b"two!")
+    assert binary_module.binary_sha256(str(binary)) == hashlib.sha256(b"two!").hexdigest()
+    assert len(hashed) == 2, hashed
+    cached = list((tmp_path / "run" / "hx_reliability_sha256").iterdir())
+    assert len(cached) == 2 and all(oct(c.stat().st_mode)[-3:] != "777" for c in cached)
+
+
 def test_ansible_doc_sees_only_the_modules(ansible: Ansible):
     """Binaries live in bin/, so ansible-doc -l has nothing to trip on."""
     proc = subprocess.run([str(ansible.bin / "ansible-doc"), "-l", "hx.reliability"], env=ansible.env(),
