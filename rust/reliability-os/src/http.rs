@@ -414,6 +414,10 @@ fn describe(error: &ureq::Error, request: &HttpRequest, host: &str) -> String {
         ureq::Error::HostNotFound => format!("cannot resolve {}", quote(host)),
         ureq::Error::BadUri(reason) => format!("invalid URL {}: {reason}", quote(&request.url)),
         ureq::Error::Http(e) => format!("invalid request: {e}"),
+        // The request head did not fit the output buffer: the headers given are too long.
+        ureq::Error::Protocol(ureq_proto::Error::OutputOverflow) => {
+            format!("the request head is larger than {OUTPUT_BUFFER} bytes: shorten its headers")
+        }
         ureq::Error::Protocol(e) => format!("invalid HTTP response: {e}"),
         ureq::Error::Io(e) => {
             let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());

@@ -600,4 +600,15 @@ fn heads_up_to_the_buffers_limits_pass_and_larger_ones_are_an_error() {
     let error = probe.error.unwrap_or_default();
     assert!(probe.status.is_none(), "{error}");
     assert_eq!(error, "invalid HTTP response: its head is larger than 15360 bytes");
+
+    // A request head past 8 KiB is not sent: an error, no panic.
+    let (addr, _heads) = http_server(|_| reply("200 OK", ""));
+    let probe = probe_http(&HttpRequest {
+        headers: vec![("Authorization".into(), "t".repeat(10 * 1024))],
+        ..get(format!("http://{addr}/"))
+    });
+    assert_eq!(
+        probe.error.as_deref(),
+        Some("the request head is larger than 8192 bytes: shorten its headers")
+    );
 }
