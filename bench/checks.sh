@@ -22,23 +22,17 @@ for _ in $(seq 50); do [[ -s $out/ports.json ]] && break; sleep 0.1; done
 plays() { # HOST WITH_SERVICES
   "$python" - "$out" "$1" "$2" <<'PY'
 import json, sys
+sys.path.insert(0, "bench")
+from plays import checks_as_tasks
 out, host, services = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 p = json.load(open(f"{out}/ports.json"))
 ports = p["tcp"] + p["http"]
 urls = [f"http://127.0.0.1:{n}/" for n in p["http"]]
 units = ["ssh.service", "dbus.service", "systemd-journald.service"]
 head = f"- hosts: {host}\n  gather_facts: false\n  tasks:\n"
-today = [f"    - ansible.builtin.wait_for: {{host: 127.0.0.1, port: {n}, timeout: 5}}\n" for n in ports]
-today += [f"    - ansible.builtin.uri: {{url: '{u}', return_content: false}}\n" for u in urls]
-if services:
-    today.append("    - ansible.builtin.service_facts:\n")
-    cond = ", ".join(f"\"ansible_facts.services['{u}'].state == 'running'\"" for u in units)
-    today.append(f"    - ansible.builtin.assert: {{that: [{cond}], quiet: true}}\n")
-ours = {"ports": [{"host": "127.0.0.1", "port": n} for n in ports], "http": [{"url": u} for u in urls]}
-if services:
-    ours["services"] = [{"name": u} for u in units]
-open(f"{out}/{host}-today.yml", "w").write(head + "".join(today))
-open(f"{out}/{host}-ours.yml", "w").write(head + f"    - hx.reliability.health_check: {json.dumps(ours)}\n")
+today, ours = checks_as_tasks(ports, urls, units if services else [])
+open(f"{out}/{host}-today.yml", "w").write(head + today)
+open(f"{out}/{host}-ours.yml", "w").write(head + ours)
 open(f"{out}/{host}-empty.yml", "w").write(f"- hosts: {host}\n  gather_facts: false\n  tasks: []\n")
 PY
 }

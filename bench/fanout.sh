@@ -40,6 +40,8 @@ for _ in $(seq 50); do [[ -s $out/ports.json ]] && break; sleep 0.1; done
 "$python" - "$out" "$hosts" "$inventory" <<'PY'
 import json, sys
 import yaml
+sys.path.insert(0, "bench")
+from plays import checks_as_tasks
 out, hosts, source = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 p = json.load(open(f"{out}/ports.json"))
 ports = p["tcp"] + p["http"]
@@ -54,17 +56,9 @@ else:
 aliases = {f"fan{i:03d}": dict(targets[i % len(targets)]) for i in range(hosts)}
 yaml.safe_dump({"all": {"children": {"fanout": {"hosts": aliases}}}}, open(f"{out}/inventory.yml", "w"))
 head = "- hosts: fanout\n  gather_facts: false\n  tasks:\n"
-today = [f"    - ansible.builtin.wait_for: {{host: 127.0.0.1, port: {n}, timeout: 5}}\n" for n in ports]
-today += [f"    - ansible.builtin.uri: {{url: '{u}', return_content: false}}\n" for u in urls]
-if units:
-    today.append("    - ansible.builtin.service_facts:\n")
-    cond = ", ".join(f"\"ansible_facts.services['{u}'].state == 'running'\"" for u in units)
-    today.append(f"    - ansible.builtin.assert: {{that: [{cond}], quiet: true}}\n")
-ours = {"ports": [{"host": "127.0.0.1", "port": n} for n in ports], "http": [{"url": u} for u in urls]}
-if units:
-    ours["services"] = [{"name": u} for u in units]
-open(f"{out}/today.yml", "w").write(head + "".join(today))
-open(f"{out}/ours.yml", "w").write(head + f"    - hx.reliability.health_check: {json.dumps(ours)}\n")
+today, ours = checks_as_tasks(ports, urls, units)
+open(f"{out}/today.yml", "w").write(head + today)
+open(f"{out}/ours.yml", "w").write(head + ours)
 where = f"over SSH to {len(targets)} test hosts" if source else "local connection"
 open(f"{out}/where", "w").write(where)
 print(f"# {hosts} hosts, {where}: {len(ports)} ports, {len(urls)} URL(s), {len(units)} services; "
