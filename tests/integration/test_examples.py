@@ -489,21 +489,10 @@ def setup_gunicorn(w: World):
 
 def setup_private_ca(w: World):
     d = w.tmp / "tls"
-    d.mkdir()
-
-    def openssl(*args):
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
     # A private CA, and a server certificate for 127.0.0.1 that it signed (90 days).
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365", "-subj", "/CN=hx test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
-            "-keyout", "ca.key", "-out", "ca.pem")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "req.pem")
-    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
-    openssl("x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "90",
-            "-extfile", "ext", "-out", "cert.pem")
+    ca_pem, _, _ = _tls_pair(d, days=90, ca_days=365, ca_name="hx test CA")
     ca = w.path("/etc/ssl")
-    shutil.copy(d / "ca.pem", ca / "private-ca.pem")
+    shutil.copy(ca_pem, ca / "private-ca.pem")
     port = free_port()
     server = (
         "import http.server, ssl, sys\n"
@@ -1660,19 +1649,19 @@ def http_get_raw(port: int, path: str) -> str:
     return (head + b"\r\n\r\n" + body).decode().replace("\r\n", "\n")
 
 
-def _tls_pair(d: Path) -> tuple[Path, Path, Path]:
-    """A private CA and a certificate for 127.0.0.1 it signed: (ca, cert, key)."""
+def _tls_pair(d: Path, days: int = 30, ca_days: int = 30, ca_name: str = "hx smtp test CA") -> tuple[Path, Path, Path]:
+    """A private CA and a certificate for 127.0.0.1 it signed, valid DAYS: (ca, cert, key)."""
     d.mkdir(parents=True, exist_ok=True)
 
     def openssl(*args):
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=hx smtp test CA",
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(ca_days), "-subj", f"/CN={ca_name}",
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
             "-keyout", "ca.key", "-out", "ca.pem")
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "req.pem")
     (d / "ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
-    openssl("x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "30",
+    openssl("x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", str(days),
             "-extfile", "ext", "-out", "cert.pem")
     return d / "ca.pem", d / "cert.pem", d / "key.pem"
 
