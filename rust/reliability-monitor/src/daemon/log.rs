@@ -118,10 +118,6 @@ impl Logger {
         }
     }
 
-    pub fn enabled(&self, level: Level) -> bool {
-        self.inner.lock().map(|i| level >= i.level).unwrap_or(true)
-    }
-
     /// A debug line, its text made only when debug lines are written.
     pub fn debug_with(&self, msg: impl FnOnce() -> String) {
         if self.debug.load(Ordering::Relaxed) {
@@ -154,9 +150,6 @@ impl Logger {
         }
     }
 
-    pub fn debug(&self, msg: &str) {
-        self.log(Level::Debug, msg);
-    }
     pub fn info(&self, msg: &str) {
         self.log(Level::Info, msg);
     }
@@ -274,7 +267,7 @@ mod tests {
             log_retention_days: 1,
         });
         assert!(!old.exists(), "a rotated file past the retention is deleted");
-        logger.debug("below the level: not written");
+        logger.debug_with(|| "below the level: not written".into());
         for i in 0..6 {
             logger.info(&format!("event {i} {}", "x".repeat(40)));
         }
