@@ -490,7 +490,7 @@ def setup_gunicorn(w: World):
 def setup_private_ca(w: World):
     d = w.tmp / "tls"
     # A private CA, and a server certificate for 127.0.0.1 that it signed (90 days).
-    ca_pem, _, _ = _tls_pair(d, days=90, ca_days=365, ca_name="hx test CA")
+    ca_pem, cert_pem, key_pem = _tls_pair(d, days=90, ca_days=365, ca_name="hx test CA")
     ca = w.path("/etc/ssl")
     shutil.copy(ca_pem, ca / "private-ca.pem")
     port = free_port()
@@ -503,7 +503,7 @@ def setup_private_ca(w: World):
         "    def log_message(self, *a): pass\n"
         f"s = http.server.HTTPServer(('127.0.0.1', {port}), H)\n"
         "c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
-        f"c.load_cert_chain('{d}/cert.pem', '{d}/key.pem')\n"
+        f"c.load_cert_chain('{cert_pem}', '{key_pem}')\n"
         "s.socket = c.wrap_socket(s.socket, server_side=True)\n"
         "s.serve_forever()\n"
     )
