@@ -22,8 +22,8 @@ Two ways to run the binary, with the same arguments (built by ansible-core's own
   in it and no ancestor another user can write. One shell command checks all that, checks
   the cached binary's SHA-256 and ``exec``s it with the arguments on stdin. Only on a cache
   miss is the binary transferred (staged in Ansible's temporary directory, copied into the
-  cache and hashed there before it is ever run). Only a POSIX shell and ``sha256sum``,
-  ``shasum`` or ``openssl`` are needed on the target.
+  cache and hashed there before it is ever run). Only a POSIX shell, ``id``, ``ls`` and
+  ``sha256sum``, ``shasum`` or ``openssl`` are needed on the target.
 * The normal path, what ansible-core does for any binary module: a temporary directory, the
   binary and an args file transferred, run, removed. The fast path falls back to it, with a
   warning, when the cache cannot be trusted or used (a directory other users can write or
@@ -89,35 +89,64 @@ MARKER = "__hx_reliability_fast_path__"
 # that does not run the binary prints "MARKER <reason> <text>" on stdout and exits 0;
 # "MARKER start" on stderr tells a become failure (the script never started) from a module
 # failure, "MARKER run" an exec that failed from a module that ran.
+# A task on a warm cache starts three programs besides the binary: one `id` (its POSIX
+# output, "uid=N(name) ...", gives both the uid and the name), one `ls -ldn` for the cache
+# directory, each directory above it and the cached binary (in the C locale a path sorts
+# before every path it is a prefix of, so the lines come in the order asked, and each line
+# is matched to its path) and the hash tool: 3.2 ms a task instead of 7.3 ms with an `id`
+# per question and an `ls` per path.
 FAST_PATH_SCRIPT = r"""umask 077
 M=@MARKER@
 printf '%s\n' "$M start" >&2
 say() { printf '%s\n' "$M $*"; exit 0; }
 SHA=@SHA@
 S=@STAGED@
-u=$(id -u) && n=$(id -un) || say nodir "cannot tell which user this is"
-case $n in ''|-*|*[!A-Za-z0-9._-]*) say nodir "user name '$n' cannot be expanded to a home directory";; esac
+nl='
+'
+i=$(LC_ALL=C id 2>/dev/null) || say nodir "cannot tell which user this is"
+case " $i" in *" euid="*) i=${i#* euid=};; *) i=${i#uid=};; esac
+i=${i%% *}
+u=${i%%"("*}
+n=${i#"$u"}
+n=${n#"("}
+n=${n%")"}
+case $u in ''|*[!0-9]*) say nodir "cannot tell which user this is";; esac
+[ -n "$n" ] || say nodir "cannot tell which user this is"
+case $n in -*|*[!A-Za-z0-9._-]*) say nodir "user name '$n' cannot be expanded to a home directory";; esac
 eval "h=~$n"
 case $h in /*) ;; *) say nodir "user $n has no home directory";; esac
 h=$(cd -P "$h" 2>/dev/null && pwd -P) || say nodir "cannot enter the home directory '$h' of user $n"
 d=$h/.ansible/hx_reliability
+case $d in *"$nl"*) say unsafe "the path $d has a line break";; esac
 if [ ! -e "$d" ] && [ ! -L "$d" ]; then
   { [ -d "$h/.ansible" ] || mkdir "$h/.ansible"; } 2>/dev/null && mkdir "$d" 2>/dev/null || say nodir "cannot create $d"
 fi
 set -f
+f=$d/$SHA
+set --
 x=$d
 while :; do
   [ -L "$x" ] && say unsafe "$x is a symbolic link"
-  l=$(ls -ldn "$x") || say unsafe "cannot read the mode of $x"
-  set -- $l
-  case $1 in d*) ;; *) say unsafe "$x is not a directory";; esac
-  case $1 in ?????w*|????????w*) say unsafe "$x ($1) is writable by other users";; esac
-  [ "$3" = "$u" ] || [ "$3" = 0 ] || say unsafe "$x is owned by uid $3"
+  set -- "$x" "$@"
   [ "$x" = / ] && break
   x=${x%/*}
   x=${x:-/}
 done
-set -- $(ls -ldn "$d")
+if [ -z "$S" ] && { [ -e "$f" ] || [ -L "$f" ]; }; then set -- "$@" "$f"; fi
+L=$(LC_ALL=C ls -ldn -- "$@") || say unsafe "cannot read the mode of $*"
+fl=
+for x do
+  l=${L%%"$nl"*}
+  L=${L#*"$nl"}
+  case $l in *" $x"|*" $x -> "*) ;; *) say unsafe "cannot read the mode of $x";; esac
+  if [ "$x" = "$f" ]; then fl=$l; break; fi
+  dl=$l
+  set -- $l
+  case $1 in d*) ;; *) say unsafe "$x is not a directory";; esac
+  case $1 in ?????w*|????????w*) say unsafe "$x ($1) is writable by other users";; esac
+  [ "$3" = "$u" ] || [ "$3" = 0 ] || say unsafe "$x is owned by uid $3"
+done
+set -- $dl
 [ "$3" = "$u" ] || say unsafe "$d is owned by uid $3, not by uid $u who runs the module"
 case $1 in drwx------|drwx------.) ;; *+) say unsafe "$d ($1) has an access control list";; *) chmod 700 "$d" || say unsafe "cannot set mode 0700 on $d";; esac
 sum() {
@@ -127,7 +156,6 @@ sum() {
   else say nohash "found no sha256sum, shasum or openssl to check the cached binary with"
   fi
 }
-f=$d/$SHA
 if [ -n "$S" ]; then
   t=$d/.$SHA.$$
   rm -f "$t"
@@ -135,11 +163,11 @@ if [ -n "$S" ]; then
   sum "$t"
   [ "$s" = "$SHA" ] || { rm -f "$t"; say corrupt "the binary copied into $d has SHA-256 '$s'"; }
   chmod 700 "$t" && mv -f "$t" "$f" || { rm -f "$t"; say nodir "cannot install $f"; }
+  fl=$(LC_ALL=C ls -ldn -- "$f") || say miss
 fi
-if [ -L "$f" ]; then rm -f "$f"; fi
-[ -e "$f" ] || say miss
-[ -f "$f" ] || say unsafe "$f is not a regular file"
-set -- $(ls -ldn "$f")
+[ -n "$fl" ] || say miss
+set -- $fl
+case $1 in -*) ;; l*) rm -f "$f"; say miss;; *) say unsafe "$f is not a regular file";; esac
 [ "$3" = "$u" ] || { rm -f "$f"; say miss; }
 sum "$f"
 [ "$s" = "$SHA" ] || { rm -f "$f"; say miss; }
