@@ -274,6 +274,9 @@ PLANTED = {
     "cache-dir-group-writable": (f"chmod 0770 {ROOT_CACHE}", "writable by other users"),
     # Only the file is wrong: it is replaced by the right one, no warning.
     "binary-replaced": (f"for f in {ROOT_CACHE}/*; do cp /bin/true $f; done", None),
+    # Same size, one byte rewritten in place: newer than its mark, so hashed again.
+    "binary-rewritten-in-place": (f"for f in {ROOT_CACHE}/*; do printf x | dd of=$f bs=1 seek=4096 conv=notrunc status=none; done", None),
+    "hash-mark-removed": (f"rm -f {ROOT_CACHE}/.*.hashed", None),
     "binary-is-a-symlink": (f"for f in {ROOT_CACHE}/*; do ln -sf /bin/true $f; done", None),
     "binary-owned-by-another-user": (f"chown hxuser {ROOT_CACHE}/*", None),
 }
@@ -341,14 +344,30 @@ def test_read_only_home_falls_back(hosts: Hosts, tmp_path: Path):
 
 
 def test_no_hash_tool_falls_back(hosts: Hosts, tmp_path: Path):
-    hosts.sh("fp-np", "mv /usr/bin/sha256sum /usr/bin/sha256sum.hx")
-    try:
-        results, _unused = run(Ansible("2.19", hosts.inventory), hosts.inventory, play(tmp_path, [facts_task()], "fp-np"))
+    """A binary is hashed when it is copied into the cache and whenever it was written since
+    its mark: then without a hash tool the task falls back; a binary hashed before runs."""
+    ans = Ansible("2.19", hosts.inventory)
+    path = play(tmp_path, [facts_task()], "fp-np")
+    hidden = "mv /usr/bin/sha256sum /usr/bin/sha256sum.hx"
+    back = "mv /usr/bin/sha256sum.hx /usr/bin/sha256sum"
+
+    def warnings():
+        results, _unused = run(ans, hosts.inventory, path)
         res = one(results)
         assert res.get("failed") is not True, res
-        assert any("nohash" in w for w in fast_path_warnings(res)), res
+        return fast_path_warnings(res)
+
+    hosts.sh("fp-np", f"rm -rf {ROOT_CACHE}; {hidden}")
+    try:
+        assert any("nohash" in w for w in warnings()), "a copy into the cache needs a hash"
+        hosts.sh("fp-np", back)
+        assert not warnings()
+        hosts.sh("fp-np", hidden)
+        assert not warnings(), "hashed since it was written: runs without a hash tool"
+        hosts.sh("fp-np", f"touch {ROOT_CACHE}/[0-9a-f]*")
+        assert any("nohash" in w for w in warnings()), "written since its mark: hashed again"
     finally:
-        hosts.sh("fp-np", "mv /usr/bin/sha256sum.hx /usr/bin/sha256sum")
+        hosts.sh("fp-np", f"test -e /usr/bin/sha256sum || {back}")
 
 
 # -- become, delegate_to, async ---------------------------------------------------------
