@@ -90,17 +90,18 @@ MARKER = "__hx_reliability_fast_path__"
 # that does not run the binary prints "MARKER <reason> <text>" on stdout and exits 0;
 # "MARKER start" on stderr tells a become failure (the script never started) from a module
 # failure, "MARKER run" an exec that failed from a module that ran.
-# A task on a warm cache starts three programs besides the binary: one `id` (its POSIX
-# output, "uid=N(name) ...", gives both the uid and the name), one `ls -ldn` for the cache
+# A task on a warm cache starts two programs before the binary: one `id` (its POSIX output,
+# "uid=N(name) ...", gives both the uid and the name) and one `ls -ldn` for the cache
 # directory, each directory above it and the cached binary (in the C locale a path sorts
-# before every path it is a prefix of, so the lines come in the order asked, and each line
-# is matched to its path). The binary is hashed when it is copied into the cache, and again
-# only when it was written since: its mark, `.<sha256>.hashed`, made after a hash that
-# matched, is older than the binary (`test -nt`) or missing. Only the user and root can
-# write in the cache (checked above, every task), and either could run anything as the
-# user anyway; the mark spares a task the hash (coreutils' sha256sum does 0.35 GB/s: 9 ms
-# for health_check's 2.9 MB). A warm task: 3.2 ms on the target before the module,
-# instead of 7.3 ms plus the hash with an `id` per question and an `ls` per path.
+# before every path it is a prefix of, so the lines come in the order asked; each line is
+# matched to its path). The binary is hashed when it is copied into the cache, and again
+# only when it was written since: when its mark, `.<sha256>.hashed`, made after a hash that
+# matched, is missing or older than the binary (`test -nt`; a `test` without -nt hashes).
+# Only the user and root can write in the cache (checked above, every task), and either
+# could run anything as the user anyway; the mark spares a task the hash (coreutils'
+# sha256sum does 0.35 GB/s: 9 ms for health_check's 2.9 MB). A warm task costs 2-3 ms on
+# the target before the module, instead of 7.3 ms plus the hash with an `id` per question,
+# an `ls` per path and a hash every time.
 FAST_PATH_SCRIPT = r"""umask 077
 M=@MARKER@
 printf '%s\n' "$M start" >&2
@@ -178,7 +179,9 @@ fi
 set -- $fl
 case $1 in -*) ;; l*) rm -f "$f"; say miss;; *) say unsafe "$f is not a regular file";; esac
 [ "$3" = "$u" ] || { rm -f "$f"; say miss; }
-if [ ! -f "$m" ] || [ -L "$m" ] || [ "$f" -nt "$m" ]; then
+[ "$f" -nt "$m" ]
+w=$?
+if [ ! -f "$m" ] || [ -L "$m" ] || [ "$w" != 1 ]; then
   sum "$f"
   [ "$s" = "$SHA" ] || { rm -f "$f" "$m"; say miss; }
   rm -f "$m"
