@@ -164,6 +164,7 @@ sum() {
   else say nohash "found no sha256sum, shasum or openssl to check the cached binary with"
   fi
 }
+mark() { rm -f "$m" && : >"$m" || say nodir "cannot write $m"; }
 if [ -n "$S" ]; then
   t=$d/.$SHA.$$
   rm -f "$t"
@@ -171,8 +172,7 @@ if [ -n "$S" ]; then
   sum "$t"
   [ "$s" = "$SHA" ] || { rm -f "$t"; say corrupt "the binary copied into $d has SHA-256 '$s'"; }
   chmod 700 "$t" && mv -f "$t" "$f" || { rm -f "$t"; say nodir "cannot install $f"; }
-  rm -f "$m"
-  : >"$m" || say nodir "cannot write $m"
+  mark
   fl=$(LC_ALL=C ls -ldn -- "$f") || say miss
 fi
 [ -n "$fl" ] || say miss
@@ -184,8 +184,7 @@ w=$?
 if [ ! -f "$m" ] || [ -L "$m" ] || [ "$w" != 1 ]; then
   sum "$f"
   [ "$s" = "$SHA" ] || { rm -f "$f" "$m"; say miss; }
-  rm -f "$m"
-  : >"$m" || say nodir "cannot write $m"
+  mark
 fi
 [ -x "$f" ] || chmod 700 "$f"
 [ -x "$f" ] || say noexec "$d cannot run programs (a noexec mount)"

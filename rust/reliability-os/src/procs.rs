@@ -13,6 +13,7 @@
 //! CPU use is a rate, so it needs two samples: [`sample_cpu`] reads utime+stime twice and
 //! [`cpu_percent`] turns the difference into percent of one core, as `top` shows it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{ErrorKind, Read};
@@ -268,18 +269,15 @@ fn read_stat(pid: u32) -> Result<Stat, ProcError> {
             other => return other,
         }
     });
-    match read {
-        Ok(n) if n < buf.len() => {
-            let text = std::str::from_utf8(&buf[..n])
-                .map_err(|e| proc_error(pid, &path, std::io::Error::new(ErrorKind::InvalidData, e)))?;
-            parse_stat(text).ok_or_else(|| unparsable(&path, text))
-        }
-        Ok(_) => {
-            let text = read_proc_file(pid, &path)?;
-            parse_stat(&text).ok_or_else(|| unparsable(&path, &text))
-        }
-        Err(source) => Err(proc_error(pid, &path, source)),
-    }
+    let text: Cow<'_, str> = match read {
+        Ok(n) if n < buf.len() => Cow::Borrowed(
+            std::str::from_utf8(&buf[..n])
+                .map_err(|e| proc_error(pid, &path, std::io::Error::new(ErrorKind::InvalidData, e)))?,
+        ),
+        Ok(_) => Cow::Owned(read_proc_file(pid, &path)?),
+        Err(source) => return Err(proc_error(pid, &path, source)),
+    };
+    parse_stat(&text).ok_or_else(|| unparsable(&path, &text))
 }
 
 /// The bytes of a `/proc` file: opened and read to its end, nothing else. (`fs::read`
