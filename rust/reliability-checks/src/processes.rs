@@ -108,7 +108,7 @@ pub struct Each {
 pub struct ProcessCheck {
     pub name: String,
     pub process_name: Option<String>,
-    pub cmdline: Option<regex_lite::Regex>,
+    pub cmdline: Option<CmdlinePattern>,
     pub pidfile: Option<PathBuf>,
     pub user: Option<String>,
     /// The allowed count as a Nagios range, `min:max`: outside it is critical.
@@ -124,7 +124,7 @@ pub struct ProcessCheck {
 impl ProcessCheck {
     /// Validates what the spec cannot: the regex, the count bounds, the levels.
     pub fn compile(p: ProcessParams, path: &str, problems: &mut Problems) -> ProcessCheck {
-        let cmdline = p.cmdline.as_deref().and_then(|re| match regex_lite::Regex::new(re) {
+        let cmdline = p.cmdline.as_deref().and_then(|re| match CmdlinePattern::new(re) {
             Ok(compiled) => Some(compiled),
             Err(e) => {
                 problems.push(&at(path, "cmdline"), crate::http::invalid_regex(re, &e));
@@ -229,19 +229,14 @@ impl ProcessCheck {
             return false;
         }
         if let Some(name) = &self.process_name {
-            let base = |s: &str| {
-                Path::new(s.trim_end_matches(" (deleted)"))
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-            };
-            let argv0 = p.cmdline.first().and_then(|a| base(a));
-            let exe = p.exe.as_deref().and_then(base);
-            if p.name != *name && argv0.as_deref() != Some(name) && exe.as_deref() != Some(name) {
+            let base = |s: &str| Path::new(s.trim_end_matches(" (deleted)")).file_name() == Some(name.as_ref());
+            let argv0 = p.cmdline.first().is_some_and(|a| base(a));
+            if p.name != *name && !argv0 && !p.exe.as_deref().is_some_and(base) {
                 return false;
             }
         }
-        if let Some(re) = &self.cmdline {
-            if !re.is_match(line) {
+        if let Some(pattern) = &self.cmdline {
+            if !pattern.is_match(line) {
                 return false;
             }
         }
@@ -253,6 +248,75 @@ impl ProcessCheck {
         }
         true
     }
+}
+
+/// A `cmdline` regex, with what every line it matches must start with: most lines of a
+/// process table are ruled out without running the regex (a kernel thread's empty line,
+/// and any line without the literal a `^/usr/sbin/nginx` pattern starts with), which is
+/// most of the table times most of the checks.
+#[derive(Clone, Debug)]
+pub struct CmdlinePattern {
+    regex: regex_lite::Regex,
+    /// Whether the regex matches an empty line (`^$`, `.*`), asked once.
+    matches_empty: bool,
+    /// A literal every match starts at the start of the line with; empty when there is none.
+    prefix: String,
+}
+
+impl CmdlinePattern {
+    pub fn new(pattern: &str) -> Result<CmdlinePattern, regex_lite::Error> {
+        let regex = regex_lite::Regex::new(pattern)?;
+        Ok(CmdlinePattern {
+            matches_empty: regex.is_match(""),
+            prefix: anchored_prefix(pattern),
+            regex,
+        })
+    }
+
+    pub fn is_match(&self, line: &str) -> bool {
+        if line.is_empty() {
+            return self.matches_empty;
+        }
+        line.starts_with(self.prefix.as_str()) && self.regex.is_match(line)
+    }
+}
+
+/// The literal that every match of `pattern` starts with at the start of the line:
+/// `^/usr/sbin/nginx -g` gives `/usr/sbin/nginx -g`. Empty unless the pattern starts with
+/// `^` (no flags before it, so `^` is the start of the line) and has no `|` (which could
+/// end the anchored branch); it stops at the first character that is not a literal, and
+/// leaves out a character a `?`, `*` or `{` may repeat zero times.
+fn anchored_prefix(pattern: &str) -> String {
+    let Some(rest) = pattern.strip_prefix('^') else {
+        return String::new();
+    };
+    if pattern.contains('|') {
+        return String::new();
+    }
+    let mut prefix = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        let literal = match c {
+            '\\' => match chars.next() {
+                // An escaped metacharacter is itself; `\d`, `\b`, `\<`, `\x41`... are not.
+                Some(e) if r"\.+*?()|[]{}^$#&-~".contains(e) => e,
+                _ => break,
+            },
+            '.' | '+' | '*' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '^' | '$' => break,
+            c => c,
+        };
+        match chars.peek() {
+            // The character may be absent: it ends the prefix, left out.
+            Some('?' | '*' | '{') => break,
+            // Present at least once: it is the last of the prefix.
+            Some('+') => {
+                prefix.push(literal);
+                break;
+            }
+            _ => prefix.push(literal),
+        }
+    }
+    prefix
 }
 
 /// Readings of the process table shared by the runs of one long-lived caller (the
@@ -640,6 +704,68 @@ mod tests {
             "processes[0].rss_warning: invalid size 'lots': 'lots' does not start with a number; \
              processes[0].total_cpu_critical: invalid range '9:1': start 9 is greater than end 1",
         );
+    }
+
+    #[test]
+    fn a_cmdline_pattern_knows_the_literal_its_matches_start_with() {
+        for (pattern, prefix) in [
+            ("^/usr/sbin/nginx -g", "/usr/sbin/nginx -g"),
+            ("^hx-bench-proc-3 ", "hx-bench-proc-3 "),
+            (r"^/opt/app\.d/run\b", "/opt/app.d/run"),
+            (r"^java .*-jar", "java "),
+            ("^ab?c", "a"),
+            ("^ab*", "a"),
+            ("^ab{0,2}", "a"),
+            ("^ab+c", "ab"),
+            ("^(?i)nginx", ""),
+            ("^nginx|apache", ""),
+            ("nginx", ""),
+            (r"^\<x", ""),
+            (r"^\d+", ""),
+            ("^$", ""),
+            ("^é-x", "é-x"),
+        ] {
+            assert_eq!(anchored_prefix(pattern), prefix, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn a_cmdline_pattern_matches_exactly_what_its_regex_matches() {
+        let lines = [
+            "",
+            "/usr/sbin/nginx -g daemon off;",
+            "/usr/sbin/nginx",
+            "hx-bench-proc-3 30",
+            "hx-bench-proc-30 30",
+            "java -Xmx1g -jar app.jar",
+            "ac",
+            "abbbc",
+            "NGINX: master",
+            "apache2 -k start",
+            "/opt/app.d/run --x",
+            "/opt/appxd/run",
+        ];
+        let patterns = [
+            "^/usr/sbin/nginx -g",
+            "^hx-bench-proc-3 ",
+            r"^/opt/app\.d/run\b",
+            "^java .*-jar",
+            "^ab?c",
+            "^ab+c",
+            "^(?i)nginx",
+            "^nginx|apache",
+            "nginx",
+            "^$",
+            ".*",
+            "^",
+        ];
+        for pattern in patterns {
+            let regex = regex_lite::Regex::new(pattern).expect("regex");
+            let compiled = CmdlinePattern::new(pattern).expect("pattern");
+            for line in lines {
+                assert_eq!(compiled.is_match(line), regex.is_match(line), "{pattern} on {line:?}");
+            }
+        }
     }
 
     #[test]

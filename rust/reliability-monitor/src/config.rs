@@ -54,6 +54,7 @@ use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the configuration is read from unless `--config` says otherwise.
@@ -160,7 +161,8 @@ pub struct HealthEntry {
     pub service: Option<String>,
     pub kind: CheckKind,
     pub schedule: Schedule,
-    pub request: HealthRequest,
+    /// Shared with the runs of the entry: starting one copies nothing.
+    pub request: Arc<HealthRequest>,
 }
 
 /// One recovery entry, compiled by `reliability-recovery`.
@@ -909,7 +911,7 @@ impl Builder<'_> {
                     path: path.clone(),
                     kind: CheckKind::Services,
                     schedule,
-                    request,
+                    request: Arc::new(request),
                 });
             }
             // The seed's `port` and `process` of a service: a port and a process check.
@@ -924,7 +926,7 @@ impl Builder<'_> {
                         path: format!("{path}.port"),
                         kind: CheckKind::Ports,
                         schedule,
-                        request,
+                        request: Arc::new(request),
                     });
                 }
             }
@@ -938,7 +940,7 @@ impl Builder<'_> {
                         path: format!("{path}.process"),
                         kind: CheckKind::Processes,
                         schedule,
-                        request,
+                        request: Arc::new(request),
                     });
                 }
             }
@@ -953,7 +955,7 @@ impl Builder<'_> {
                         path: check_path,
                         kind: CheckKind::Http,
                         schedule,
-                        request,
+                        request: Arc::new(request),
                     });
                 }
             }
@@ -986,7 +988,7 @@ impl Builder<'_> {
                         path,
                         kind,
                         schedule,
-                        request,
+                        request: Arc::new(request),
                     });
                 }
             }
@@ -1013,7 +1015,7 @@ impl Builder<'_> {
                     path: path.into(),
                     kind: CheckKind::Resources,
                     schedule,
-                    request,
+                    request: Arc::new(request),
                 });
             }
         }
@@ -1109,7 +1111,7 @@ impl Builder<'_> {
             path: path.into(),
             kind: CheckKind::Resources,
             schedule: monitoring.defaults,
-            request,
+            request: Arc::new(request),
         });
         (request, response_time)
     }

@@ -290,11 +290,7 @@ fn connect_window(wanted: usize) -> usize {
 
 /// File descriptors open in this process now (a guess when `/proc` is not mounted).
 fn open_fds() -> u64 {
-    match std::fs::read_dir("/proc/self/fd") {
-        // One of the entries is the directory being read.
-        Ok(entries) => (entries.count() as u64).saturating_sub(1),
-        Err(_) => FD_RESERVE,
-    }
+    crate::procs::count_fds(std::path::Path::new("/proc/self/fd")).map_or(FD_RESERVE, u64::from)
 }
 
 // ---- connecting -------------------------------------------------------------------------

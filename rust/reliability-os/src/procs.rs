@@ -17,7 +17,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{ErrorKind, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -58,7 +60,7 @@ pub struct ProcInfo {
     pub utime_ticks: u64,
     /// CPU time in kernel mode, clock ticks.
     pub stime_ticks: u64,
-    /// Entries in `/proc/PID/fd`; `None` when that is not readable.
+    /// Open file descriptors (see [`count_fds`]); `None` when they cannot be counted.
     pub open_fds: Option<u32>,
 }
 
@@ -173,7 +175,7 @@ pub fn list_processes() -> Vec<ProcInfo> {
 
 /// Every process on the host with the parts `fields` names, ordered by pid.
 pub fn list_processes_with(fields: Fields) -> Vec<ProcInfo> {
-    let users = if fields.owner { read_users() } else { HashMap::new() };
+    let users = if fields.owner { read_users() } else { Arc::default() };
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -197,7 +199,7 @@ pub fn read_processes(pids: &[u32], fields: Fields) -> Vec<ProcInfo> {
     if pids.is_empty() {
         return Vec::new();
     }
-    let users = if fields.owner { read_users() } else { HashMap::new() };
+    let users = if fields.owner { read_users() } else { Arc::default() };
     pids.iter()
         .filter_map(|&pid| read_process_with(pid, &users, fields).ok())
         .collect()
@@ -229,13 +231,7 @@ fn read_process_with(pid: u32, users: &HashMap<u32, String>, fields: Fields) -> 
     } else {
         None
     };
-    let open_fds = if fields.fds {
-        fs::read_dir(dir.join("fd"))
-            .ok()
-            .map(|d| u32::try_from(d.count()).unwrap_or(u32::MAX))
-    } else {
-        None
-    };
+    let open_fds = if fields.fds { count_fds(&dir.join("fd")) } else { None };
     Ok(ProcInfo {
         pid,
         ppid: stat.ppid,
@@ -295,6 +291,21 @@ fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The descriptors open in a `/proc/PID/fd` (or `/proc/self/fd`) directory; `None` when it
+/// cannot be read. Since Linux 6.2 the directory's size is that count: one `stat`, where
+/// reading the directory costs a system call per few hundred descriptors and an entry
+/// each. A size of 0 (an older kernel, or no descriptor) is checked by reading it.
+pub fn count_fds(path: &Path) -> Option<u32> {
+    if let Ok(meta) = fs::metadata(path) {
+        if meta.len() > 0 {
+            return Some(u32::try_from(meta.len()).unwrap_or(u32::MAX));
+        }
+    }
+    fs::read_dir(path)
+        .ok()
+        .map(|d| u32::try_from(d.count()).unwrap_or(u32::MAX))
 }
 
 /// Read a file under `/proc/PID`; "gone" (ENOENT, ESRCH) means the process ended.
@@ -584,10 +595,36 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
 
 /// Users from `/etc/passwd` only: a static musl binary has no NSS, so users that exist only
 /// in LDAP or systemd-userdb (e.g. `DynamicUser=`) have no name here.
-fn read_users() -> HashMap<u32, String> {
-    fs::read_to_string("/etc/passwd")
-        .map(|text| parse_passwd(&text))
-        .unwrap_or_default()
+///
+/// A long-lived caller (the daemon, every cycle) reads and parses the file again only when
+/// it changed: the last reading is kept with the file's device, inode, size and mtime
+/// (`useradd` and `vipw` replace the file, a new inode; an edit in place changes the mtime).
+fn read_users() -> Arc<HashMap<u32, String>> {
+    static LAST: Mutex<Option<(Stamp, Users)>> = Mutex::new(None);
+    users_from(Path::new("/etc/passwd"), &LAST)
+}
+
+type Stamp = (u64, u64, u64, i64, i64);
+type Users = Arc<HashMap<u32, String>>;
+
+/// The users of the passwd file `path`: `last`'s when the file has not changed since.
+fn users_from(path: &Path, last: &Mutex<Option<(Stamp, Users)>>) -> Users {
+    let stamp = fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
+    let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+    if let (Some(stamp), Some((seen, users))) = (stamp, last.as_ref()) {
+        if stamp == *seen {
+            return Arc::clone(users);
+        }
+    }
+    let users = Arc::new(
+        fs::read_to_string(path)
+            .map(|text| parse_passwd(&text))
+            .unwrap_or_default(),
+    );
+    *last = stamp.map(|stamp| (stamp, Arc::clone(&users)));
+    users
 }
 
 /// A value short enough for an error message.
@@ -602,6 +639,31 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_passwd_file_is_parsed_again_only_when_it_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("passwd");
+        let last = Mutex::new(None);
+        fs::write(&path, "root:x:0:0::/root:/bin/sh\n").expect("write");
+        let first = users_from(&path, &last);
+        assert_eq!(first.get(&0).map(String::as_str), Some("root"));
+        assert!(
+            Arc::ptr_eq(&first, &users_from(&path, &last)),
+            "unchanged: the same reading"
+        );
+        // Replaced, as useradd does: a new inode.
+        let next = dir.path().join("passwd+");
+        fs::write(&next, "root:x:0:0::/root:/bin/sh\nweb:x:33:33::/var/www:/bin/false\n").expect("write");
+        fs::rename(&next, &path).expect("rename");
+        assert_eq!(users_from(&path, &last).get(&33).map(String::as_str), Some("web"));
+        // Edited in place to the same size: the mtime tells.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&path, "root:x:0:0::/root:/bin/sh\nwww:x:33:33::/var/www:/bin/false\n").expect("write");
+        assert_eq!(users_from(&path, &last).get(&33).map(String::as_str), Some("www"));
+        fs::remove_file(&path).expect("remove");
+        assert!(users_from(&path, &last).is_empty(), "no file, no users");
+    }
 
     /// Captured from a copy of /bin/sleep named `a) b (c` (comm with spaces and parentheses).
     const STAT_TRICKY: &str = "28018 (a) b (c) S 28017 28014 9161 0 -1 4194304 130 0 0 0 0 0 0 0 \

@@ -286,3 +286,23 @@ fn a_missing_pid_is_a_typed_error() {
     let err = procs::read_process(u32::MAX).expect_err("no such pid");
     assert!(matches!(err, ProcError::NoSuchProcess { pid: u32::MAX }), "{err:?}");
 }
+
+#[test]
+fn descriptors_are_counted_exactly() {
+    // A shell that opens descriptors 3 to 9 on top of its three standard ones, then waits.
+    let mut children = Children::default();
+    let script =
+        "exec 3</dev/null 4</dev/null 5</dev/null 6</dev/null 7</dev/null 8</dev/null 9</dev/null; exec sleep 30";
+    let pid = children.spawn(Command::new("sh").args(["-c", script]).stderr(Stdio::null()));
+    let dir = PathBuf::from(format!("/proc/{pid}/fd"));
+    let until = Instant::now() + Duration::from_secs(5);
+    while procs::read_process(pid).map(|p| p.name).ok().as_deref() != Some("sleep") && Instant::now() < until {
+        thread::sleep(Duration::from_millis(10));
+    }
+    // And any the test harness left open to children (a jobserver's pipe).
+    let listed = u32::try_from(fs::read_dir(&dir).expect("read fd").count()).expect("count");
+    assert!(listed >= 10, "{listed}");
+    assert_eq!(procs::count_fds(&dir), Some(listed));
+    assert_eq!(procs::read_process(pid).expect("read").open_fds, Some(listed));
+    assert_eq!(procs::count_fds(Path::new("/proc/999999999/fd")), None);
+}

@@ -19,6 +19,7 @@ use reliability_os::clock::now_ms;
 use reliability_os::state::Store;
 use reliability_recovery::RecoveryRequest;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Runs check entries' requests once, together: entries of ports and processes as one
@@ -26,8 +27,8 @@ use std::time::Instant;
 /// its own results, in order. `due` is when the run was due: a process check takes a
 /// reading of the process table in `tables` begun at or after it, so the process checks
 /// due together read the table once.
-pub fn run_checks(requests: &[HealthRequest], tables: &Tables, due: Instant) -> Vec<Vec<CheckResult>> {
-    let requests: Vec<&HealthRequest> = requests.iter().collect();
+pub fn run_checks(requests: &[Arc<HealthRequest>], tables: &Tables, due: Instant) -> Vec<Vec<CheckResult>> {
+    let requests: Vec<&HealthRequest> = requests.iter().map(|r| &**r).collect();
     reliability_checks::run_batch(&requests, Some(Shared { tables, due }))
 }
 

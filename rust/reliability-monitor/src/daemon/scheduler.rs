@@ -87,7 +87,9 @@ struct Job {
     running: Option<(Instant, bool)>,
     /// The run (slot) it is part of, while `running`.
     run: u64,
-    last: Option<(u64, Vec<CheckResult>, bool)>,
+    /// When it ended (unix ms), its results (shared with the snapshots) and whether it
+    /// timed out.
+    last: Option<(u64, Arc<[CheckResult]>, bool)>,
     runs: u64,
     timeouts: u64,
 }
@@ -456,7 +458,10 @@ impl Scheduler {
         }
         self.slots.insert(run, members.len());
         let due = due.unwrap_or(now);
-        let requests: Vec<_> = members.iter().map(|&i| self.jobs[i].entry.request.clone()).collect();
+        let requests: Vec<_> = members
+            .iter()
+            .map(|&i| Arc::clone(&self.jobs[i].entry.request))
+            .collect();
         let ids: Vec<u64> = members.iter().map(|&i| self.jobs[i].id).collect();
         let tx = self.tx.clone();
         let tables = Arc::clone(&self.tables);
@@ -581,7 +586,7 @@ impl Scheduler {
             };
             (alert_service(&job.entry), detail)
         });
-        job.last = Some((now_ms(), results, timed_out));
+        job.last = Some((now_ms(), results.into(), timed_out));
         if let Some((service, detail)) = change {
             self.outage(&service, detail);
         }
@@ -786,7 +791,7 @@ impl Scheduler {
                     successes: j.debounce.successes,
                     timed_out: j.last.as_ref().is_some_and(|l| l.2),
                     last_run_ms: j.last.as_ref().map(|l| l.0),
-                    results: j.last.as_ref().map(|l| l.1.clone()).unwrap_or_default(),
+                    results: j.last.as_ref().map_or_else(|| Arc::from([]), |l| Arc::clone(&l.1)),
                     runs: j.runs,
                     timeouts: j.timeouts,
                 })

@@ -12,7 +12,7 @@ use reliability_core::check::{CheckResult, Overall, Status};
 use reliability_core::timestamp;
 use serde_json::{json, Value};
 use std::fmt::Write;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// One check entry of the configuration and what its last run gave.
 #[derive(Clone, Debug)]
@@ -28,7 +28,8 @@ pub struct CheckView {
     pub timed_out: bool,
     /// When the last run ended (unix ms).
     pub last_run_ms: Option<u64>,
-    pub results: Vec<CheckResult>,
+    /// Shared with the scheduler's record of the run: a snapshot copies no result.
+    pub results: Arc<[CheckResult]>,
     pub runs: u64,
     pub timeouts: u64,
 }
@@ -156,7 +157,7 @@ impl View {
                     "last_run": c.last_run_ms.map(timestamp::rfc3339),
                     "runs": c.runs,
                     "timeouts": c.timeouts,
-                    "results": c.results,
+                    "results": &*c.results,
                 })
             })
             .collect();
@@ -217,7 +218,7 @@ impl View {
             "Last result of a check: 0 ok, 1 warning, 2 critical, 3 unknown.",
         );
         for c in &self.checks {
-            for r in &c.results {
+            for r in c.results.iter() {
                 let v = f64::from(r.status.exit_code());
                 m.sample("reliability_monitor_check_status", &result_labels(c, r), v);
             }
@@ -228,7 +229,7 @@ impl View {
             "The value a check measured, in the unit of its unit label.",
         );
         for c in &self.checks {
-            for r in &c.results {
+            for r in c.results.iter() {
                 if let Some(v) = r.value.filter(|v| v.is_finite()) {
                     let mut labels = result_labels(c, r);
                     labels.push(("unit", r.unit.clone().unwrap_or_default()));
@@ -242,7 +243,7 @@ impl View {
             "How long the last run of a check took.",
         );
         for c in &self.checks {
-            for r in &c.results {
+            for r in c.results.iter() {
                 m.sample(
                     "reliability_monitor_check_latency_seconds",
                     &result_labels(c, r),
@@ -470,7 +471,7 @@ mod tests {
                 successes: 1,
                 timed_out: false,
                 last_run_ms: Some(0),
-                results: vec![r],
+                results: Arc::from([r]),
                 runs: 2,
                 timeouts: 0,
             }],
