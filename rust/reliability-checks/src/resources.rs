@@ -192,13 +192,9 @@ pub fn run(check: &ResourceCheck, interval: Duration, store: CpuStore<'_>) -> (V
     let subset: Subset = groups.iter().filter(|(w, _)| *w).map(|(_, g)| *g).collect();
     let network: Subset = [Group::Network].into_iter().collect();
     let (facts, disks, net, host_cpu) = std::thread::scope(|scope| {
-        let disks = scope.spawn(|| {
-            if check.disks.is_empty() {
-                Vec::new()
-            } else {
-                disk_usage(&check.disks)
-            }
-        });
+        // A thread only for filesystems to measure (a daemon's memory check each cycle
+        // starts none).
+        let disks = (!check.disks.is_empty()).then(|| scope.spawn(|| disk_usage(&check.disks)));
         let before = check
             .interfaces
             .as_ref()
@@ -220,9 +216,10 @@ pub fn run(check: &ResourceCheck, interval: Duration, store: CpuStore<'_>) -> (V
             let after = facts::gather(&network, Duration::ZERO);
             (before, after, t0.elapsed())
         });
-        let disks = disks
-            .join()
-            .unwrap_or_else(|_| vec![Err("the measurement failed".into()); check.disks.len()]);
+        let disks = disks.map_or_else(Vec::new, |d| {
+            d.join()
+                .unwrap_or_else(|_| vec![Err("the measurement failed".into()); check.disks.len()])
+        });
         let host_cpu = host_cpu.map(|h| h.join().unwrap_or_else(|_| Err("the measurement failed".into())));
         (facts, disks, net, host_cpu)
     });
