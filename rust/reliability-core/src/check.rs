@@ -40,6 +40,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::time::Duration;
@@ -326,11 +327,16 @@ impl Perfdata {
 
 impl fmt::Display for Perfdata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let label: String = self
-            .label
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let label: Cow<'_, str> = if self.label.contains(char::is_control) {
+            Cow::Owned(
+                self.label
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect(),
+            )
+        } else {
+            Cow::Borrowed(&self.label)
+        };
         if label.is_empty() || label.contains(|c: char| c.is_whitespace() || c == '=' || c == '\'') {
             write!(f, "'{}'=", label.replace('\'', "''"))?;
         } else {

@@ -342,8 +342,15 @@ fn part_prefix(part: Part) -> &'static str {
 /// round-trip formatting already has that shape; non-finite values print as Rust does
 /// (`NaN`, `inf`) and callers keep them out of perfdata.
 pub fn format_number(n: f64) -> String {
+    /// Below 2^53 every whole f64 is exactly an i64, which prints the same digits as the
+    /// f64 and several times faster (counts, bytes and whole milliseconds, most numbers of
+    /// a daemon's cycle).
+    const EXACT: f64 = 9_007_199_254_740_992.0;
     if n == 0.0 {
         "0".to_string()
+    } else if n.fract() == 0.0 && n.abs() < EXACT {
+        #[allow(clippy::cast_possible_truncation)] // Whole and within i64: exact.
+        (n as i64).to_string()
     } else {
         n.to_string()
     }
@@ -353,6 +360,34 @@ pub fn format_number(n: f64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numbers_print_as_rust_prints_them() {
+        for n in [
+            1.0,
+            -1.0,
+            10.0,
+            0.5,
+            -3.25,
+            1e-7,
+            123_456_789.0,
+            4_294_967_296.0,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            1e16,
+            1e300,
+            -1e20,
+            0.1 + 0.2,
+            99.999,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            assert_eq!(format_number(n), n.to_string(), "{n:?}");
+        }
+        assert_eq!(format_number(-0.0), "0");
+        assert_eq!(format_number(f64::NAN), "NaN");
+        assert_eq!(format_number(f64::INFINITY), "inf");
+    }
 
     /// `expected` is the canonical text the range displays as, or the error.
     fn check_parse(text: &str, expected: &str) {

@@ -511,8 +511,13 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     }
     let pid = text[..open].trim().parse().ok()?;
     let comm = text[open + 1..close].to_owned();
-    // Field 3 (state) is rest[0]; field N of proc_pid_stat(5) is rest[N - 3].
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // Field 3 (state) is rest[0]; field N of proc_pid_stat(5) is rest[N - 3]. Only fields
+    // up to 24 are used: the rest of the line (52 fields) is not split.
+    let mut rest = [""; 22];
+    let mut fields = text[close + 1..].split_ascii_whitespace();
+    for slot in &mut rest {
+        *slot = fields.next()?;
+    }
     let field = |n: usize| rest.get(n - 3).copied();
     let num = |n: usize| field(n)?.parse::<u64>().ok();
     let mut state_chars = field(3)?.chars();
