@@ -183,6 +183,20 @@ health_checks:
 """
 
 
+def test_the_shipped_daemon_allocates_through_jemalloc_as_configured():
+    """src/main.rs: one arena and a small thread cache (RSS under Monit's); jemalloc prints the
+    options in force when asked for its statistics at exit."""
+    monitor = binary("reliability-monitor")
+    skip_unless_possible(monitor is not None, "no static musl build (make build)")
+    env = dict(os.environ, _RJEM_MALLOC_CONF="stats_print:true")
+    run = subprocess.run([str(monitor), "--version"], env=env, capture_output=True, text=True, timeout=30, check=True)
+    assert run.stdout.startswith("reliability-monitor ")
+    options = dict(re.findall(r"^\s+opt\.(\w+): (\S+)$", run.stderr, re.MULTILINE))
+    assert options.get("narenas") == "1", run.stderr[:2000]
+    assert options.get("tcache_max") == "1024"
+    assert options.get("tcache_nslots_small_max") == "16"
+
+
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
     skip_unless_possible(os.geteuid() == 0, "the test hosts need root")
