@@ -296,7 +296,8 @@ fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
 /// The descriptors open in a `/proc/PID/fd` (or `/proc/self/fd`) directory; `None` when it
 /// cannot be read. Since Linux 6.2 the directory's size is that count: one `stat`, where
 /// reading the directory costs a system call per few hundred descriptors and an entry
-/// each. A size of 0 (an older kernel, or no descriptor) is checked by reading it.
+/// each. A size of 0 (an older kernel, or no descriptor) is checked by reading it; read
+/// so, `/proc/self/fd` counts one more: the descriptor reading it.
 pub fn count_fds(path: &Path) -> Option<u32> {
     if let Ok(meta) = fs::metadata(path) {
         if meta.len() > 0 {
