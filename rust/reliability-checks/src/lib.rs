@@ -40,6 +40,8 @@ pub mod ports;
 pub mod processes;
 pub mod resources;
 pub mod services;
+#[cfg(test)]
+mod test_support;
 
 pub use levels::Problems;
 
@@ -635,10 +637,10 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
             l.local_addr().expect("its address").port()
         };
-        let mut child = std::process::Command::new("sleep")
-            .arg("1000.4711")
-            .spawn()
-            .expect("sleep runs");
+        let mut child = crate::test_support::spawn_running(
+            std::process::Command::new("sleep").arg("1000.4711"),
+            &["sleep", "1000.4711"],
+        );
         let requests = [
             parsed(json!({"ports": [{"name": "a", "port": open}]})),
             parsed(json!({"ports": [{"name": "b", "hosts": ["127.0.0.1", "::1"], "port": closed}]})),

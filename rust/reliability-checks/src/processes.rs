@@ -923,10 +923,8 @@ mod tests {
     /// reading of the table, and a run due after a reading must not be handed it.
     #[test]
     fn runs_due_together_share_one_reading_of_the_table() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("sleep starts");
+        let mut child =
+            crate::test_support::spawn_running(std::process::Command::new("sleep").arg("30"), &["sleep", "30"]);
         let pid = child.id();
         let check = |p: ProcessParams| compile(p).expect("valid");
         let by_cmdline = check(ProcessParams {
@@ -983,11 +981,10 @@ mod tests {
         let tag = format!("hx-parts-{}", std::process::id());
         let mut children: Vec<_> = (0..2)
             .map(|_| {
-                std::process::Command::new("sleep")
-                    .arg0(&tag)
-                    .arg("30")
-                    .spawn()
-                    .expect("sleep starts")
+                crate::test_support::spawn_running(
+                    std::process::Command::new("sleep").arg0(&tag).arg("30"),
+                    &[&tag, "30"],
+                )
             })
             .collect();
         let ours: Vec<u32> = children.iter().map(std::process::Child::id).collect();
