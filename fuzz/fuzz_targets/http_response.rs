@@ -1,7 +1,7 @@
 //! The HTTP response reader: any bytes, served as a response from a loopback server to
-//! `reliability_os::http::probe_http` (ureq parses; the probe bounds and reports). Never
-//! panics; the body kept is at most `max_body_bytes`; a probe without an error has a
-//! status; the probe ends within its timeout.
+//! `reliability_os::http::probe_http` (`http/wire.rs` frames and bounds, httparse parses
+//! heads). Never panics; the body kept is at most `max_body_bytes`; a probe without an
+//! error has a status; the probe ends within its timeout.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

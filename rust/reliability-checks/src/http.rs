@@ -181,7 +181,7 @@ pub(crate) fn invalid_regex(re: &str, error: &regex_lite::Error) -> String {
 }
 
 /// Whether the probe can request `url`: http or https, a host, and nothing the URL parser
-/// that the probe uses (the `http` crate's, through ureq) would refuse.
+/// that the probe uses (the `http` crate's) would refuse.
 pub fn check_url(url: &str) -> Result<(), String> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     if !matches!(scheme.as_deref(), Some("http" | "https")) {

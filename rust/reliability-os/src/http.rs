@@ -7,10 +7,12 @@
 //! Judging any of it (is 500 a failure? are 5 days left too few?) is `reliability-core`'s
 //! business. Nothing here panics; every failure is an `error` string naming what failed.
 //!
-//! HTTP/1.1 is spoken by `ureq`; TLS is `rustls` with the `ring` provider, wired in through
-//! ureq's connector chain ([`TlsConnector`]) rather than ureq's built-in TLS, for two
-//! reasons: the probe must see the peer's certificate, which ureq does not expose, and it
-//! keeps Mozilla's bundled roots out of the binary: trust comes from the host's own CA
+//! HTTP/1.1 is spoken by [`wire`]: a probe asks one question per connection, so it needs
+//! no pool, no keep-alive and no pipelining, and a general client's machinery for them was
+//! most of a probe's CPU (the daemon probes every few seconds). The response head is
+//! parsed by `httparse`; every read is bounded in bytes and by the request's deadline.
+//! TLS is `rustls` with the `ring` provider. The probe sees the peer's certificate, and
+//! Mozilla's bundled roots stay out of the binary: trust comes from the host's own CA
 //! bundle ([`SYSTEM_CA_BUNDLES`]), as it does for curl and the host's package manager, plus
 //! the request's `ca_file`. The verifier ([`RecordingVerifier`]) records the leaf
 //! certificate before it delegates to webpki, so an expired or untrusted certificate is
@@ -18,9 +20,9 @@
 //!
 //! One timeout bounds everything: resolving, connecting, the TLS handshake, reading the
 //! response, and every redirect. Redirects are followed only when asked (up to
-//! [`MAX_REDIRECTS`]), by [`exchange`] rather than ureq, so that a target that is not an
-//! http or https URL (`file://`) is refused by name and the request's headers (often
-//! credentials) go to the URL's own origin only.
+//! [`MAX_REDIRECTS`]) so that a target that is not an http or https URL (`file://`) is
+//! refused by name and the request's headers (often credentials) go to the URL's own
+//! origin only.
 //! Connections go straight to the server: proxy environment variables are ignored, since
 //! a probe measures the service, not a proxy.
 //!
@@ -34,18 +36,17 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
 use std::collections::HashMap;
-use std::io::Read;
+use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{
-    time::Duration as UreqDuration, time::Instant as UreqInstant, Buffers, ConnectionDetails, Connector, Either,
-    LazyBuffers, NextTimeout, TcpConnector, Transport, TransportAdapter,
-};
+use wire::Failure;
 use x509_cert::der::Decode;
+
+mod wire;
 
 /// Where distributions keep their bundle of trusted CA certificates, in the order tried
 /// (Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine). `SSL_CERT_FILE` goes before them all.
@@ -59,14 +60,8 @@ pub const SYSTEM_CA_BUNDLES: &[&str] = &[
 /// Longer timeouts are cut to this.
 const LONGEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
-/// The buffers of one exchange, allocated and zeroed by ureq for every probe (its defaults,
-/// 128 KiB each, cost more than a probe on loopback itself). The input buffer bounds the
-/// response head (to 15 KiB), the output buffer the request head: 16 and 8 KiB, the limits common
-/// servers put on heads themselves (nginx's and Apache's 8 KiB a line). A daemon probing
-/// twenty URLs a second spent 0.65 ms a second less CPU than with 72 + 16 KiB.
-const INPUT_BUFFER: usize = 16 * 1024;
-const MAX_RESPONSE_HEAD: usize = 15 * 1024;
-const OUTPUT_BUFFER: usize = 8 * 1024;
+/// Sent as `User-Agent` unless the request has its own.
+const USER_AGENT: &str = concat!("hx.reliability/", env!("CARGO_PKG_VERSION"));
 
 /// Redirects followed when `follow_redirects` is set.
 pub const MAX_REDIRECTS: u32 = 10;
@@ -171,12 +166,25 @@ pub fn send(request: &HttpRequest, method: BodyMethod, body: &[u8]) -> HttpProbe
 fn run(request: &HttpRequest, body: Option<(BodyMethod, &[u8])>) -> HttpProbe {
     let mut probe = HttpProbe::default();
     let seen = Arc::new(Mutex::new(None));
+    let mut trust = Trust {
+        request,
+        seen: &seen,
+        config: None,
+    };
     // The clock starts after the set-up (parsing the URL, loading CA certificates), so that
-    // the times measure the server.
-    match prepare(request, &seen) {
-        Ok((agent, host)) => {
+    // the times measure the server. An https URL needs TLS: set it up now, off the clock. A
+    // plain http one needs it only if redirected to https, so a host without CA
+    // certificates can still probe http.
+    let prepared = Target::parse(&request.url).and_then(|target| {
+        if target.https {
+            trust.config()?;
+        }
+        Ok(target)
+    });
+    match prepared {
+        Ok(target) => {
             let started = Instant::now();
-            if let Err(error) = exchange(&agent, request, body, &host, started, &mut probe) {
+            if let Err(error) = exchange(request, body, target, &mut trust, started, &mut probe) {
                 probe.error = Some(error);
             }
             probe.total_time = started.elapsed();
@@ -199,147 +207,153 @@ fn run(request: &HttpRequest, body: Option<(BodyMethod, &[u8])>) -> HttpProbe {
 /// The leaf certificate of the last TLS handshake, in DER.
 type SeenCert = Arc<Mutex<Option<CertificateDer<'static>>>>;
 
-/// An agent for this one request, and the URL's host.
-fn prepare(request: &HttpRequest, seen: &SeenCert) -> Result<(ureq::Agent, String), String> {
-    let host = check_url(&request.url)?;
-    let tls = TlsConnector {
-        ca_file: request.ca_file.clone(),
-        validate_certs: request.validate_certs,
-        seen: Arc::clone(seen),
-        config: OnceLock::new(),
-    };
-    // An https URL needs TLS: set it up now, off the clock. A plain http one needs it only
-    // if redirected to https, so a host without CA certificates can still probe http.
-    if request.url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:")) {
-        tls.config()?;
-    }
-    // ureq adds the timeout to the current time: keep it addable.
-    let timeout = request.timeout.min(LONGEST_TIMEOUT);
-    let config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .timeout_connect(Some(timeout))
-        // Redirects are followed by `exchange`, which can refuse a target (`file://`) by name.
-        .max_redirects(0)
-        .proxy(None)
-        .user_agent(concat!("hx.reliability/", env!("CARGO_PKG_VERSION")))
-        .input_buffer_size(INPUT_BUFFER)
-        // Said as such when a head does not fit, not as a connection the server closed.
-        .max_response_header_size(MAX_RESPONSE_HEAD)
-        .output_buffer_size(OUTPUT_BUFFER)
-        .build();
-    let connector = ().chain(TcpConnector::default()).chain(tls);
-    Ok((
-        ureq::Agent::with_parts(config, connector, LiteralsFirst::default()),
-        host,
-    ))
+/// The TLS set-up of one request, made on first use.
+struct Trust<'a> {
+    request: &'a HttpRequest,
+    seen: &'a SeenCert,
+    config: Option<Arc<ClientConfig>>,
 }
 
-/// ureq's resolver, except that an IP literal (`127.0.0.1`, `[::1]`) is its own address.
-/// ureq's own starts a thread for every lookup that has a timeout, literals included:
-/// a thread per URL per run, most of a daemon's HTTP checks' cost.
-#[derive(Debug, Default)]
-struct LiteralsFirst(DefaultResolver);
-
-impl Resolver for LiteralsFirst {
-    fn resolve(
-        &self,
-        uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let literal = uri.authority().and_then(|authority| {
-            let host = authority.host();
-            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-            let ip: std::net::IpAddr = host.parse().ok()?;
-            let port = authority.port_u16().or_else(|| {
-                uri.scheme().and_then(|s| match s.as_str() {
-                    "http" => Some(80),
-                    "https" => Some(443),
-                    _ => None,
-                })
-            })?;
-            Some(std::net::SocketAddr::new(ip, port))
-        });
-        match literal {
-            Some(addr) => {
-                let mut addrs = self.empty();
-                addrs.push(addr);
-                Ok(addrs)
-            }
-            None => self.0.resolve(uri, config, timeout),
+impl Trust<'_> {
+    fn config(&mut self) -> Result<Arc<ClientConfig>, String> {
+        if let Some(config) = &self.config {
+            return Ok(Arc::clone(config));
         }
+        let config = tls_config(self.request.ca_file.as_deref(), self.request.validate_certs, self.seen)?;
+        self.config = Some(Arc::clone(&config));
+        Ok(config)
+    }
+}
+
+/// Where a URL sends a request.
+struct Target {
+    https: bool,
+    /// As in the URL: `[::1]` keeps its brackets.
+    host: String,
+    port: u16,
+    /// The `Host` field: host and port as written, without user info.
+    authority: String,
+    /// Path and query, `/` at least.
+    path: String,
+}
+
+impl Target {
+    /// The URL's target, or why it cannot be probed.
+    fn parse(url: &str) -> Result<Self, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL {}: {e}", quote(url)))?;
+        let https = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => true,
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
+            _ => return Err(format!("invalid URL {}: the scheme must be http or https", quote(url))),
+        };
+        let (Some(authority), Some(host)) = (uri.authority(), uri.host().filter(|h| !h.is_empty())) else {
+            return Err(format!("invalid URL {}: no host", quote(url)));
+        };
+        let authority = authority.as_str();
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        Ok(Target {
+            https,
+            host: host.to_owned(),
+            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
+            authority: authority.to_owned(),
+            path: if path.is_empty() { "/".into() } else { path.to_owned() },
+        })
+    }
+
+    /// Scheme, host and port, lowercased: where the request's headers may be sent.
+    fn origin(&self) -> (bool, String, u16) {
+        (self.https, self.host.to_ascii_lowercase(), self.port)
     }
 }
 
 fn exchange(
-    agent: &ureq::Agent,
     request: &HttpRequest,
     body: Option<(BodyMethod, &[u8])>,
-    host: &str,
+    mut target: Target,
+    trust: &mut Trust<'_>,
     started: Instant,
     probe: &mut HttpProbe,
 ) -> Result<(), String> {
     // The whole exchange, redirects included, is within the timeout.
     let timeout = request.timeout.min(LONGEST_TIMEOUT);
-    let home = origin(&request.url);
+    let deadline = started + timeout;
+    let home = target.origin();
     let mut url = request.url.clone();
     let mut redirects = 0;
-    let mut response = loop {
-        let left = Some(timeout.saturating_sub(started.elapsed()));
+    let method = match (body, request.method) {
+        (Some((BodyMethod::Post, _)), _) => "POST",
+        (Some((BodyMethod::Put, _)), _) => "PUT",
+        (None, HttpMethod::Get) => "GET",
+        (None, HttpMethod::Head) => "HEAD",
+    };
+    let describe = |failure: Failure, host: &str| describe(failure, request, host);
+    let (mut response, head) = loop {
         // The user's headers (credentials, often) go to the URL's own origin only.
-        let headers = request.headers.iter().filter(|_| origin(&url) == home);
-        let sent = if let Some((method, bytes)) = body {
-            let mut builder = match method {
-                BodyMethod::Post => agent.post(&url),
-                BodyMethod::Put => agent.put(&url),
-            };
-            for (name, value) in headers {
-                builder = builder.header(name, value);
-            }
-            builder.config().timeout_global(left).build().send(bytes)
-        } else {
-            let mut builder = match request.method {
-                HttpMethod::Get => agent.get(&url),
-                HttpMethod::Head => agent.head(&url),
-            };
-            for (name, value) in headers {
-                builder = builder.header(name, value);
-            }
-            builder.config().timeout_global(left).build().call()
+        let headers: &[(String, String)] = if target.origin() == home { &request.headers } else { &[] };
+        let head = wire::Request {
+            method,
+            target: &target.path,
+            host: &target.authority,
+            user_agent: USER_AGENT,
+            headers,
+            content_length: body.map(|(_, bytes)| bytes.len()),
+        }
+        .head()
+        .map_err(|f| describe(f, &target.host))?;
+        let mut stream = open(&target, trust, deadline).map_err(|f| describe(f, &target.host))?;
+        let sent = stream.send(&head, deadline).and_then(|()| match body {
+            Some((_, bytes)) if !bytes.is_empty() => stream.send(bytes, deadline),
+            _ => Ok(()),
+        });
+        let mut response = wire::Response::new(stream, deadline);
+        // A server may answer (and close) before it has read the whole request: its
+        // answer counts, and the failed write is said only when there is none.
+        let head = match response.head(method == "HEAD") {
+            Ok(head) => head,
+            Err(failure) => return Err(describe(sent.err().map_or(failure, Failure::Io), &target.host)),
         };
-        let response = sent.map_err(|e| describe(&e, request, host))?;
-        let follow = request.follow_redirects && body.is_none();
-        let location = response.headers().get("location").filter(|_| follow);
-        let Some(location) = location.filter(|_| response.status().is_redirection()) else {
-            break response;
+        let follow = request.follow_redirects && body.is_none() && (300..400).contains(&head.status);
+        let Some(location) = head.location.as_deref().filter(|_| follow) else {
+            break (response, head);
         };
-        probe.status = Some(response.status().as_u16());
-        url = redirect_target(&url, &String::from_utf8_lossy(location.as_bytes()))?;
+        probe.status = Some(head.status);
+        url = redirect_target(&url, location)?;
         if redirects == MAX_REDIRECTS {
             return Err(format!("more than {MAX_REDIRECTS} redirects"));
         }
         redirects += 1;
+        target = Target::parse(&url)?;
     };
     probe.latency = Some(started.elapsed());
-    probe.status = Some(response.status().as_u16());
-    if (body.is_none() && request.method == HttpMethod::Head) || request.max_body_bytes == 0 {
+    probe.status = Some(head.status);
+    if method == "HEAD" || request.max_body_bytes == 0 {
         return Ok(());
     }
-    let limit = u64::try_from(request.max_body_bytes).unwrap_or(u64::MAX);
-    let mut body = Vec::new();
-    let read = response
-        .body_mut()
-        .as_reader()
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut body);
-    probe.body_truncated = body.len() > request.max_body_bytes;
-    body.truncate(request.max_body_bytes);
-    probe.body = Some(String::from_utf8_lossy(&body).into_owned());
-    read.map(drop).map_err(|e| {
-        let reason = describe(&ureq::Error::from(e), request, host);
-        format!("reading the body: {reason}")
-    })
+    let (bytes, more, read) = response.body(head.framing, request.max_body_bytes);
+    probe.body_truncated = more;
+    probe.body = Some(String::from_utf8_lossy(&bytes).into_owned());
+    read.map_err(|f| format!("reading the body: {}", describe(f, &target.host)))
+}
+
+/// A connection to `target`, in TLS for https.
+fn open(target: &Target, trust: &mut Trust<'_>, deadline: Instant) -> Result<wire::Stream, Failure> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let addrs: Vec<SocketAddr> = crate::net::resolve(&target.host, left)
+        .map_err(Failure::Request)?
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, target.port))
+        .collect();
+    let tcp = wire::connect(&addrs, deadline)?;
+    if !target.https {
+        return Ok(wire::Stream::Plain(tcp));
+    }
+    let bare = target.host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(bare.to_owned())
+        .map_err(|e| Failure::Request(format!("{} cannot name a TLS server: {e}", quote(&target.host))))?;
+    let config = trust.config().map_err(Failure::Request)?;
+    let conn = ClientConnection::new(config, name).map_err(|e| Failure::Io(io::Error::other(e)))?;
+    Ok(wire::handshake(conn, tcp, deadline)?)
 }
 
 /// Where a redirect from `from` to `location` (absolute, or relative as RFC 3986 allows)
@@ -364,7 +378,7 @@ fn redirect_target(from: &str, location: &str) -> Result<String, String> {
         }
         return Err(refused());
     }
-    let base: ureq::http::Uri = from.parse().map_err(|_| refused())?;
+    let base: http::Uri = from.parse().map_err(|_| refused())?;
     let (Some(scheme), Some(authority)) = (base.scheme_str(), base.authority()) else {
         return Err(refused());
     };
@@ -381,62 +395,30 @@ fn redirect_target(from: &str, location: &str) -> Result<String, String> {
     })
 }
 
-/// Scheme, host and port of `url`, lowercased: where its headers may be sent.
-fn origin(url: &str) -> Option<String> {
-    let uri: ureq::http::Uri = url.parse().ok()?;
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    let default = if scheme == "https" { 443 } else { 80 };
-    Some(format!(
-        "{scheme}://{}:{}",
-        uri.host()?.to_ascii_lowercase(),
-        uri.port_u16().unwrap_or(default)
-    ))
-}
-
 /// The URL's host, or why the URL cannot be probed.
+#[cfg(test)]
 fn check_url(url: &str) -> Result<String, String> {
-    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("invalid URL {}: {e}", quote(url)))?;
-    match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
-        _ => return Err(format!("invalid URL {}: the scheme must be http or https", quote(url))),
-    }
-    match uri.host() {
-        Some(host) if !host.is_empty() => Ok(host.to_owned()),
-        _ => Err(format!("invalid URL {}: no host", quote(url))),
-    }
+    Target::parse(url).map(|t| t.host)
 }
 
-/// An operator's reading of a ureq error.
-fn describe(error: &ureq::Error, request: &HttpRequest, host: &str) -> String {
+/// An operator's reading of a failed exchange.
+fn describe(failure: Failure, request: &HttpRequest, host: &str) -> String {
     use std::io::ErrorKind;
-    match error {
-        ureq::Error::Timeout(_) => format!("timed out after {:?}", request.timeout),
-        ureq::Error::HostNotFound => format!("cannot resolve {}", quote(host)),
-        ureq::Error::BadUri(reason) => format!("invalid URL {}: {reason}", quote(&request.url)),
-        ureq::Error::Http(e) => format!("invalid request: {e}"),
-        // The request head did not fit the output buffer: the headers given are too long.
-        ureq::Error::Protocol(ureq_proto::Error::OutputOverflow) => {
-            format!("the request head is larger than {OUTPUT_BUFFER} bytes: shorten its headers")
+    let e = match failure {
+        Failure::Request(said) => return said,
+        Failure::Response(what) => return format!("invalid HTTP response: {what}"),
+        Failure::Io(e) => e,
+    };
+    let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match (tls, e.kind()) {
+        (Some(tls), _) => format!("TLS handshake with {} failed: {tls}", quote(host)),
+        (None, ErrorKind::ConnectionRefused) => "connection refused".into(),
+        (None, ErrorKind::ConnectionReset) => "connection reset".into(),
+        (None, ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            format!("timed out after {:?}", request.timeout)
         }
-        ureq::Error::Protocol(e) => format!("invalid HTTP response: {e}"),
-        ureq::Error::Io(e) => {
-            let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
-            match (tls, e.kind()) {
-                (Some(tls), _) => format!("TLS handshake with {} failed: {tls}", quote(host)),
-                (None, ErrorKind::ConnectionRefused) => "connection refused".into(),
-                (None, ErrorKind::ConnectionReset) => "connection reset".into(),
-                (None, ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-                    format!("timed out after {:?}", request.timeout)
-                }
-                (None, ErrorKind::UnexpectedEof) => "the server closed the connection".into(),
-                (None, _) => e.to_string(),
-            }
-        }
-        ureq::Error::Other(e) => e.to_string(),
-        ureq::Error::LargeResponseHeader(_, max) => {
-            format!("invalid HTTP response: its head is larger than {max} bytes")
-        }
-        other => other.to_string(),
+        (None, ErrorKind::UnexpectedEof) => "the server closed the connection".into(),
+        (None, _) => e.to_string(),
     }
 }
 
@@ -746,110 +728,6 @@ fn verify_pinned(
     Ok(ServerCertVerified::assertion())
 }
 
-// ---- TLS in ureq's connector chain ----------------------------------------------------------
-
-/// Wraps the TCP transport of `https` URLs in rustls with our [`ClientConfig`]; plain
-/// `http` passes through. Modelled on ureq's own `RustlsConnector`, which cannot take a
-/// custom verifier. (ureq's transport API is outside its semver promise: ureq is pinned to
-/// a minor version in Cargo.toml.)
-#[derive(Debug)]
-struct TlsConnector {
-    ca_file: Option<PathBuf>,
-    validate_certs: bool,
-    seen: SeenCert,
-    /// Built on first use, once per request.
-    config: OnceLock<Result<Arc<ClientConfig>, String>>,
-}
-
-impl TlsConnector {
-    fn config(&self) -> Result<Arc<ClientConfig>, String> {
-        self.config
-            .get_or_init(|| tls_config(self.ca_file.as_deref(), self.validate_certs, &self.seen))
-            .clone()
-    }
-}
-
-impl<In: Transport> Connector<In> for TlsConnector {
-    type Out = Either<In, TlsTransport>;
-
-    fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> Result<Option<Self::Out>, ureq::Error> {
-        let Some(transport) = chained else {
-            return Ok(None);
-        };
-        if !details.needs_tls() || transport.is_tls() {
-            return Ok(Some(Either::A(transport)));
-        }
-        let host = details.uri.host().unwrap_or_default();
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let name = ServerName::try_from(bare.to_owned())
-            .map_err(|e| ureq::Error::BadUri(format!("{} cannot name a TLS server: {e}", quote(host))))?;
-        let config = self.config().map_err(|e| ureq::Error::Other(e.into()))?;
-        let mut conn = ClientConnection::new(config, name).map_err(|e| ureq::Error::Other(Box::new(e)))?;
-        let inner: Box<dyn Transport> = Box::new(transport);
-        let mut sock = TransportAdapter::new(inner, Arc::clone(&details.current_time));
-        // The handshake gets what the TCP connect left of the connect (or global) timeout.
-        let spent = match details.now {
-            UreqInstant::Exact(then) => then.elapsed(),
-            _ => Duration::ZERO,
-        };
-        let after = match details.timeout.after {
-            UreqDuration::Exact(left) => UreqDuration::Exact(left.saturating_sub(spent)),
-            never => never,
-        };
-        sock.set_timeout(NextTimeout {
-            after,
-            ..details.timeout
-        });
-        conn.complete_io(&mut sock)?;
-        let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
-        Ok(Some(Either::B(TlsTransport {
-            buffers,
-            stream: StreamOwned { conn, sock },
-        })))
-    }
-}
-
-struct TlsTransport {
-    buffers: LazyBuffers,
-    stream: StreamOwned<ClientConnection, TransportAdapter>,
-}
-
-impl std::fmt::Debug for TlsTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsTransport").finish_non_exhaustive()
-    }
-}
-
-impl Transport for TlsTransport {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        &mut self.buffers
-    }
-
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        use std::io::Write;
-        self.stream.get_mut().set_timeout(timeout);
-        let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output)?;
-        Ok(())
-    }
-
-    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.stream.get_mut().set_timeout(timeout);
-        let input = self.buffers.input_append_buf();
-        let amount = self.stream.read(input)?;
-        self.buffers.input_appended(amount);
-        Ok(amount > 0)
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.stream.get_mut().get_mut().is_open()
-    }
-
-    fn is_tls(&self) -> bool {
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -880,7 +758,7 @@ mod tests {
             let Ok(conn) = rustls::ServerConnection::new(config) else {
                 return;
             };
-            let mut tls = StreamOwned::new(conn, stream);
+            let mut tls = rustls::StreamOwned::new(conn, stream);
             if !test_support::read_head(&mut tls).is_empty() {
                 let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
                 tls.conn.send_close_notify();

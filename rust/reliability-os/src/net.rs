@@ -130,6 +130,20 @@ struct Resolved {
     took: Duration,
 }
 
+/// The addresses of `host`, found as [`probe_tcp`] finds them (an IP literal is its own
+/// address), waiting at most `timeout`; or "cannot resolve 'x': ...".
+pub fn resolve(host: &str, timeout: Duration) -> Result<Vec<IpAddr>, String> {
+    let target = TcpTarget {
+        host: host.to_owned(),
+        port: 0,
+        timeout,
+    };
+    match resolve_all(std::slice::from_ref(&target)).into_iter().next() {
+        Some(resolved) => resolved.map(|r| r.addrs),
+        None => Err(format!("cannot resolve '{host}'")),
+    }
+}
+
 /// The addresses of each target, or why there are none.
 fn resolve_all(targets: &[TcpTarget]) -> Vec<Result<Resolved, String>> {
     let started = Instant::now();

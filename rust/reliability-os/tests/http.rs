@@ -484,7 +484,7 @@ fn servers_that_misbehave_are_described() {
     let probe = probe_http(&get(format!("http://{addr}/")));
     assert_eq!(
         probe.error.as_deref(),
-        Some("invalid HTTP response: http parse fail: invalid HTTP version")
+        Some("invalid HTTP response: invalid HTTP version")
     );
 
     let addr = raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort");
@@ -507,6 +507,143 @@ fn servers_that_misbehave_are_described() {
     let probe = probe_http(&get(format!("https://{addr}/")));
     let error = probe.error.unwrap();
     assert!(error.starts_with("TLS handshake with '127.0.0.1' failed: "), "{error}");
+}
+
+/// Each way a body can end (RFC 9112, section 6.3), and each bound on what is read.
+#[test]
+fn bodies_are_framed_as_the_response_says_and_read_within_bounds() {
+    let probe = |bytes: &str, keep: usize| {
+        let bytes = bytes.as_bytes().to_vec();
+        let (addr, _heads) = http_server(move |_| Reply {
+            delay: Duration::ZERO,
+            bytes: bytes.clone(),
+        });
+        probe_http(&HttpRequest {
+            max_body_bytes: keep,
+            ..get(format!("http://{addr}/"))
+        })
+    };
+    let seen = |p: &HttpProbe| (p.status, p.body.clone(), p.body_truncated, p.error.clone());
+    let ok = |status: u16, body: &str, truncated: bool| (Some(status), Some(body.to_string()), truncated, None);
+
+    // Chunked, with an extension and a trailer; cut in a chunk; cut at a chunk's end.
+    let chunked =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4;x=y\r\nWiki\r\n5\r\npedia\r\n0\r\nT: v\r\n\r\n";
+    assert_eq!(seen(&probe(chunked, 100)), ok(200, "Wikipedia", false));
+    assert_eq!(seen(&probe(chunked, 6)), ok(200, "Wikipe", true));
+    assert_eq!(seen(&probe(chunked, 4)), ok(200, "Wiki", true));
+    // Lines ended by a bare LF are read too.
+    let bare = "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\n";
+    assert_eq!(seen(&probe(bare, 100)), ok(200, "abc", false));
+    // Until the connection closes: no length, or a coding other than chunked last.
+    assert_eq!(
+        seen(&probe("HTTP/1.1 200 OK\r\n\r\nto the end", 100)),
+        ok(200, "to the end", false)
+    );
+    let other = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nContent-Length: 2\r\n\r\n3\r\nabc";
+    assert_eq!(seen(&probe(other, 100)), ok(200, "3\r\nabc", false));
+    // No body for 204 and 304, whatever the fields say; equal lengths in a list are one.
+    assert_eq!(
+        seen(&probe("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 100)),
+        ok(204, "", false)
+    );
+    let listed = "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabcdef";
+    assert_eq!(seen(&probe(listed, 100)), ok(200, "abc", false));
+    // Interim responses are skipped; a ninth one is too many.
+    let interim = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    assert_eq!(seen(&probe(interim, 100)), ok(200, "ok", false));
+    let endless = "HTTP/1.1 100 Continue\r\n\r\n".repeat(9) + "HTTP/1.1 200 OK\r\n\r\n";
+    let p = probe(&endless, 100);
+    assert_eq!(
+        p.error.as_deref(),
+        Some("invalid HTTP response: more than 8 interim (1xx) responses")
+    );
+    assert_eq!(p.status, None);
+
+    // What is refused, and named.
+    let refused = |bytes: &str| probe(bytes, 100).error.unwrap_or_default();
+    assert_eq!(
+        refused("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+        "invalid HTTP response: invalid Content-Length '4'"
+    );
+    assert_eq!(
+        refused("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
+        "invalid HTTP response: invalid Content-Length '-1'"
+    );
+    assert_eq!(
+        refused("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+        "reading the body: invalid HTTP response: invalid chunk size 'zz'"
+    );
+    assert_eq!(
+        refused("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n"),
+        "reading the body: invalid HTTP response: invalid chunk size '10000000000000000'"
+    );
+    assert_eq!(
+        refused("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n"),
+        "reading the body: invalid HTTP response: a chunk is longer than its size says"
+    );
+    assert_eq!(
+        refused(&format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;{}",
+            "x".repeat(5000)
+        )),
+        "reading the body: invalid HTTP response: a chunk-size line is longer than 4096 bytes"
+    );
+    assert_eq!(
+        refused("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"),
+        "reading the body: the server closed the connection"
+    );
+    assert_eq!(
+        refused(&format!("HTTP/1.1 200 OK\r\n{}\r\n", "A: b\r\n".repeat(129))),
+        "invalid HTTP response: too many headers"
+    );
+    assert_eq!(refused("HTTP/1.1 200"), "the server closed the connection");
+    assert_eq!(refused(""), "the server closed the connection");
+}
+
+/// The probe's own fields (Host, User-Agent, Accept, Connection) give way to the caller's;
+/// the fields that frame a body are the probe's alone.
+#[test]
+fn the_callers_fields_replace_the_defaults_and_framing_fields_are_refused() {
+    let (addr, heads) = http_server(|_| reply("200 OK", "ok"));
+    let probe = probe_http(&HttpRequest {
+        headers: vec![
+            ("user-agent".into(), "mine/1".into()),
+            ("Host".into(), "example.org".into()),
+        ],
+        ..get(format!("http://{addr}/a/b?c=d"))
+    });
+    assert_ok(&probe, 200);
+    let head = heads.recv().unwrap();
+    assert!(head.starts_with("GET /a/b?c=d HTTP/1.1\r\n"), "{head}");
+    let lower = head.to_lowercase();
+    assert_eq!(lower.matches("user-agent:").count(), 1, "{head}");
+    assert_eq!(lower.matches("host:").count(), 1, "{head}");
+    assert!(
+        head.contains("user-agent: mine/1\r\n") && head.contains("Host: example.org\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("Connection: close\r\n") && head.contains("Accept: */*\r\n"),
+        "{head}"
+    );
+
+    let probe = probe_http(&HttpRequest {
+        headers: vec![("Content-Length".into(), "0".into())],
+        ..get(format!("http://{addr}/"))
+    });
+    assert_eq!(
+        probe.error.as_deref(),
+        Some("invalid request: the header 'Content-Length' is the probe's to set")
+    );
+    let probe = probe_http(&HttpRequest {
+        headers: vec![("X-A".into(), "line\r\nInjected: yes".into())],
+        ..get(format!("http://{addr}/"))
+    });
+    assert_eq!(
+        probe.error.as_deref(),
+        Some("invalid request: failed to parse header value in the header 'X-A'")
+    );
 }
 
 #[test]
