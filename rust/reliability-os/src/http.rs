@@ -302,10 +302,11 @@ fn exchange(
         .head()
         .map_err(|f| describe(f, &target.host))?;
         let mut stream = open(&target, trust, deadline).map_err(|f| describe(f, &target.host))?;
-        let sent = stream.send(&head, deadline).and_then(|()| match body {
-            Some((_, bytes)) if !bytes.is_empty() => stream.send(bytes, deadline),
-            _ => Ok(()),
-        });
+        // One write: a second small one would wait for the first one's ACK (Nagle).
+        let sent = match body {
+            Some((_, bytes)) if !bytes.is_empty() => stream.send(&[head.as_slice(), bytes].concat(), deadline),
+            _ => stream.send(&head, deadline),
+        };
         let mut response = wire::Response::new(stream, deadline);
         // A server may answer (and close) before it has read the whole request: its
         // answer counts, and the failed write is said only when there is none.
