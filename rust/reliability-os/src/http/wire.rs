@@ -28,8 +28,13 @@ const MAX_HEADERS: usize = 128;
 const MAX_CHUNK_LINE: usize = 4096;
 /// Interim responses (`100 Continue`, `103 Early Hints`) skipped before the final one.
 const MAX_INTERIM: usize = 8;
-/// What is read from the socket at once.
-const READ_SIZE: usize = 16 * 1024;
+/// The read buffer starts at this (a health endpoint's whole answer, as a rule) and doubles
+/// up to [`MAX_BUFFER`] when a head needs it. 16 KiB from the start cost a probe as much
+/// as its parsing: an allocation of that size is not cached per thread, and its pages were
+/// given back to the kernel and faulted in again.
+const FIRST_BUFFER: usize = 4 * 1024;
+/// Room for the largest head accepted and a little more.
+const MAX_BUFFER: usize = 16 * 1024;
 
 /// Why an exchange failed, before it is put into words for an operator.
 #[derive(Debug)]
@@ -226,7 +231,7 @@ impl Response {
         Response {
             stream,
             deadline,
-            buf: vec![0; READ_SIZE],
+            buf: vec![0; FIRST_BUFFER],
             pos: 0,
             end: 0,
         }
@@ -241,8 +246,11 @@ impl Response {
             (self.pos, self.end) = (0, self.end - self.pos);
         }
         if self.end == self.buf.len() {
-            // Only a head can fill the whole buffer, and it is bounded below that.
-            return Err(io::Error::other("the read buffer is full"));
+            if self.buf.len() >= MAX_BUFFER {
+                // Only a head can fill the whole buffer, and it is bounded below that.
+                return Err(io::Error::other("the read buffer is full"));
+            }
+            self.buf.resize((self.buf.len() * 2).min(MAX_BUFFER), 0);
         }
         let n = self.stream.read(&mut self.buf[self.end..], self.deadline)?;
         self.end += n;
