@@ -315,7 +315,7 @@ pub fn judge(check: &HttpCheck, probe: &HttpProbe, now_unix: i64) -> CheckResult
     let status = Status::worst(statuses);
     let duration = probe.total_time;
     let mut result = match latency_ms {
-        Some(ms) => CheckResult::measured(
+        Some(ms) => CheckResult::measured_bare(
             &check.name,
             "http",
             ms,

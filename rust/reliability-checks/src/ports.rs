@@ -10,7 +10,7 @@
 //! expected closed is the reverse. A name that does not resolve is unknown: nothing was
 //! learnt about the port.
 
-use reliability_core::check::{CheckResult, Status, Unit};
+use reliability_core::check::{CheckResult, Perfdata, Status, Unit};
 use reliability_core::spec::{Kind, Opt, Spec};
 use reliability_core::threshold::Levels;
 use reliability_os::net::{probe_tcp, TcpProbe, TcpTarget};
@@ -172,7 +172,11 @@ pub fn judge(check: &PortCheck, name: &str, probe: &TcpProbe, duration: Duration
         (true, true) => {
             let ms = probe.latency.map_or(f64::NAN, |l| l.as_secs_f64() * 1000.0);
             let ms = (ms * 1000.0).round() / 1000.0;
-            let mut r = CheckResult::measured(name, "port", ms, Some(Unit::Milliseconds), &check.latency, duration);
+            let mut r =
+                CheckResult::measured_bare(name, "port", ms, Some(Unit::Milliseconds), &check.latency, duration);
+            r.perfdata = Perfdata::new(r.name.clone(), ms, Some(Unit::Milliseconds))
+                .with_levels(&check.latency)
+                .to_string();
             r.message = match check.latency.explain(ms) {
                 Some(why) => format!("port {endpoint} open in {ms} ms ({why})"),
                 None => format!("port {endpoint} open in {ms} ms"),

@@ -577,7 +577,8 @@ pub fn judge(
     }
 
     let status = Status::worst(statuses);
-    let mut result = CheckResult::measured(&check.name, "process", count, Some(Unit::Count), &check.count, duration);
+    let mut result =
+        CheckResult::measured_bare(&check.name, "process", count, Some(Unit::Count), &check.count, duration);
     result.status = status;
     result.perfdata = Perfdata::join(&perfdata);
     let all: Vec<String> = problems.into_iter().chain(said).collect();

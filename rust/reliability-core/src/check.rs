@@ -401,10 +401,10 @@ impl CheckResult {
         levels: &Levels,
         duration: Duration,
     ) -> CheckResult {
-        let name = name.into();
-        let status = levels.evaluate(value);
-        let perfdata = Perfdata::new(name.clone(), value, unit).with_levels(levels).to_string();
-        let message = if value.is_finite() {
+        let mut result = CheckResult::measured_bare(name, kind, value, unit, levels, duration);
+        let name = &result.name;
+        result.perfdata = Perfdata::new(name.clone(), value, unit).with_levels(levels).to_string();
+        result.message = if value.is_finite() {
             let shown = unit.map_or_else(|| format_number(value), |u| u.show(value));
             match levels.explain(value) {
                 Some(why) => format!("{name} is {shown} ({why})"),
@@ -413,16 +413,29 @@ impl CheckResult {
         } else {
             format!("{name}: the measured value {value} is not a finite number")
         };
+        result
+    }
+
+    /// As [`measured`](Self::measured), for a caller that writes the message and the
+    /// perfdata itself: both are left empty.
+    pub fn measured_bare(
+        name: impl Into<String>,
+        kind: impl Into<String>,
+        value: f64,
+        unit: Option<Unit>,
+        levels: &Levels,
+        duration: Duration,
+    ) -> CheckResult {
         CheckResult {
-            name,
+            name: name.into(),
             kind: kind.into(),
-            status,
+            status: levels.evaluate(value),
             value: value.is_finite().then_some(value),
             unit: unit.map(|u| u.name().to_string()),
             warning: levels.warning.map(|r| r.to_string()),
             critical: levels.critical.map(|r| r.to_string()),
-            message,
-            perfdata,
+            message: String::new(),
+            perfdata: String::new(),
             duration_ms: millis(duration),
             details: Map::new(),
         }
