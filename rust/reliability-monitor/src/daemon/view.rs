@@ -9,8 +9,13 @@ use super::debounce::State;
 use super::engines::Figures;
 use reliability_core::breaker::State as BreakerState;
 use reliability_core::check::{CheckResult, Overall, Status};
+use reliability_core::incident::Stats;
+use reliability_core::maintenance::ActiveWindow;
 use reliability_core::timestamp;
-use serde_json::{json, Value};
+use serde::Serialize;
+#[cfg(test)]
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Arc, OnceLock};
 
@@ -71,7 +76,7 @@ impl Snapshot {
     /// The `/health` JSON (also `last.json`).
     pub fn health_body(&self) -> &[u8] {
         self.health_body.get_or_init(|| {
-            let mut body = serde_json::to_vec_pretty(&self.view.health_json()).unwrap_or_default();
+            let mut body = serde_json::to_vec_pretty(&self.view.health()).unwrap_or_default();
             body.push(b'\n');
             body
         })
@@ -80,6 +85,97 @@ impl Snapshot {
     /// The `/metrics` text.
     pub fn metrics_body(&self) -> &[u8] {
         self.metrics_body.get_or_init(|| self.view.metrics().into_bytes())
+    }
+}
+
+/// The `/health` document, borrowed from a [`View`] and serialized without a copy of it.
+/// Fields are in alphabetical order, as they were when the document was a JSON value.
+#[derive(Serialize)]
+pub struct Health<'a> {
+    alerts: AlertCounts<'a>,
+    checks: Vec<HealthCheck<'a>>,
+    maintenance: Maintenance<'a>,
+    ready: bool,
+    services: Vec<HealthService<'a>>,
+    status: &'static str,
+    updated: String,
+}
+
+#[derive(Serialize)]
+struct AlertCounts<'a> {
+    failed: &'a BTreeMap<String, u64>,
+    queued: usize,
+    sent: &'a BTreeMap<String, u64>,
+}
+
+#[derive(Serialize)]
+struct Maintenance<'a> {
+    active: bool,
+    window: Option<&'a ActiveWindow>,
+}
+
+#[derive(Serialize)]
+struct HealthCheck<'a> {
+    consecutive_failures: u32,
+    consecutive_successes: u32,
+    entry: &'a str,
+    last_run: Option<String>,
+    results: &'a [CheckResult],
+    runs: u64,
+    service: Option<&'a str>,
+    state: &'static str,
+    timed_out: bool,
+    timeouts: u64,
+}
+
+impl<'a> From<&'a CheckView> for HealthCheck<'a> {
+    fn from(c: &'a CheckView) -> Self {
+        HealthCheck {
+            consecutive_failures: c.failures,
+            consecutive_successes: c.successes,
+            entry: &c.entry,
+            last_run: c.last_run_ms.map(timestamp::rfc3339),
+            results: &c.results,
+            runs: c.runs,
+            service: c.service.as_deref(),
+            state: c.state.as_str(),
+            timed_out: c.timed_out,
+            timeouts: c.timeouts,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HealthService<'a> {
+    attempts: u32,
+    breaker: Option<Breaker<'a>>,
+    open_incident: bool,
+    recoveries: &'a BTreeMap<String, u64>,
+    recovering: bool,
+    service: &'a str,
+    stats: Option<&'a Stats>,
+}
+
+#[derive(Serialize)]
+struct Breaker<'a> {
+    name: &'a str,
+    state: &'static str,
+}
+
+impl<'a> From<&'a ServiceView> for HealthService<'a> {
+    fn from(s: &'a ServiceView) -> Self {
+        HealthService {
+            attempts: s.attempts,
+            breaker: s.figures.breaker.as_ref().map(|(name, state)| Breaker {
+                name,
+                state: state.as_str(),
+            }),
+            open_incident: s.figures.open_incident,
+            recoveries: &s.figures.recoveries,
+            recovering: s.recovering,
+            service: &s.service,
+            stats: s.figures.stats.as_ref(),
+        }
     }
 }
 
@@ -142,56 +238,30 @@ impl View {
         line
     }
 
+    /// The `/health` document.
+    pub fn health(&self) -> Health<'_> {
+        Health {
+            alerts: AlertCounts {
+                failed: &self.alerts.failed,
+                queued: self.alerts.queued,
+                sent: &self.alerts.sent,
+            },
+            checks: self.checks.iter().map(HealthCheck::from).collect(),
+            maintenance: Maintenance {
+                active: self.alerts.window.is_some(),
+                window: self.alerts.window.as_ref(),
+            },
+            ready: self.ready,
+            services: self.services.iter().map(HealthService::from).collect(),
+            status: self.status_name(),
+            updated: timestamp::rfc3339(self.updated_ms),
+        }
+    }
+
+    /// [`View::health`] as a JSON value.
+    #[cfg(test)]
     pub fn health_json(&self) -> Value {
-        let checks: Vec<Value> = self
-            .checks
-            .iter()
-            .map(|c| {
-                json!({
-                    "entry": c.entry,
-                    "service": c.service,
-                    "state": c.state.as_str(),
-                    "consecutive_failures": c.failures,
-                    "consecutive_successes": c.successes,
-                    "timed_out": c.timed_out,
-                    "last_run": c.last_run_ms.map(timestamp::rfc3339),
-                    "runs": c.runs,
-                    "timeouts": c.timeouts,
-                    "results": &*c.results,
-                })
-            })
-            .collect();
-        let services: Vec<Value> = self
-            .services
-            .iter()
-            .map(|s| {
-                json!({
-                    "service": s.service,
-                    "recovering": s.recovering,
-                    "attempts": s.attempts,
-                    "breaker": s.figures.breaker.as_ref().map(|(name, state)| json!({"name": name, "state": state.as_str()})),
-                    "open_incident": s.figures.open_incident,
-                    "stats": s.figures.stats,
-                    "recoveries": s.figures.recoveries,
-                })
-            })
-            .collect();
-        json!({
-            "status": self.status_name(),
-            "ready": self.ready,
-            "updated": timestamp::rfc3339(self.updated_ms),
-            "checks": checks,
-            "services": services,
-            "maintenance": {
-                "active": self.alerts.window.is_some(),
-                "window": self.alerts.window,
-            },
-            "alerts": {
-                "queued": self.alerts.queued,
-                "sent": self.alerts.sent,
-                "failed": self.alerts.failed,
-            },
-        })
+        serde_json::to_value(self.health()).unwrap_or_default()
     }
 
     /// The Prometheus text exposition format 0.0.4.
