@@ -7,14 +7,14 @@
 //! Judging any of it (is 500 a failure? are 5 days left too few?) is `reliability-core`'s
 //! business. Nothing here panics; every failure is an `error` string naming what failed.
 //!
-//! HTTP/1.1 is spoken by [`wire`]: a probe asks one question per connection, so it needs
+//! HTTP/1.1 is spoken by `http/wire.rs`: a probe asks one question per connection, so it needs
 //! no pool, no keep-alive and no pipelining, and a general client's machinery for them was
 //! most of a probe's CPU (the daemon probes every few seconds). The response head is
 //! parsed by `httparse`; every read is bounded in bytes and by the request's deadline.
 //! TLS is `rustls` with the `ring` provider. The probe sees the peer's certificate, and
 //! Mozilla's bundled roots stay out of the binary: trust comes from the host's own CA
 //! bundle ([`SYSTEM_CA_BUNDLES`]), as it does for curl and the host's package manager, plus
-//! the request's `ca_file`. The verifier ([`RecordingVerifier`]) records the leaf
+//! the request's `ca_file`. The verifier (`RecordingVerifier`) records the leaf
 //! certificate before it delegates to webpki, so an expired or untrusted certificate is
 //! still reported, next to the error; with `validate_certs: false` it records and accepts.
 //!
@@ -636,7 +636,7 @@ pub fn system_ca_certificates() -> Vec<CertificateDer<'static>> {
 const MAX_CA_BYTES: u64 = 8 << 20;
 
 /// The certificates in a PEM file; the error names the path. A FIFO, a device or a file
-/// over [`MAX_CA_BYTES`] is refused at once (`small_file`), not read.
+/// over `MAX_CA_BYTES` is refused at once (`small_file`), not read.
 pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = crate::small_file::read(path, MAX_CA_BYTES, crate::small_file::Follow::Yes).map_err(|e| e.to_string())?;
     pem_certs(&pem, path)
