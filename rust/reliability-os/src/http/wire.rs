@@ -1,8 +1,8 @@
 //! HTTP/1.1 on the wire: one request on a fresh connection, one response read back.
 //!
 //! A probe asks one question per connection, so this is the protocol a probe needs and
-//! nothing more: the request says `Connection: close`, there is no pool, no keep-alive and
-//! no request pipelining. The response is read into one buffer: its head is parsed by
+//! nothing more: the request says `Connection: close` (unless the caller sets its own),
+//! there is no pool, no keep-alive and no request pipelining. The response is read into one buffer: its head is parsed by
 //! `httparse`, its body framed as RFC 9112 section 6.3 says (no body for HEAD, 1xx, 204
 //! and 304; chunked; Content-Length; or up to the end of the connection).
 //!
@@ -86,15 +86,22 @@ impl Stream {
     }
 
     fn read(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-        self.arm(deadline, false)?;
-        match self {
-            Stream::Plain(tcp) => tcp.read(buf),
-            Stream::Tls(tls) => match tls.read(buf) {
-                // A server that closes without close_notify has still said all it said:
-                // the framing tells whether the response was cut.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                other => other,
-            },
+        loop {
+            // Armed again after a signal: a socket with a timeout is never restarted.
+            self.arm(deadline, false)?;
+            let read = match self {
+                Stream::Plain(tcp) => tcp.read(buf),
+                Stream::Tls(tls) => match tls.read(buf) {
+                    // A server that closes without close_notify has still said all it said:
+                    // the framing tells whether the response was cut.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                    other => other,
+                },
+            };
+            match read {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
         }
     }
 
@@ -131,7 +138,10 @@ pub(super) fn connect(addrs: &[SocketAddr], deadline: Instant) -> io::Result<Tcp
 pub(super) fn handshake(mut conn: ClientConnection, mut tcp: TcpStream, deadline: Instant) -> io::Result<Stream> {
     while conn.is_handshaking() {
         arm(&tcp, deadline, true, true)?;
-        conn.complete_io(&mut tcp)?;
+        match conn.complete_io(&mut tcp) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            done => drop(done?),
+        }
     }
     Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
 }
