@@ -251,13 +251,18 @@ impl Target {
         };
         let authority = authority.as_str();
         let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        // `http://h?q` asks for `/?q`: the request target's path is never empty.
+        let path = match uri.path_and_query().map(|p| p.as_str()) {
+            Some(p) if p.starts_with('/') => p.to_owned(),
+            Some(p) => format!("/{p}"),
+            None => "/".to_owned(),
+        };
         Ok(Target {
             https,
             host: host.to_owned(),
             port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
             authority: authority.to_owned(),
-            path: if path.is_empty() { "/".into() } else { path.to_owned() },
+            path,
         })
     }
 
@@ -790,6 +795,26 @@ mod tests {
         let p = probe(&second);
         assert_eq!((p.status, p.error.as_deref()), (Some(200), None), "{p:?}");
         assert_eq!(times_parsed(&ca_file), 2);
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn urls_become_a_request_target_and_a_host_field() {
+        for (url, path, authority, host, port) in [
+            ("http://h", "/", "h", "h", 80),
+            ("http://h?x=1", "/?x=1", "h", "h", 80),
+            ("https://h:8443/a/b?c=d", "/a/b?c=d", "h:8443", "h", 8443),
+            // User info is not sent; the fragment stays with the client.
+            ("http://user:pw@h:8/a?b#frag", "/a?b", "h:8", "h", 8),
+            ("http://[::1]:9/x", "/x", "[::1]:9", "[::1]", 9),
+        ] {
+            let t = Target::parse(url).unwrap();
+            assert_eq!(
+                (t.path.as_str(), t.authority.as_str(), t.host.as_str(), t.port),
+                (path, authority, host, port),
+                "{url}"
+            );
+        }
     }
 
     #[test]

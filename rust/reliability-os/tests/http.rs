@@ -627,6 +627,10 @@ fn the_callers_fields_replace_the_defaults_and_framing_fields_are_refused() {
         head.contains("Connection: close\r\n") && head.contains("Accept: */*\r\n"),
         "{head}"
     );
+    // A URL without a path asks for `/`.
+    assert_ok(&probe_http(&get(format!("http://{addr}?q=1"))), 200);
+    let head = heads.recv().unwrap();
+    assert!(head.starts_with("GET /?q=1 HTTP/1.1\r\n"), "{head}");
 
     let probe = probe_http(&HttpRequest {
         headers: vec![("Content-Length".into(), "0".into())],
