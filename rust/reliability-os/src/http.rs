@@ -37,6 +37,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -284,7 +285,7 @@ fn exchange(
     let timeout = request.timeout.min(LONGEST_TIMEOUT);
     let deadline = started + timeout;
     let home = target.origin();
-    let mut url = request.url.clone();
+    let mut url = Cow::Borrowed(request.url.as_str());
     let mut redirects = 0;
     let method = match (body, request.method) {
         (Some((BodyMethod::Post, _)), _) => "POST",
@@ -295,7 +296,8 @@ fn exchange(
     let describe = |failure: Failure, host: &str| describe(failure, request, host);
     let (mut response, head) = loop {
         // The user's headers (credentials, often) go to the URL's own origin only.
-        let headers: &[(String, String)] = if target.origin() == home { &request.headers } else { &[] };
+        let at_home = redirects == 0 || target.origin() == home;
+        let headers: &[(String, String)] = if at_home { &request.headers } else { &[] };
         let head = wire::Request {
             method,
             target: &target.path,
@@ -324,7 +326,7 @@ fn exchange(
             break (response, head);
         };
         probe.status = Some(head.status);
-        url = redirect_target(&url, location)?;
+        url = Cow::Owned(redirect_target(&url, location)?);
         if redirects == MAX_REDIRECTS {
             return Err(format!("more than {MAX_REDIRECTS} redirects"));
         }
@@ -399,12 +401,6 @@ fn redirect_target(from: &str, location: &str) -> Result<String, String> {
         let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
         format!("{scheme}://{authority}{dir}/{location}")
     })
-}
-
-/// The URL's host, or why the URL cannot be probed.
-#[cfg(test)]
-fn check_url(url: &str) -> Result<String, String> {
-    Target::parse(url).map(|t| t.host)
 }
 
 /// An operator's reading of a failed exchange.
@@ -819,7 +815,8 @@ mod tests {
 
     #[test]
     fn urls_that_cannot_be_probed_are_named_in_the_error() {
-        let check = |url: &str, expected: &str| assert_eq!(check_url(url), Err(expected.to_string()));
+        let host = |url: &str| Target::parse(url).map(|t| t.host);
+        let check = |url: &str, expected: &str| assert_eq!(host(url), Err(expected.to_string()));
         check(
             "ftp://example.org/",
             "invalid URL 'ftp://example.org/': the scheme must be http or https",
@@ -829,7 +826,7 @@ mod tests {
             "invalid URL '/just/a/path': the scheme must be http or https",
         );
         check("http://", "invalid URL 'http://': empty string");
-        assert_eq!(check_url("HTTPS://[::1]:8443/x"), Ok("[::1]".into()));
+        assert_eq!(host("HTTPS://[::1]:8443/x"), Ok("[::1]".into()));
     }
 
     #[test]

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 /// The response head's limit: the limits common servers put on heads themselves (nginx's
 /// and Apache's 8 KiB a line), with room.
-pub(super) const MAX_RESPONSE_HEAD: usize = 15 * 1024;
+const MAX_RESPONSE_HEAD: usize = 15 * 1024;
 /// The request head's limit.
-pub(super) const MAX_REQUEST_HEAD: usize = 8 * 1024;
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
 /// Header fields in a response head.
 const MAX_HEADERS: usize = 128;
 /// A chunk-size line, extensions included.
@@ -43,7 +43,8 @@ pub(super) enum Failure {
     Io(io::Error),
     /// The server's answer is not HTTP/1.1 as this reader accepts it.
     Response(String),
-    /// The request cannot be sent as asked; said in full.
+    /// Already said in full: the request cannot be sent as asked, or its host cannot be
+    /// resolved or named.
     Request(String),
 }
 
